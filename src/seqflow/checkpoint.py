@@ -1,0 +1,215 @@
+"""Checkpoints: safetensors files with JSON metadata; nothing is ever unpickled.
+
+A run folder holds two files:
+
+- ``model.safetensors``: the model weights (``model.*``) and their EMA (``ema.*``), with string
+  metadata ``format``, ``format_version``, ``seqflow_version``, ``config`` (JSON),
+  ``alphabet`` (JSON), ``labels`` (JSON list), ``length`` and ``step``. It alone rebuilds the
+  model (nanoGPT keeps model arguments beside the weights the same way).
+- ``state.safetensors``: what ``--resume`` needs on top: optimizer moments, scheduler,
+  random generator states, data order and EMA counter.
+
+Both are written atomically (temporary file in the same folder + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from seqflow._version import __version__
+from seqflow.config import Config
+from seqflow.errors import CheckpointError, SeqflowError
+from seqflow.io_utils import atomic_path
+from seqflow.models import VelocityField, build_model
+
+FORMAT = "seqflow"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.safetensors"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """What a checkpoint says about its model.
+
+    Attributes:
+        config: the full run configuration.
+        alphabet: the alphabet as a dict (``name``, ``letters``).
+        labels: class names in index order (empty for an unconditional model).
+        length: sequence length L the model generates.
+        step: training steps taken.
+    """
+
+    config: Config
+    alphabet: dict[str, Any]
+    labels: tuple[str, ...]
+    length: int
+    step: int
+
+    @property
+    def vocab(self) -> int:
+        """Alphabet size K."""
+        return len(self.alphabet["letters"])
+
+    def to_metadata(self) -> dict[str, str]:
+        """String metadata for the safetensors header."""
+        return {
+            "format": FORMAT,
+            "format_version": str(FORMAT_VERSION),
+            "seqflow_version": __version__,
+            "config": json.dumps(self.config.to_dict()),
+            "alphabet": json.dumps(self.alphabet),
+            "labels": json.dumps(list(self.labels)),
+            "length": str(self.length),
+            "step": str(self.step),
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str] | None, source: str) -> ModelMeta:
+        """Parse and check header metadata; any problem is a :class:`CheckpointError`."""
+        if not meta or meta.get("format") != FORMAT:
+            raise CheckpointError(f"{source}: not a seqflow checkpoint (no seqflow metadata)")
+        try:
+            version = int(meta["format_version"])
+        except (KeyError, ValueError):
+            raise CheckpointError(f"{source}: checkpoint has no valid format_version") from None
+        if version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: checkpoint format {version} is newer than this seqflow "
+                f"({__version__} reads format <= {FORMAT_VERSION}); upgrade seqflow"
+            )
+        try:
+            config = Config.from_dict(json.loads(meta["config"]), source=f"{source} [config]")
+            alphabet = json.loads(meta["alphabet"])
+            labels = tuple(str(x) for x in json.loads(meta["labels"]))
+            length, step = int(meta["length"]), int(meta["step"])
+            if not isinstance(alphabet, dict) or len(alphabet.get("letters", "")) < 2:
+                raise ValueError("alphabet")
+        except SeqflowError as err:
+            raise CheckpointError(str(err)) from None
+        except (KeyError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{source}: damaged checkpoint metadata ({err})") from None
+        return cls(config=config, alphabet=alphabet, labels=labels, length=length, step=step)
+
+
+def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+
+
+def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its ``model.safetensors``; a file is taken as it is."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+        if not p.is_file():
+            raise CheckpointError(f"{path}: run folder has no {MODEL_FILE} (did `fit` finish?)")
+    elif not p.exists():
+        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+    return p
+
+
+def save_model(
+    path: Path, model_state: dict[str, Tensor], ema_state: dict[str, Tensor], meta: ModelMeta
+) -> None:
+    """Write ``model.*`` and ``ema.*`` weights with ``meta`` atomically to ``path``."""
+    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
+    _atomic_save(tensors, path, meta.to_metadata())
+
+
+def load_model(
+    path: str | Path, *, weights: str = "ema", device: torch.device | str = "cpu"
+) -> tuple[VelocityField, ModelMeta]:
+    """Rebuild a model from its checkpoint alone.
+
+    Args:
+        path: a run folder or a ``.safetensors`` model file.
+        weights: ``ema`` (default, what sampling uses) or ``model`` (the raw weights).
+    """
+    file = resolve_checkpoint(path)
+    tensors, metadata = _read(file)
+    meta = ModelMeta.from_metadata(metadata, str(file))
+    model = build_model(
+        meta.config.model, vocab=meta.vocab, length=meta.length, num_labels=len(meta.labels)
+    )
+    prefix = f"{weights}."
+    state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{file}: weights do not match the model in its metadata "
+            f"({str(err).splitlines()[0]})"
+        ) from None
+    return model.to(device).eval(), meta
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    """Write a trainer state (tensors and JSON-able values, nested) atomically."""
+    tensors: dict[str, Tensor] = {}
+    plain = _split(state, "", tensors)
+    _atomic_save(tensors, path, {"format": FORMAT, "state": json.dumps(plain)})
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """Read a trainer state written by :func:`save_state`."""
+    tensors, metadata = _read(path)
+    if not metadata or metadata.get("format") != FORMAT or "state" not in metadata:
+        raise CheckpointError(f"{path}: not a seqflow training state")
+    try:
+        return _join(json.loads(metadata["state"]), tensors)
+    except (KeyError, ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: damaged training state ({err})") from None
+
+
+_TENSOR = "__tensor__"
+
+
+def _split(value: Any, key: str, tensors: dict[str, Tensor]) -> Any:
+    """Replace tensors in a nested structure by references, collecting them in ``tensors``."""
+    if isinstance(value, Tensor):
+        tensors[key] = value
+        return {_TENSOR: key}
+    if isinstance(value, dict):
+        return {
+            "__dict__": [[_key(k), _split(v, f"{key}/{k}", tensors)] for k, v in value.items()]
+        }
+    if isinstance(value, (list, tuple)):
+        return [_split(v, f"{key}/{i}", tensors) for i, v in enumerate(value)]
+    return value
+
+
+def _key(k: Any) -> Any:
+    return k if isinstance(k, (str, int)) else str(k)
+
+
+def _join(value: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(value, dict) and _TENSOR in value:
+        return tensors[value[_TENSOR]]
+    if isinstance(value, dict) and "__dict__" in value:
+        return {k: _join(v, tensors) for k, v in value["__dict__"]}
+    if isinstance(value, list):
+        return [_join(v, tensors) for v in value]
+    return value

@@ -1,0 +1,249 @@
+"""The ``seqflow`` command line: parse options, call :mod:`seqflow.api`, draw with Rich.
+
+User mistakes (``SeqflowError``) print one red line on stderr and exit with code 2; generated
+sequences go to stdout only when no ``-o`` file is given, so ``seqflow sample`` pipes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from seqflow import api
+from seqflow._version import __version__
+from seqflow.config import list_presets
+from seqflow.errors import SeqflowError
+from seqflow.training import Progress as TrainProgress
+
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _preset_help() -> str:
+    try:
+        presets = list_presets()
+    except SeqflowError:
+        return ""
+    lines = [f"{name} ({cfg.hardware.upper()}): {cfg.description}" for name, cfg in presets.items()]
+    return "Presets: " + "; ".join(lines) + "."
+
+
+app = typer.Typer(
+    name="seqflow",
+    help="Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _user_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SeqflowError as error:
+            err.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
+            raise typer.Exit(error.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"seqflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences."""
+
+
+class _FitView:
+    """Renders engine callbacks: a live bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self) -> None:
+        self.live = err.is_terminal
+        self.bar: Progress | None = None
+        self.task: Any = None
+        self.valid: float | None = None
+
+    def start(self, plan: api.FitPlan) -> None:
+        labels = f", {len(plan.labels)} labels" if plan.labels else ""
+        err.print(
+            f"seqflow fit: {plan.n_train:,} train / {plan.n_valid:,} valid sequences of length "
+            f"{plan.length} ({plan.alphabet}{labels}); {plan.arch} with "
+            f"{plan.parameters:,} parameters on {plan.device}; preset {plan.preset}; "
+            f"run folder {plan.run_dir}",
+            soft_wrap=True,
+        )
+        if self.live:
+            self.bar = Progress(
+                TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("valid {task.fields[valid]}"),
+                TextColumn("{task.fields[speed]} steps/s"), TimeElapsedColumn(),
+                TextColumn("ETA"), TimeRemainingColumn(), console=err,
+            )  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(
+                "fit", total=plan.steps, completed=plan.start_step, loss="-", valid="-", speed="-"
+            )
+
+    def progress(self, p: TrainProgress) -> None:
+        if p.valid_loss is not None:
+            self.valid = p.valid_loss
+        loss = f"{p.loss:.4g}" if p.loss is not None else "-"
+        valid = f"{self.valid:.4g}" if self.valid is not None else "-"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=p.step, loss=loss, valid=valid,
+                            speed=f"{p.steps_per_second:.1f}")
+        else:
+            err.print(f"step {p.step}/{p.total} loss {loss} valid {valid} "
+                      f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s", soft_wrap=True)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@app.command(epilog=_preset_help())
+@_user_errors
+def fit(
+    data: Annotated[str, typer.Argument(help="FASTA (.fa/.fasta, .gz too) or CSV/TSV; - = stdin.")],
+    preset: Annotated[str | None, typer.Option(
+        help="Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein otherwise.")
+    ] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", help="YAML config file (same sections as a preset).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override one config key, e.g. --set train.lr=3e-4 (repeatable).")] = None,
+    out: Annotated[str | None, typer.Option(
+        "--out", "-o", help="Run folder for checkpoints and metrics [default: runs/<data name>].")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps (train.steps).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (train.batch_size).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (train.device).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    seq_col: Annotated[str | None, typer.Option(help="CSV/TSV column with sequences.")] = None,
+    label_col: Annotated[str | None, typer.Option(
+        help="CSV/TSV column with class labels (enables --label when sampling).")] = None,
+    alphabet: Annotated[str | None, typer.Option(
+        help="dna, rna, protein, auto, or the letters themselves (data.alphabet).")] = None,
+) -> None:
+    """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
+
+    Example: seqflow fit examples/dhs_4k.fasta --out runs/dhs
+    """
+    view = _FitView()
+    try:
+        result = api.fit(
+            data, preset=preset, config_file=config, overrides=overrides or [], out=out,
+            steps=steps, batch_size=batch_size, device=device, seed=seed, resume=resume,
+            seq_col=seq_col, label_col=label_col, alphabet=alphabet,
+            on_start=view.start, on_progress=view.progress,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        view.stop()
+        err.print("[yellow]interrupted[/]: the last step is checkpointed; continue with "
+                  "--resume", soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        view.stop()
+    loss = f"{result.loss:.4g}" if result.loss is not None else "-"
+    valid = f", valid loss {result.valid_loss:.4g}" if result.valid_loss is not None else ""
+    err.print(
+        f"[green]done[/]: {result.steps} steps in {result.seconds:.0f}s, loss {loss}{valid}; "
+        f"checkpoint {result.checkpoint}", soft_wrap=True,
+    )  # fmt: skip
+
+
+@app.command()
+@_user_errors
+def sample(
+    checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
+    n: Annotated[int, typer.Option("-n", "--num", help="Number of sequences.")] = 100,
+    label: Annotated[str | None, typer.Option(
+        help="Class label to condition on (a value of the training --label-col).")] = None,
+    guidance: Annotated[float | None, typer.Option(
+        help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
+             ">1 = stronger.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Integration steps [default: from run].")
+    ] = None,
+    solver: Annotated[str | None, typer.Option(
+        help="euler, midpoint, rk4 or dopri5 [default: from run].")] = None,
+    decode: Annotated[str | None, typer.Option(
+        help="argmax (most likely letter) or sample (draw from the final probabilities).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="FASTA file to write; default or - is stdout.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Generate N sequences from a trained run and write them as FASTA.
+
+    Example: seqflow sample runs/dhs -n 1000 -o designs.fasta
+    """
+    to_file = output not in (None, "-")
+    bar = None
+    if to_file and err.is_terminal:
+        bar = Progress(TextColumn("[bold]sample"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), console=err)
+        bar.start()
+    task = bar.add_task("sample", total=n) if bar is not None else None
+
+    def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+
+    try:
+        result = api.sample(
+            checkpoint, n=n, label=label, guidance=guidance, steps=steps, solver=solver,
+            decode=decode, seed=seed, output=output, batch_size=batch_size, device=device,
+            on_progress=progress,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.stop()
+    if to_file:
+        err.print(f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "
+                  f"in {result.seconds:.1f}s", soft_wrap=True)
+
+
+@app.command()
+@_user_errors
+def presets() -> None:
+    """List the presets: which hardware each is for and what it trains."""
+    table = Table("preset", "for", "model", "steps", "batch", "description")
+    for name, cfg in list_presets().items():
+        m = cfg.model
+        table.add_row(name, cfg.hardware.upper(), f"{m.arch} {m.hidden}x{m.depth}",
+                      str(cfg.train.steps), str(cfg.train.batch_size), cfg.description)
+    Console().print(table)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

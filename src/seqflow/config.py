@@ -1,0 +1,325 @@
+"""Configuration: frozen dataclasses grouped by concern, YAML presets, ``--set`` overrides.
+
+A run's configuration is ``Config(data, model, flow, train, sample)``. It is built from a preset
+(``presets/NAME.yaml``) or a YAML file, then ``key=value`` overrides are applied last. Unknown
+keys are an error naming the key and the nearest valid one; values are checked for type and
+range here, so a bad value never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+from seqflow.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How sequences are read and split."""
+
+    alphabet: str = "auto"
+    seq_col: str | None = None
+    label_col: str | None = None
+    valid_frac: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.valid_frac < 1.0, "data.valid_frac", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The velocity network. ``arch: auto`` picks ``cnn`` for alphabets of at most 8 letters
+    (DNA, RNA) and ``transformer`` otherwise (protein)."""
+
+    arch: Literal["auto", "cnn", "transformer"] = "auto"
+    hidden: int = 128
+    depth: int = 6
+    kernel_size: int = 9
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    heads: int = 4
+    time_dim: int = 64
+    time_scale: float = 16.0
+
+    def __post_init__(self) -> None:
+        for key in ("hidden", "depth", "kernel_size", "heads", "time_dim"):
+            _check(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
+        _check(self.kernel_size % 2 == 1, "model.kernel_size", "must be odd")
+        _check(len(self.dilations) > 0 and min(self.dilations) >= 1, "model.dilations",
+               "must be a non-empty list of integers >= 1")
+        _check(self.time_dim % 2 == 0, "model.time_dim", "must be even")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """The flow: geometry, coupling of prior and data, condition dropout for guidance."""
+
+    geometry: Literal["fisher"] = "fisher"
+    coupling: Literal["independent", "exact", "sinkhorn"] = "exact"
+    sinkhorn_reg: float = 0.05
+    label_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
+        _check(0.0 <= self.label_dropout < 1.0, "flow.label_dropout", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation: AdamW with linear warmup and cosine decay, gradient clipping, EMA."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    log_every: int = 25
+    eval_every: int = 250
+    checkpoint_every: int = 500
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+            _check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1")
+        _check(self.lr > 0, "train.lr", "must be > 0")
+        _check(0.0 <= self.min_lr_frac <= 1.0, "train.min_lr_frac", "must be in [0, 1]")
+        _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
+        _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
+        _check(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Defaults for ``seqflow sample`` (each can be overridden on the command line)."""
+
+    steps: int = 100
+    solver: Literal["euler", "midpoint", "rk4", "dopri5"] = "euler"
+    guidance: float = 1.0
+    decode: Literal["argmax", "sample"] = "argmax"
+    batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "sample.steps", "must be >= 1")
+        _check(self.batch_size >= 1, "sample.batch_size", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete run configuration. ``description`` and ``hardware`` describe presets."""
+
+    description: str = ""
+    hardware: Literal["cpu", "gpu"] = "cpu"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples as lists) for YAML/JSON."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> Config:
+        """Build and validate a config; unknown keys raise :class:`ConfigError`."""
+        return _build(cls, raw, prefix="", source=source)
+
+    def with_overrides(self, overrides: dict[str, Any], *, source: str = "--set") -> Config:
+        """Return a copy with dotted-key overrides (``{"train.lr": 3e-4}``) applied."""
+        raw = self.to_dict()
+        for dotted, value in overrides.items():
+            _assign(raw, dotted, value, source)
+        return Config.from_dict(raw, source=source)
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _nearest(key: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node: Any = raw
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        known = list(node) if isinstance(node, dict) else []
+        if part not in known:
+            where = ".".join(parts[:i]) or "config"
+            raise ConfigError(
+                f"{source}: unknown key '{'.'.join(parts[: i + 1])}' in {where}"
+                f"{_nearest(part, known)}"
+            )
+        if i == len(parts) - 1:
+            if isinstance(node[part], dict):
+                raise ConfigError(f"{source}: '{dotted}' is a section; set one of its keys")
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
+    name = prefix.rstrip(".") or "config"
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{name}' must be a mapping, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{source}: unknown key '{prefix}{key}'{_nearest(str(key), fields)}"
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
+        else:
+            kwargs[key] = _coerce(value, hint, f"{prefix}{key}", source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:  # noqa: PLR0911
+    origin, args = get_origin(hint), get_args(hint)
+    bad = ConfigError(f"{source}: {key}: expected {_describe(hint)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{source}: {key}: {value!r} is not one of {', '.join(map(str, args))}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return tuple(_coerce(v, args[0], key, source) for v in value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if hint in (int, float) and isinstance(value, str):
+        value = _number(value, bad)  # YAML 1.1 reads ``3e-4`` as a string
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise bad  # pragma: no cover - every field type is handled above
+
+
+def _number(text: str, bad: ConfigError) -> int | float:
+    try:
+        number = float(text)
+    except ValueError:
+        raise bad from None
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+
+
+def _describe(hint: Any) -> str:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is tuple:
+        return f"a list of {_describe(args[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None)) + " or null"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
+        hint, str(hint)
+    )
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Parse one ``key=value`` override; the value is read as YAML (``3e-4``, ``[1, 2]``)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key.strip(), value
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with ``yaml.safe_load``; errors name the file (and line)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{line}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def presets_dir() -> Path:
+    """The folder holding preset YAML files (installed package data, or the source tree)."""
+    installed = Path(__file__).resolve().parent / "presets"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[2] / "presets"
+
+
+def list_presets() -> dict[str, Config]:
+    """All presets by name, parsed and validated."""
+    return {
+        p.stem: Config.from_dict(load_yaml(p), source=str(p))
+        for p in sorted(presets_dir().glob("*.yaml"))
+    }
+
+
+def load_preset(name: str) -> Config:
+    """Load ``presets/NAME.yaml``; an unknown name lists the available ones."""
+    path = presets_dir() / f"{name}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in presets_dir().glob("*.yaml"))
+        raise ConfigError(
+            f"unknown preset '{name}'{_nearest(name, names)} (available: {', '.join(names)})"
+        )
+    return Config.from_dict(load_yaml(path), source=str(path))

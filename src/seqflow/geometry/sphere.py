@@ -1,0 +1,215 @@
+"""The positive orthant of the product of L unit spheres, with the Fisher-Rao geometry.
+
+A categorical distribution ``p`` on K letters maps to ``x = sqrt(p)`` on the unit sphere
+``S^{K-1}``; the Fisher-Rao metric on the simplex is (four times) the round metric there
+(Davis et al. 2024, arXiv 2405.14664, Sec. 3). A sequence of length L is a point on the product
+of L such spheres, a tensor of shape ``(batch, length, vocab)``; every operation acts on the last
+axis and distances add up over positions.
+
+Numerical safety: ``acos`` is clamped, and every ``sin(a) / sin(b)`` ratio switches to its
+small-angle limit below a dtype-keyed tolerance (``EPS``) through ``torch.where`` with a safe
+denominator, so gradients and values stay finite at one-hot points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+EPS: dict[torch.dtype, float] = {
+    torch.float16: 1e-3,
+    torch.bfloat16: 1e-3,
+    torch.float32: 1e-4,
+    torch.float64: 1e-7,
+}
+
+
+def _eps(x: Tensor) -> float:
+    return EPS.get(x.dtype, 1e-4)
+
+
+def _inner(x: Tensor, y: Tensor) -> Tensor:
+    return (x * y).sum(dim=-1, keepdim=True)
+
+
+def _angle(x: Tensor, y: Tensor) -> Tensor:
+    """Geodesic angle between unit vectors, shape ``(..., 1)``, clamped into ``[0, pi]``."""
+    return torch.acos(_inner(x, y).clamp(-1.0, 1.0))
+
+
+def _sin_ratio(a: Tensor, theta: Tensor) -> Tensor:
+    """``sin(a * theta) / sin(theta)`` with the limit ``a`` as ``theta -> 0``."""
+    small = theta < _eps(theta)
+    safe = torch.where(small, torch.ones_like(theta), theta)
+    return torch.where(small, a * torch.ones_like(theta), torch.sin(a * safe) / torch.sin(safe))
+
+
+def _theta_over_sin(theta: Tensor) -> Tensor:
+    """``theta / sin(theta)`` with the limit 1 as ``theta -> 0``."""
+    small = theta < _eps(theta)
+    safe = torch.where(small, torch.ones_like(theta), theta)
+    return torch.where(small, torch.ones_like(theta), safe / torch.sin(safe))
+
+
+@dataclass(frozen=True)
+class PathSample:
+    """A point on a geodesic and its velocity.
+
+    Attributes:
+        x_t: points on the product of spheres, shape ``(batch, length, vocab)``.
+        u_t: velocity ``d x_t / dt`` in the tangent space at ``x_t``, same shape.
+    """
+
+    x_t: Tensor
+    u_t: Tensor
+
+
+class PositiveSphere:
+    """Fisher-Rao geometry of categorical distributions via the square-root map.
+
+    All tensors have the sphere coordinate on the last axis, e.g. ``(batch, length, vocab)``.
+    """
+
+    # --- charts -----------------------------------------------------------------------------
+    @staticmethod
+    def from_simplex(p: Tensor) -> Tensor:
+        """Map probabilities ``p`` (..., K) on the simplex to ``sqrt(p)`` on the sphere."""
+        return p.clamp_min(0.0).sqrt()
+
+    @staticmethod
+    def to_simplex(x: Tensor) -> Tensor:
+        """Map sphere points ``x`` (..., K) back to probabilities ``x**2`` (renormalised)."""
+        p = x.square()
+        return p / p.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+
+    # --- projections ------------------------------------------------------------------------
+    @staticmethod
+    def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
+        """Project ambient vectors ``v`` (..., K) onto the tangent space at ``x`` (..., K)."""
+        return v - _inner(x, v) * x
+
+    @staticmethod
+    def proj_orthant(x: Tensor) -> Tensor:
+        """Nearest point of the positive orthant of the unit sphere: clamp at 0, renormalise.
+
+        A vector with no positive entry maps to the uniform point ``1/sqrt(K)``.
+        """
+        x = x.clamp_min(0.0)
+        norm = x.norm(dim=-1, keepdim=True)
+        uniform = torch.full_like(x, x.shape[-1] ** -0.5)
+        tiny = torch.finfo(x.dtype).tiny
+        return torch.where(norm > tiny, x / norm.clamp_min(tiny), uniform)
+
+    # --- exponential and logarithm -----------------------------------------------------------
+    @staticmethod
+    def exp(x: Tensor, v: Tensor) -> Tensor:
+        """Exponential map ``cos(|v|) x + sin(|v|) v / |v|`` at ``x`` of tangent vectors ``v``.
+
+        Args:
+            x: base points, shape ``(..., K)``, unit norm.
+            v: tangent vectors at ``x``, shape ``(..., K)``.
+        """
+        n = v.norm(dim=-1, keepdim=True)
+        small = n < _eps(n)
+        safe = torch.where(small, torch.ones_like(n), n)
+        sinc = torch.where(small, 1.0 - n.square() / 6.0, torch.sin(safe) / safe)
+        y = torch.cos(n) * x + sinc * v
+        return y / y.norm(dim=-1, keepdim=True)
+
+    @staticmethod
+    def log(x: Tensor, y: Tensor) -> Tensor:
+        """Logarithm map: the tangent vector at ``x`` pointing to ``y`` with norm ``d(x, y)``.
+
+        Args:
+            x, y: unit vectors, shape ``(..., K)``; ``y`` not antipodal to ``x`` (always true on
+                the positive orthant, where angles are at most pi/2).
+        """
+        theta = _angle(x, y)
+        return _theta_over_sin(theta) * (y - torch.cos(theta) * x)
+
+    @staticmethod
+    def dist(x: Tensor, y: Tensor) -> Tensor:
+        """Geodesic distance per sphere, shape ``(...)`` for inputs ``(..., K)``."""
+        return _angle(x, y).squeeze(-1)
+
+    # --- geodesic path ------------------------------------------------------------------------
+    @staticmethod
+    def geodesic(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        """Point and velocity at time ``t`` on the constant-speed geodesic from x_0 to x_1.
+
+        ``x_t = [sin((1-t) theta) x_0 + sin(t theta) x_1] / sin(theta)`` and its closed-form
+        derivative ``u_t = theta [cos(t theta) x_1 - cos((1-t) theta) x_0] / sin(theta)``,
+        whose norm is ``theta = d(x_0, x_1)`` for every t (no autograd in the hot path).
+
+        Args:
+            x_0: sources, shape ``(batch, length, vocab)``.
+            x_1: targets, shape ``(batch, length, vocab)``.
+            t: times in ``[0, 1]``, shape ``(batch,)``.
+        """
+        t = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
+        theta = _angle(x_0, x_1)
+        x_t = _sin_ratio(1.0 - t, theta) * x_0 + _sin_ratio(t, theta) * x_1
+        k = _theta_over_sin(theta)
+        u_t = k * (torch.cos(t * theta) * x_1 - torch.cos((1.0 - t) * theta) * x_0)
+        return PathSample(x_t=x_t, u_t=u_t)
+
+    # --- prior --------------------------------------------------------------------------------
+    @staticmethod
+    def sample_uniform(
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Uniform samples on the positive orthant of ``S^{K-1}``, shape ``shape = (..., K)``.
+
+        ``|z| / ||z||`` with ``z ~ N(0, I)`` is uniform on the orthant (the normal law is
+        rotation invariant and the orthant's reflections are isometries); on the simplex this
+        is Dirichlet(1/2, ..., 1/2).
+        """
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype).abs_()
+        return z / z.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+
+    # --- pairwise costs for optimal transport -------------------------------------------------
+    @staticmethod
+    def sq_dist_matrix(x_0: Tensor, x_1: Tensor, *, max_elements: int = 1 << 24) -> Tensor:
+        """Cost ``C[i, j] = sum_l d(x_0[i, l], x_1[j, l])**2``, shape ``(B0, B1)``.
+
+        Uses batched inner products per position, chunked over the length so that at most
+        ``max_elements`` of the ``(chunk, B0, B1)`` intermediate exist at once: memory is
+        ``O(B0 * B1 * chunk)``, never ``(B0, B1, L, K)``.
+
+        Args:
+            x_0: shape ``(B0, L, K)``; x_1: shape ``(B1, L, K)``.
+        """
+        b0, length, _ = x_0.shape
+        b1 = x_1.shape[0]
+        chunk = max(1, min(length, max_elements // max(1, b0 * b1)))
+        cost = x_0.new_zeros(b0, b1)
+        a = x_0.transpose(0, 1)  # (L, B0, K)
+        b = x_1.transpose(0, 1).transpose(1, 2)  # (L, K, B1)
+        for start in range(0, length, chunk):
+            ip = torch.bmm(a[start : start + chunk], b[start : start + chunk])  # (c, B0, B1)
+            cost += torch.acos(ip.clamp_(-1.0, 1.0)).square_().sum(dim=0)
+        return cost
+
+    @staticmethod
+    def sq_dist_matrix_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
+        """The same cost as :meth:`sq_dist_matrix` when ``x_1`` is one-hot ``tokens``.
+
+        For a vertex ``e_k``, ``d(x, e_k) = acos(x_k)``, so the cost is linear in the one-hot
+        code: ``C = A @ onehot(tokens)^T`` with ``A = acos(x_0)**2`` flattened to
+        ``(B0, L*K)``. One matrix product; extra memory ``O(B1 * L * K + B0 * B1)``, no
+        ``(B0, B1, L)`` intermediate.
+
+        Args:
+            x_0: sources, shape ``(B0, L, K)``.
+            tokens: integer tokens of the targets, shape ``(B1, L)``.
+        """
+        b0, length, k = x_0.shape
+        a = torch.acos(x_0.clamp(-1.0, 1.0)).square_().reshape(b0, length * k)
+        onehot = torch.nn.functional.one_hot(tokens.long(), k).to(a.dtype).reshape(-1, length * k)
+        return a @ onehot.T

@@ -1,0 +1,66 @@
+"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
+
+A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
+as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from seqflow.errors import InvalidInputError
+
+
+def _temp_beside(target: Path) -> Path:
+    """Create an empty, hidden temporary file in the target's folder (umask applies)."""
+    if target.is_dir():
+        raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InvalidInputError(f"{target}: folder {str(folder)!r} does not exist")
+    while True:
+        temp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise InvalidInputError(f"{target}: permission denied") from None
+        os.close(fd)
+        return temp
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
+
+    Raises:
+        InvalidInputError: ``path`` is a folder, its folder is missing, or it is not writable.
+    """
+    target = Path(path)
+    temp = _temp_beside(target)
+    try:
+        yield temp
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_write(path: str | Path, *, encoding: str = "utf-8") -> Iterator[TextIO]:
+    """Yield a text handle whose content atomically becomes ``path`` when the block ends.
+
+    Newlines are written as ``\\n`` on every platform.
+    """
+    with atomic_path(path) as temp, open(temp, "w", encoding=encoding, newline="\n") as handle:
+        yield handle

@@ -1,0 +1,51 @@
+"""Condition embeddings shared by all velocity networks: time and class label."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class GaussianFourierTime(nn.Module):
+    """Random Fourier features of time followed by a small MLP.
+
+    ``[sin(2 pi t w), cos(2 pi t w)]`` with fixed ``w ~ N(0, scale^2)`` (Tancik et al. 2020;
+    as used for time in score-based models, Song et al. 2021).
+
+    Args:
+        dim: output width (even).
+        scale: standard deviation of the random frequencies.
+    """
+
+    def __init__(self, dim: int, scale: float = 16.0) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(dim // 2) * scale, persistent=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        """Embed times ``t`` of shape ``(batch,)`` into ``(batch, dim)``."""
+        angle = 2 * math.pi * t.float()[:, None] * self.w[None, :]
+        return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))
+
+
+class LabelEmbedding(nn.Module):
+    """Class-label embedding with an extra "no label" row used for classifier-free guidance.
+
+    Args:
+        num_labels: number of classes C; index C means "unconditional".
+        dim: embedding width.
+    """
+
+    def __init__(self, num_labels: int, dim: int) -> None:
+        super().__init__()
+        self.num_labels = num_labels
+        self.table = nn.Embedding(num_labels + 1, dim)
+        nn.init.normal_(self.table.weight, std=0.02)
+
+    def forward(self, labels: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """Embed ``labels`` (batch,) into ``(batch, dim)``; None means unconditional."""
+        if labels is None:
+            labels = torch.full((batch,), self.num_labels, dtype=torch.long, device=device)
+        return self.table(labels)

@@ -1,0 +1,18 @@
+"""Learning-rate schedule: linear warmup, then cosine decay to a floor."""
+
+from __future__ import annotations
+
+import math
+
+
+def warmup_cosine(step: int, *, warmup: int, total: int, min_frac: float) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based).
+
+    Rises linearly from ``1/warmup`` to 1 over ``warmup`` steps, then follows a half cosine
+    from 1 down to ``min_frac`` at ``total``.
+    """
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * progress))

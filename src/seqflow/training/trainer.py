@@ -1,0 +1,270 @@
+"""The training loop: minibatches -> Fisher-Flow targets -> AdamW step -> EMA.
+
+The loop has no host synchronisation of its own: the loss is accumulated on the device and read
+once every ``log_every`` steps (the OT coupling, when enabled, moves only the ``(B, B)`` cost
+matrix to the host). Progress leaves through a callback; checkpoints are written by a callback
+the caller provides, so this module does no file I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seqflow.config import TrainConfig
+from seqflow.errors import SeqflowError
+from seqflow.flow import FisherFlow, flow_matching_loss
+from seqflow.models import VelocityField
+from seqflow.training.ema import EMA
+from seqflow.training.schedule import warmup_cosine
+
+VALID_MAX_SEQUENCES = 2048
+
+
+class TrainingDivergedError(SeqflowError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Tokenised sequences for the engine.
+
+    Attributes:
+        tokens: shape ``(N, L)``, integer letter indices.
+        labels: class index per sequence, shape ``(N,)``, or None.
+    """
+
+    tokens: Tensor
+    labels: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of the training loop.
+
+    ``loss`` is the mean training loss since the previous report; ``valid_loss`` is set on
+    reports that follow a validation pass (EMA weights, fixed noise, so values are comparable).
+    """
+
+    step: int
+    total: int
+    loss: float | None
+    valid_loss: float | None
+    lr: float
+    steps_per_second: float
+    elapsed: float
+
+
+class Trainer:
+    """Fit a :class:`VelocityField` to a :class:`TrainingSet` with a :class:`FisherFlow`.
+
+    Args:
+        model: the velocity field (moved to ``device``).
+        flow: prior, coupling and path.
+        cfg: optimisation settings.
+        train: training sequences; valid: held-out sequences or None.
+        label_dropout: probability of hiding a label (classifier-free guidance training).
+        device: where to train; bf16 autocast is used on CUDA when ``cfg.precision`` allows.
+    """
+
+    def __init__(
+        self,
+        model: VelocityField,
+        flow: FisherFlow,
+        cfg: TrainConfig,
+        *,
+        train: TrainingSet,
+        valid: TrainingSet | None,
+        label_dropout: float,
+        device: torch.device,
+    ) -> None:
+        if len(train) == 0:
+            raise SeqflowError("no training sequences left after the validation split")
+        self.cfg = cfg
+        self.flow = flow
+        self.device = device
+        self.model = model.to(device)
+        self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.label_dropout = label_dropout if model.num_labels > 0 else 0.0
+        self.train_set = _to_device(train, device)
+        self.valid_set = _to_device(valid, device) if valid is not None and len(valid) else None
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: warmup_cosine(
+                s, warmup=cfg.warmup_steps, total=cfg.steps, min_frac=cfg.min_lr_frac
+            ),
+        )
+        self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
+        self.cpu_generator = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step = 0
+        self.order = torch.randperm(len(train), generator=self.cpu_generator)
+        self.cursor = 0
+        use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        self.autocast: Any = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+        )
+
+    # --- one step -----------------------------------------------------------------------------
+    def _next_indices(self) -> Tensor:
+        batch = min(self.cfg.batch_size, len(self.train_set))
+        if self.cursor + batch > len(self.order):
+            self.order = torch.randperm(len(self.train_set), generator=self.cpu_generator)
+            self.cursor = 0
+        idx = self.order[self.cursor : self.cursor + batch]
+        self.cursor += batch
+        return idx
+
+    def _loss(self, model: VelocityField, tokens: Tensor, labels: Tensor | None,
+              generator: torch.Generator, cpu_generator: torch.Generator,
+              drop: float) -> Tensor:
+        target = self.flow.targets(
+            tokens, generator=generator, cpu_generator=cpu_generator, groups=labels
+        )
+        model_labels = labels
+        if labels is not None and drop > 0:
+            hide = torch.rand(labels.shape, generator=generator, device=labels.device) < drop
+            model_labels = torch.where(hide, torch.full_like(labels, model.num_labels), labels)
+        with self.autocast():
+            v = model(target.x_t, target.t, model_labels)
+        return flow_matching_loss(v, target.u_t)
+
+    def train_step(self) -> Tensor:
+        """One optimisation step; returns the detached loss (no host sync)."""
+        idx = self._next_indices()
+        tokens = self.train_set.tokens[idx.to(self.device)]
+        labels = self.train_set.labels
+        labels = labels[idx.to(self.device)] if labels is not None else None
+        self.model.train()
+        loss = self._loss(
+            self.model, tokens, labels, self.generator, self.cpu_generator, self.label_dropout
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update()
+        self.step += 1
+        return loss.detach()
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Mean loss of the EMA weights on the held-out set with fixed noise, or None."""
+        if self.valid_set is None:
+            return None
+        self.ema.copy_to(self.ema_model)
+        generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 7)
+        cpu_generator = torch.Generator().manual_seed(self.cfg.seed + 8)
+        n = min(len(self.valid_set), VALID_MAX_SEQUENCES)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, n, self.cfg.batch_size):
+            tokens = self.valid_set.tokens[start : min(n, start + self.cfg.batch_size)]
+            labels = self.valid_set.labels
+            labels = labels[start : start + tokens.shape[0]] if labels is not None else None
+            loss = self._loss(self.ema_model, tokens, labels, generator, cpu_generator, 0.0)
+            total += loss * tokens.shape[0]
+        return float(total / n)
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_checkpoint: Callable[[Trainer], None] | None = None,
+    ) -> Progress:
+        """Train until ``cfg.steps``; report progress and checkpoint on schedule.
+
+        Returns:
+            The last progress report (final training and validation loss).
+        """
+        cfg = self.cfg
+        start_time = time.perf_counter()
+        window_time, window_step = start_time, self.step
+        loss_sum = torch.zeros((), device=self.device)
+        last = Progress(self.step, cfg.steps, None, None, self.lr, 0.0, 0.0)
+        while self.step < cfg.steps:
+            loss_sum += self.train_step()
+            step = self.step
+            final = step == cfg.steps
+            log_now = step % cfg.log_every == 0 or final
+            eval_now = step % cfg.eval_every == 0 or final
+            if not (log_now or eval_now):
+                if on_checkpoint is not None and step % cfg.checkpoint_every == 0:
+                    on_checkpoint(self)
+                continue
+            now = time.perf_counter()
+            mean_loss = float(loss_sum) / max(1, step - window_step)
+            if not math.isfinite(mean_loss):
+                raise TrainingDivergedError(
+                    f"training diverged: loss is {mean_loss} at step {step}; "
+                    "lower train.lr or train.grad_clip"
+                )
+            last = Progress(
+                step=step,
+                total=cfg.steps,
+                loss=mean_loss,
+                valid_loss=self.validate() if eval_now else None,
+                lr=self.lr,
+                steps_per_second=(step - window_step) / max(now - window_time, 1e-9),
+                elapsed=now - start_time,
+            )
+            loss_sum.zero_()
+            window_time, window_step = time.perf_counter(), step
+            if on_progress is not None:
+                on_progress(last)
+            if on_checkpoint is not None and (step % cfg.checkpoint_every == 0 or final):
+                on_checkpoint(self)
+        return last
+
+    @property
+    def lr(self) -> float:
+        """Current learning rate."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # --- resumable state ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit-for-bit: optimiser, schedule, EMA, RNG, order."""
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "ema_updates": self.ema.num_updates,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "cpu_generator": self.cpu_generator.get_state(),
+            "order": self.order,
+            "cursor": self.cursor,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.cpu_generator.set_state(state["cpu_generator"])
+        self.order = state["order"].long()
+        self.cursor = int(state["cursor"])
+        self.step = int(state["step"])
+
+
+def _to_device(data: TrainingSet, device: torch.device) -> TrainingSet:
+    labels = data.labels.to(device) if data.labels is not None else None
+    return TrainingSet(tokens=data.tokens.to(device), labels=labels)

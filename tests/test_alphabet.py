@@ -1,0 +1,180 @@
+"""Alphabets: encoding, vectorised decoding, metadata round trip, resolution of user specs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from seqflow.data.alphabet import (
+    DNA,
+    PROTEIN,
+    RNA,
+    Alphabet,
+    detect_alphabet,
+    resolve_alphabet,
+)
+from seqflow.errors import InvalidInputError
+
+ALPHABETS = [DNA, RNA, PROTEIN, Alphabet("custom", "ACGTN-")]
+
+
+def naive_encode(alphabet: Alphabet, seq: str) -> list[int]:
+    """Independent reference: one dictionary look-up per letter."""
+    return [alphabet.letters.index(c.upper()) for c in seq]
+
+
+def test_builtin_sizes_and_order():
+    assert (DNA.size, RNA.size, PROTEIN.size) == (4, 4, 20)
+    assert DNA.letters == "ACGT" and RNA.letters == "ACGU"
+    assert PROTEIN.letters == "ACDEFGHIKLMNPQRSTVWY"
+
+
+def test_encode_gives_letter_index_as_uint8():
+    tokens = DNA.encode("GATTACA")
+    assert tokens.dtype == np.uint8
+    assert tokens.tolist() == [2, 0, 3, 3, 0, 1, 0]
+
+
+def test_encode_is_case_insensitive():
+    assert DNA.encode("acgtACGT").tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert PROTEIN.encode("mkvl").tolist() == PROTEIN.encode("MKVL").tolist()
+
+
+def test_decode_returns_upper_case():
+    assert DNA.decode(DNA.encode("gattaca")) == "GATTACA"
+    assert DNA.decode([3, 2, 1, 0]) == "TGCA"
+
+
+@pytest.mark.parametrize("alphabet", ALPHABETS, ids=lambda a: a.name + a.letters[-1])
+def test_decode_batch_equals_per_sequence_decode(alphabet):
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, alphabet.size, size=(17, 31), dtype=np.uint8)
+    expected = [alphabet.decode(row) for row in tokens]
+    assert alphabet.decode_batch(tokens) == expected
+    assert alphabet.decode_batch(torch.from_numpy(tokens).long()) == expected
+    assert expected[0] == "".join(alphabet.letters[t] for t in tokens[0])
+
+
+def test_decode_batch_of_empty_shapes():
+    assert DNA.decode_batch(np.zeros((0, 5), dtype=np.uint8)) == []
+    assert DNA.decode_batch(np.zeros((3, 0), dtype=np.uint8)) == ["", "", ""]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [([0, 4], "token 4"), ([-1, 0], "token -1"), ([[0, 1]], "dimension"), ([0.5], "integers")],
+)
+def test_decode_rejects_bad_tokens(tokens, message):
+    with pytest.raises(ValueError, match=message):
+        DNA.decode(np.asarray(tokens))
+
+
+def test_invalid_letter_message_is_one_line_with_1_based_position():
+    with pytest.raises(InvalidInputError) as info:
+        DNA.encode("ACGTACGTACGTACGTNAC", where="reads.fa:3: record 'r1'")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == (
+        "reads.fa:3: record 'r1': invalid letter 'N' at position 17 (alphabet dna: ACGT)"
+    )
+
+
+def test_non_ascii_letter_is_invalid_input():
+    with pytest.raises(InvalidInputError, match=r"invalid letter 'é' at position 3"):
+        DNA.encode("ACéGT")
+
+
+@pytest.mark.parametrize("alphabet", ALPHABETS, ids=lambda a: a.name + a.letters[-1])
+def test_to_dict_json_round_trip(alphabet):
+    again = Alphabet.from_dict(json.loads(json.dumps(alphabet.to_dict())))
+    assert again == alphabet
+    assert again.encode(alphabet.letters).tolist() == list(range(alphabet.size))
+
+
+def test_from_dict_rejects_wrong_keys():
+    with pytest.raises(InvalidInputError, match="expected keys name, letters"):
+        Alphabet.from_dict({"letters": "ACGT"})
+
+
+@pytest.mark.parametrize(
+    ("letters", "message"),
+    [("A", "at least 2"), ("ACGA", "'A' is repeated"), ("acgt", "upper-case"),
+     ("AC GT", "without spaces"), ("ACGé", "printable ASCII")],
+)  # fmt: skip
+def test_alphabet_rejects_bad_letters(letters, message):
+    with pytest.raises(InvalidInputError, match=message):
+        Alphabet("custom", letters)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("dna", DNA), ("DNA", DNA), ("rna", RNA), ("Protein", PROTEIN), ("acgt", DNA)],
+)
+def test_resolve_names_and_builtin_letters(spec, expected):
+    assert resolve_alphabet(spec) is expected
+
+
+def test_resolve_custom_letters_keeps_order_and_upper_cases():
+    alphabet = resolve_alphabet("acgtn")
+    assert alphabet == Alphabet("custom", "ACGTN")
+    assert alphabet.encode("n").tolist() == [4]
+
+
+@pytest.mark.parametrize("spec", ["A", "AAC", "AC GT", ""])
+def test_resolve_rejects_bad_custom_letters(spec):
+    with pytest.raises(InvalidInputError, match="use dna, rna, protein, auto"):
+        resolve_alphabet(spec, where="cfg")
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [(["ACGT", "AAAA"], DNA), (["acgu", "GGG"], RNA), (["ACG"], DNA), (["MKVLAAG"], PROTEIN),
+     (["ACGT", "EF"], PROTEIN)],
+)  # fmt: skip
+def test_auto_picks_smallest_builtin(sample, expected):
+    assert resolve_alphabet("auto", sample) is expected
+
+
+@pytest.mark.parametrize(
+    ("sample", "letter", "chosen", "suggested"),
+    [(["ACGT", "acgn"], "N", "dna: ACGT", "ACGTN"),
+     (["ACGU", "ACGURY"], "R", "rna: ACGU", "ACGURY"),
+     (["NNNNNNNN", "ACGT"], "N", "dna: ACGT", "ACGTN"),
+     (["MKVLEEX", "MKVLE*"], "*", "protein: " + PROTEIN.letters, PROTEIN.letters + "*X")],
+)  # fmt: skip
+def test_auto_names_the_letter_the_detected_alphabet_lacks(sample, letter, chosen, suggested):
+    with pytest.raises(InvalidInputError) as info:
+        resolve_alphabet("auto", sample, where="x.fa")
+    message = str(info.value)
+    assert message.startswith(f"x.fa: letter {letter!r} is not in {chosen};")
+    assert f"alphabet={suggested!r}" in message and "\n" not in message
+
+
+def test_auto_never_reads_nucleotides_with_n_as_protein():
+    """N, R, Y, ... are amino-acid letters too; DNA that holds them must not become protein."""
+    alphabet, missing = detect_alphabet({"A": 30, "C": 20, "G": 20, "T": 25, "N": 5, "E": 1})
+    assert alphabet is DNA and missing == ["E", "N"]
+    alphabet, missing = detect_alphabet({"M": 1, "K": 3, "E": 4, "L": 5, "A": 2, "G": 2})
+    assert alphabet is PROTEIN and missing == []
+
+
+def test_auto_needs_a_sample():
+    with pytest.raises(InvalidInputError, match="needs sequences"):
+        resolve_alphabet("auto")
+
+
+@given(
+    alphabet=st.sampled_from(ALPHABETS),
+    data=st.data(),
+)
+def test_encode_decode_round_trip_property(alphabet, data):
+    letters = alphabet.letters + alphabet.letters.lower()
+    seq = data.draw(st.text(alphabet=letters, max_size=300))
+    tokens = alphabet.encode(seq)
+    assert tokens.tolist() == naive_encode(alphabet, seq)
+    assert alphabet.decode(tokens) == seq.upper()

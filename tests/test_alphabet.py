@@ -30,7 +30,8 @@ def naive_encode(alphabet: Alphabet, seq: str) -> list[int]:
 
 def test_builtin_sizes_and_order():
     assert (DNA.size, RNA.size, PROTEIN.size) == (4, 4, 20)
-    assert DNA.letters == "ACGT" and RNA.letters == "ACGU"
+    assert DNA.letters == "ACGT"
+    assert RNA.letters == "ACGU"
     assert PROTEIN.letters == "ACDEFGHIKLMNPQRSTVWY"
 
 
@@ -152,15 +153,18 @@ def test_auto_names_the_letter_the_detected_alphabet_lacks(sample, letter, chose
         resolve_alphabet("auto", sample, where="x.fa")
     message = str(info.value)
     assert message.startswith(f"x.fa: letter {letter!r} is not in {chosen};")
-    assert f"alphabet={suggested!r}" in message and "\n" not in message
+    assert f"alphabet={suggested!r}" in message
+    assert "\n" not in message
 
 
 def test_auto_never_reads_nucleotides_with_n_as_protein():
     """N, R, Y, ... are amino-acid letters too; DNA that holds them must not become protein."""
     alphabet, missing = detect_alphabet({"A": 30, "C": 20, "G": 20, "T": 25, "N": 5, "E": 1})
-    assert alphabet is DNA and missing == ["E", "N"]
+    assert alphabet is DNA
+    assert missing == ["E", "N"]
     alphabet, missing = detect_alphabet({"M": 1, "K": 3, "E": 4, "L": 5, "A": 2, "G": 2})
-    assert alphabet is PROTEIN and missing == []
+    assert alphabet is PROTEIN
+    assert missing == []
 
 
 def test_auto_needs_a_sample():

@@ -45,9 +45,13 @@ def read_error(path, **kwargs) -> str:
 
 def test_tiny_fasta_fixture():
     table = read_sequences(DATA / "tiny.fasta")
-    assert table.tokens.shape == (64, 24) and table.tokens.dtype == torch.uint8
-    assert len(table) == 64 and table.length == 24
-    assert table.alphabet is DNA and table.labels is None and table.label_names == ()
+    assert table.tokens.shape == (64, 24)
+    assert table.tokens.dtype == torch.uint8
+    assert len(table) == 64
+    assert table.length == 24
+    assert table.alphabet is DNA
+    assert table.labels is None
+    assert table.label_names == ()
     first = (DATA / "tiny.fasta").read_text().splitlines()[:2]
     assert table.ids[0] == first[0][1:].split()[0]
     assert table.alphabet.decode(table.tokens[0]) == first[1]
@@ -77,12 +81,14 @@ def test_case_wrapping_and_crlf_do_not_change_tokens(tmp_path):
 def test_csv_with_labels_matches_fasta(tmp_path):
     fasta = read_sequences(DATA / "tiny.fasta")
     table = read_sequences(DATA / "tiny.csv", label_col="cell_type")
-    assert torch.equal(table.tokens, fasta.tokens) and table.ids == fasta.ids
+    assert torch.equal(table.tokens, fasta.tokens)
+    assert table.ids == fasta.ids
     assert table.label_names == ("GM12878", "HepG2", "K562", "hESCT0")
     headers = [line for line in (DATA / "tiny.fasta").read_text().splitlines() if line[0] == ">"]
     names = [h.split("cell_type=")[1] for h in headers]
     assert [table.label_names[i] for i in table.labels.tolist()] == names
-    assert table.labels.dtype == torch.int64 and torch.bincount(table.labels).tolist() == [16] * 4
+    assert table.labels.dtype == torch.int64
+    assert torch.bincount(table.labels).tolist() == [16] * 4
 
 
 def test_tsv_columns_case_insensitive_and_row_ids(tmp_path):
@@ -90,7 +96,8 @@ def test_tsv_columns_case_insensitive_and_row_ids(tmp_path):
     table = read_sequences(path, label_col="class")
     assert table.ids == ("row1", "row2", "row3")
     assert torch.equal(table.tokens, naive_tokens(["ACGT", "CCGG", "TTAA"]))
-    assert table.label_names == ("x", "y") and table.labels.tolist() == [0, 1, 0]
+    assert table.label_names == ("x", "y")
+    assert table.labels.tolist() == [0, 1, 0]
 
 
 def test_explicit_seq_col_and_quoted_cells(tmp_path):
@@ -114,14 +121,16 @@ def test_many_records_grow_the_buffer(tmp_path):
 def test_gzip_detected_by_magic_bytes(tmp_path, name, fmt):
     path = write(tmp_path / name, gzip.compress(b">a\nACGU\n>b\nUUCA\n"))
     table = read_sequences(path, fmt=fmt)
-    assert table.alphabet is RNA and table.ids == ("a", "b")
+    assert table.alphabet is RNA
+    assert table.ids == ("a", "b")
     assert torch.equal(table.tokens, naive_tokens(["ACGU", "UUCA"], "ACGU"))
 
 
 def test_gzip_csv(tmp_path):
     path = write(tmp_path / "x.csv.gz", gzip.compress(b"id,sequence\nq,MKV\nw,LLA\n"))
     table = read_sequences(path)
-    assert table.alphabet is PROTEIN and table.ids == ("q", "w")
+    assert table.alphabet is PROTEIN
+    assert table.ids == ("q", "w")
 
 
 def test_unknown_suffix_is_sniffed(tmp_path):
@@ -136,7 +145,8 @@ def test_stdin_fasta(monkeypatch, wrap):
     stdin = io.TextIOWrapper(io.BytesIO(data)) if wrap == "bytes" else io.StringIO(data.decode())
     monkeypatch.setattr(sys, "stdin", stdin)
     table = read_sequences("-")
-    assert table.source == "<stdin>" and table.ids == ("a", "b")
+    assert table.source == "<stdin>"
+    assert table.ids == ("a", "b")
     assert torch.equal(table.tokens, naive_tokens(["ACGT", "TTGG"]))
 
 
@@ -144,21 +154,28 @@ def test_stdin_csv_and_gzip(monkeypatch):
     raw = gzip.compress(b"id,sequence,y\na,ACGT,1\nb,TTGG,0\n")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
     table = read_sequences("-", fmt="csv", label_col="y")
-    assert table.labels.tolist() == [1, 0] and table.label_names == ("0", "1")
+    assert table.labels.tolist() == [1, 0]
+    assert table.label_names == ("0", "1")
 
 
 def test_alphabet_choices(tmp_path):
     path = write(tmp_path / "n.fa", ">a\nACGN\n>b\nACGT\n")
     table = read_sequences(path, alphabet="ACGTN")
-    assert table.alphabet.letters == "ACGTN" and table.tokens[0].tolist() == [0, 1, 2, 4]
-    assert read_sequences(write(tmp_path / "p.fa", ">a\nACGT\n"), alphabet="protein").alphabet is PROTEIN
+    assert table.alphabet.letters == "ACGTN"
+    assert table.tokens[0].tolist() == [0, 1, 2, 4]
+    assert (
+        read_sequences(write(tmp_path / "p.fa", ">a\nACGT\n"), alphabet="protein").alphabet
+        is PROTEIN
+    )
 
 
 def test_example_files_are_balanced_and_agree():
     fasta = read_sequences(EXAMPLES / "dhs_4k.fasta")
     table = read_sequences(EXAMPLES / "dhs_4k.csv", label_col="cell_type")
-    assert fasta.tokens.shape == (4000, 200) and fasta.alphabet is DNA
-    assert torch.equal(fasta.tokens, table.tokens) and fasta.ids == table.ids
+    assert fasta.tokens.shape == (4000, 200)
+    assert fasta.alphabet is DNA
+    assert torch.equal(fasta.tokens, table.tokens)
+    assert fasta.ids == table.ids
     assert torch.bincount(table.labels).tolist() == [1000] * 4
     assert len(set(table.ids)) == 4000
 
@@ -180,7 +197,8 @@ def test_missing_file_and_folder(tmp_path):
 def test_unreadable_files(tmp_path, content, expected):
     path = write(tmp_path / "x.fa", content)
     message = read_error(path)
-    assert message.startswith(f"{path}: ") and expected in message
+    assert message.startswith(f"{path}: ")
+    assert expected in message
 
 
 def test_undecodable_byte_after_the_head(tmp_path):

@@ -63,10 +63,13 @@ def test_write_fasta_keeps_old_file_when_records_fail(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
-@pytest.mark.parametrize(("records", "width"), [([("a\nb", "AC")], 0), ([("a", "AC\nGT")], 0),
-                                                (RECORDS, -1)])  # fmt: skip
-def test_write_fasta_rejects_bad_arguments(tmp_path, records, width):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("records", "width", "message"),
+    [([("a\nb", "AC")], 0, "single lines"), ([("a", "AC\nGT")], 0, "single lines"),
+     (RECORDS, -1, "width must be >= 0")],
+)  # fmt: skip
+def test_write_fasta_rejects_bad_arguments(tmp_path, records, width, message):
+    with pytest.raises(ValueError, match=message):
         write_fasta(records, tmp_path / "out.fa", width=width)
     assert list(tmp_path.iterdir()) == []
 
@@ -75,7 +78,9 @@ def test_atomic_path_replaces_on_success(tmp_path):
     target = tmp_path / "model.safetensors"
     target.write_bytes(b"old")
     with atomic_path(target) as temp:
-        assert temp.parent == tmp_path and temp != target and temp.exists()
+        assert temp.parent == tmp_path
+        assert temp != target
+        assert temp.exists()
         temp.write_bytes(b"new")
         assert target.read_bytes() == b"old"
     assert target.read_bytes() == b"new"
@@ -84,10 +89,14 @@ def test_atomic_path_replaces_on_success(tmp_path):
 
 def test_atomic_path_removes_temp_on_error(tmp_path):
     target = tmp_path / "model.safetensors"
-    with pytest.raises(KeyboardInterrupt):
+
+    def interrupted_save() -> None:
         with atomic_path(target) as temp:
             temp.write_bytes(b"half")
             raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_save()
     assert list(tmp_path.iterdir()) == []
 
 
@@ -102,8 +111,11 @@ def test_atomic_write_respects_umask(tmp_path):
 
 
 def test_atomic_write_errors_are_one_line(tmp_path):
-    with pytest.raises(InvalidInputError, match=r"folder '.*missing' does not exist"):
-        with atomic_write(tmp_path / "missing" / "x.txt"):
-            pass
+    missing = tmp_path / "missing" / "x.txt"
+    with (
+        pytest.raises(InvalidInputError, match=r"folder '.*missing' does not exist"),
+        atomic_write(missing),
+    ):
+        pass
     with pytest.raises(InvalidInputError, match="is a folder"):
         write_fasta(RECORDS, tmp_path)

@@ -119,8 +119,9 @@ def build_config(
 
 def _apply(cfg: Config, overrides: Sequence[str], flags: dict[str, Any] | None) -> Config:
     if flags:
-        cfg = cfg.with_overrides({k: v for k, v in flags.items() if v is not None},
-                                 source="command line")
+        cfg = cfg.with_overrides(
+            {k: v for k, v in flags.items() if v is not None}, source="command line"
+        )
     pairs = dict(parse_override(item) for item in overrides)
     return cfg.with_overrides(pairs) if pairs else cfg
 
@@ -131,7 +132,7 @@ def _default_preset(alphabet: Alphabet) -> str:
 
 def _split(n: int, valid_frac: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 101))
-    n_valid = int(round(n * valid_frac)) if n >= 20 else 0
+    n_valid = round(n * valid_frac) if n >= 20 else 0
     return perm[n_valid:].sort().values, perm[:n_valid].sort().values
 
 
@@ -172,8 +173,9 @@ def fit(
     run_dir = Path(out) if out is not None else Path("runs") / _stem(data)
     saved_state: dict[str, Any] | None = None
     if resume:
-        cfg, preset_name, saved_meta = _resume_config(run_dir, overrides, flags, preset,
-                                                      config_file)
+        cfg, preset_name, saved_meta = _resume_config(
+            run_dir, overrides, flags, preset, config_file
+        )
     else:
         if (run_dir / MODEL_FILE).exists():
             raise InvalidInputError(
@@ -231,8 +233,13 @@ def fit(
 
     def progress(p: Progress) -> None:
         with metrics_path.open("a", encoding="utf-8") as handle:
-            record = {"step": p.step, "loss": p.loss, "lr": p.lr,
-                      "steps_per_second": p.steps_per_second, "elapsed": p.elapsed}
+            record = {
+                "step": p.step,
+                "loss": p.loss,
+                "lr": p.lr,
+                "steps_per_second": p.steps_per_second,
+                "elapsed": p.elapsed,
+            }
             if p.valid_loss is not None:
                 record["valid_loss"] = p.valid_loss
             handle.write(json.dumps(record) + "\n")
@@ -280,9 +287,7 @@ def _resume_config(
     if preset or config_file:
         raise ConfigError("--resume takes the configuration from the run; drop --preset/--config")
     if not (run_dir / MODEL_FILE).is_file() or not (run_dir / STATE_FILE).is_file():
-        raise CheckpointError(
-            f"{run_dir}: nothing to resume (needs {MODEL_FILE} and {STATE_FILE})"
-        )
+        raise CheckpointError(f"{run_dir}: nothing to resume (needs {MODEL_FILE} and {STATE_FILE})")
     _, meta = load_model(run_dir)
     cfg = _apply(meta.config, overrides, flags)
     saved, new = meta.config.to_dict(), cfg.to_dict()

@@ -160,8 +160,7 @@ def load_model(
         model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(
-            f"{file}: weights do not match the model in its metadata "
-            f"({str(err).splitlines()[0]})"
+            f"{file}: weights do not match the model in its metadata ({str(err).splitlines()[0]})"
         ) from None
     return model.to(device).eval(), meta
 
@@ -193,9 +192,7 @@ def _split(value: Any, key: str, tensors: dict[str, Tensor]) -> Any:
         tensors[key] = value
         return {_TENSOR: key}
     if isinstance(value, dict):
-        return {
-            "__dict__": [[_key(k), _split(v, f"{key}/{k}", tensors)] for k, v in value.items()]
-        }
+        return {"__dict__": [[_key(k), _split(v, f"{key}/{k}", tensors)] for k, v in value.items()]}
     if isinstance(value, (list, tuple)):
         return [_split(v, f"{key}/{i}", tensors) for i, v in enumerate(value)]
     return value

@@ -113,11 +113,19 @@ class _FitView:
         loss = f"{p.loss:.4g}" if p.loss is not None else "-"
         valid = f"{self.valid:.4g}" if self.valid is not None else "-"
         if self.bar is not None:
-            self.bar.update(self.task, completed=p.step, loss=loss, valid=valid,
-                            speed=f"{p.steps_per_second:.1f}")
+            self.bar.update(
+                self.task,
+                completed=p.step,
+                loss=loss,
+                valid=valid,
+                speed=f"{p.steps_per_second:.1f}",
+            )
         else:
-            err.print(f"step {p.step}/{p.total} loss {loss} valid {valid} "
-                      f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s", soft_wrap=True)
+            err.print(
+                f"step {p.step}/{p.total} loss {loss} valid {valid} "
+                f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s",
+                soft_wrap=True,
+            )
 
     def stop(self) -> None:
         if self.bar is not None:
@@ -129,28 +137,47 @@ class _FitView:
 @_user_errors
 def fit(
     data: Annotated[str, typer.Argument(help="FASTA (.fa/.fasta, .gz too) or CSV/TSV; - = stdin.")],
-    preset: Annotated[str | None, typer.Option(
-        help="Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein otherwise.")
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein otherwise."
+        ),
     ] = None,
-    config: Annotated[str | None, typer.Option(
-        "--config", help="YAML config file (same sections as a preset).")] = None,
-    overrides: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override one config key, e.g. --set train.lr=3e-4 (repeatable).")] = None,
-    out: Annotated[str | None, typer.Option(
-        "--out", "-o", help="Run folder for checkpoints and metrics [default: runs/<data name>].")
+    config: Annotated[
+        str | None, typer.Option("--config", help="YAML config file (same sections as a preset).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override one config key, e.g. --set train.lr=3e-4 (repeatable)."
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder for checkpoints and metrics [default: runs/<data name>].",
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (train.steps).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (train.batch_size).")
+    batch_size: Annotated[
+        int | None, typer.Option(help="Minibatch size (train.batch_size).")
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (train.device).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
-    resume: Annotated[bool, typer.Option(
-        "--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
+    ] = False,
     seq_col: Annotated[str | None, typer.Option(help="CSV/TSV column with sequences.")] = None,
-    label_col: Annotated[str | None, typer.Option(
-        help="CSV/TSV column with class labels (enables --label when sampling).")] = None,
-    alphabet: Annotated[str | None, typer.Option(
-        help="dna, rna, protein, auto, or the letters themselves (data.alphabet).")] = None,
+    label_col: Annotated[
+        str | None,
+        typer.Option(help="CSV/TSV column with class labels (enables --label when sampling)."),
+    ] = None,
+    alphabet: Annotated[
+        str | None,
+        typer.Option(help="dna, rna, protein, auto, or the letters themselves (data.alphabet)."),
+    ] = None,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
@@ -166,8 +193,10 @@ def fit(
         )  # fmt: skip
     except KeyboardInterrupt:
         view.stop()
-        err.print("[yellow]interrupted[/]: the last step is checkpointed; continue with "
-                  "--resume", soft_wrap=True)
+        err.print(
+            "[yellow]interrupted[/]: the last step is checkpointed; continue with --resume",
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     finally:
         view.stop()
@@ -184,21 +213,34 @@ def fit(
 def sample(
     checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
     n: Annotated[int, typer.Option("-n", "--num", help="Number of sequences.")] = 100,
-    label: Annotated[str | None, typer.Option(
-        help="Class label to condition on (a value of the training --label-col).")] = None,
-    guidance: Annotated[float | None, typer.Option(
-        help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
-             ">1 = stronger.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Integration steps [default: from run].")
+    label: Annotated[
+        str | None,
+        typer.Option(help="Class label to condition on (a value of the training --label-col)."),
     ] = None,
-    solver: Annotated[str | None, typer.Option(
-        help="euler, midpoint, rk4 or dopri5 [default: from run].")] = None,
-    decode: Annotated[str | None, typer.Option(
-        help="argmax (most likely letter) or sample (draw from the final probabilities).")
+    guidance: Annotated[
+        float | None,
+        typer.Option(
+            help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
+            ">1 = stronger."
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Integration steps [default: from run].")
+    ] = None,
+    solver: Annotated[
+        str | None, typer.Option(help="euler, midpoint, rk4 or dopri5 [default: from run].")
+    ] = None,
+    decode: Annotated[
+        str | None,
+        typer.Option(
+            help="argmax (most likely letter) or sample (draw from the final probabilities)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", help="FASTA file to write; default or - is stdout.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="FASTA file to write; default or - is stdout."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
@@ -209,8 +251,13 @@ def sample(
     to_file = output not in (None, "-")
     bar = None
     if to_file and err.is_terminal:
-        bar = Progress(TextColumn("[bold]sample"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), console=err)
+        bar = Progress(
+            TextColumn("[bold]sample"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+        )
         bar.start()
     task = bar.add_task("sample", total=n) if bar is not None else None
 
@@ -228,8 +275,11 @@ def sample(
         if bar is not None:
             bar.stop()
     if to_file:
-        err.print(f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "
-                  f"in {result.seconds:.1f}s", soft_wrap=True)
+        err.print(
+            f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "
+            f"in {result.seconds:.1f}s",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -239,8 +289,14 @@ def presets() -> None:
     table = Table("preset", "for", "model", "steps", "batch", "description")
     for name, cfg in list_presets().items():
         m = cfg.model
-        table.add_row(name, cfg.hardware.upper(), f"{m.arch} {m.hidden}x{m.depth}",
-                      str(cfg.train.steps), str(cfg.train.batch_size), cfg.description)
+        table.add_row(
+            name,
+            cfg.hardware.upper(),
+            f"{m.arch} {m.hidden}x{m.depth}",
+            str(cfg.train.steps),
+            str(cfg.train.batch_size),
+            cfg.description,
+        )
     Console().print(table)
 
 

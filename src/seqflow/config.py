@@ -52,8 +52,11 @@ class ModelConfig:
         for key in ("hidden", "depth", "kernel_size", "heads", "time_dim"):
             _check(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
         _check(self.kernel_size % 2 == 1, "model.kernel_size", "must be odd")
-        _check(len(self.dilations) > 0 and min(self.dilations) >= 1, "model.dilations",
-               "must be a non-empty list of integers >= 1")
+        _check(
+            len(self.dilations) > 0 and min(self.dilations) >= 1,
+            "model.dilations",
+            "must be a non-empty list of integers >= 1",
+        )
         _check(self.time_dim % 2 == 0, "model.time_dim", "must be even")
 
 
@@ -192,9 +195,7 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in fields:
-            raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}'{_nearest(str(key), fields)}"
-            )
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{_nearest(str(key), fields)}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
@@ -206,7 +207,7 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
         raise ConfigError(f"{source}: {err}") from None
 
 
-def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:  # noqa: PLR0911
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
     bad = ConfigError(f"{source}: {key}: expected {_describe(hint)}, got {value!r}")
     if origin in (typing.Union, types.UnionType):

@@ -126,7 +126,9 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
     try:
         compressed = binary.read(2) == b"\x1f\x8b"
         binary.seek(0)
-        stream: IO[bytes] = gzip.GzipFile(fileobj=binary, mode="rb") if compressed else binary
+        stream: IO[bytes] | gzip.GzipFile = (
+            gzip.GzipFile(fileobj=binary, mode="rb") if compressed else binary
+        )
         try:
             raw_head = stream.read(HEAD_BYTES)
             stream.seek(0)

@@ -31,9 +31,7 @@ def _layout_hint(names: Sequence[str], delimiter: str) -> str:
     return ""
 
 
-def _column(
-    names: Sequence[str], wanted: str | None, where: str, delimiter: str, role: str
-) -> int:
+def _column(names: Sequence[str], wanted: str | None, where: str, delimiter: str, role: str) -> int:
     """Index of the column ``wanted`` (or of a default sequence column when ``None``)."""
     for candidate in (wanted,) if wanted is not None else SEQUENCE_COLUMNS:
         index = _find_column(names, candidate)

@@ -149,7 +149,7 @@ DNA = Alphabet("dna", "ACGT")
 RNA = Alphabet("rna", "ACGU")
 PROTEIN = Alphabet("protein", "ACDEFGHIKLMNPQRSTVWY")
 BUILTIN: dict[str, Alphabet] = {a.name: a for a in (DNA, RNA, PROTEIN)}
-"""Built-in alphabets, smallest first (the order ``auto`` tries them in)."""
+"""Built-in alphabets by name."""
 
 
 def invalid_letter_error(
@@ -158,7 +158,9 @@ def invalid_letter_error(
     """The one-line error for a letter outside the alphabet (``position`` is 1-based)."""
     prefix = f"{where}: " if where else ""
     allowed = f"alphabet {alphabet.describe()}" if alphabet else "sequences must be ASCII letters"
-    return InvalidInputError(f"{prefix}invalid letter {letter!r} at position {position} ({allowed})")
+    return InvalidInputError(
+        f"{prefix}invalid letter {letter!r} at position {position} ({allowed})"
+    )
 
 
 IUPAC_NUCLEOTIDES = "ACGTUNRYKMSWBDHV"
@@ -197,8 +199,10 @@ def detect_alphabet(counts: Mapping[str, int]) -> tuple[Alphabet, list[str]]:
 def auto_hint(alphabet: Alphabet, missing: Iterable[str]) -> str:
     """Advice for letters that the detected alphabet lacks, e.g. ``alphabet='ACGTN'``."""
     extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
-    return (f"auto-detection chose {alphabet.name}; give the letters explicitly, "
-            f"e.g. alphabet={alphabet.letters + extra!r}")
+    return (
+        f"auto-detection chose {alphabet.name}; give the letters explicitly, "
+        f"e.g. alphabet={alphabet.letters + extra!r}"
+    )
 
 
 def resolve_alphabet(

@@ -59,8 +59,9 @@ class SequenceTable:
 
     def __post_init__(self) -> None:
         if self.tokens.dtype != torch.uint8 or self.tokens.ndim != 2:
-            raise ValueError(f"tokens must be (N, L) uint8, got {self.tokens.dtype} "
-                             f"{tuple(self.tokens.shape)}")
+            raise ValueError(
+                f"tokens must be (N, L) uint8, got {self.tokens.dtype} {tuple(self.tokens.shape)}"
+            )
         if len(self.ids) != self.tokens.shape[0]:
             raise ValueError(f"{len(self.ids)} ids for {self.tokens.shape[0]} sequences")
         if self.labels is not None and self.labels.shape != (self.tokens.shape[0],):
@@ -132,7 +133,8 @@ class _ByteRows:
         except UnicodeEncodeError as err:
             raise invalid_letter_error(where, record.seq[err.start], err.start + 1, None) from None
         if self.n == 0:
-            self.data = np.empty((1024, len(raw)), dtype=np.uint8)
+            rows = max(1, min(1024, _CHUNK_BYTES // max(1, len(raw))))
+            self.data = np.empty((rows, len(raw)), dtype=np.uint8)
         elif len(raw) != self.data.shape[1]:
             raise InvalidInputError(
                 f"{where} has length {len(raw)} but earlier records have {self.data.shape[1]}; "
@@ -198,8 +200,9 @@ def read_sequences(
 
     Args:
         path: the file; ``"-"`` reads standard input.
-        alphabet: ``auto`` (smallest of dna, rna, protein holding every letter), a built-in name,
-            or custom letters such as ``"ACGTN"``; letters are case-insensitive.
+        alphabet: ``auto`` (dna, rna or protein from every letter of the file, see
+            :func:`~seqflow.data.alphabet.detect_alphabet`), a built-in name, or custom letters
+            such as ``"ACGTN"``; letters are case-insensitive.
         seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
         label_col: CSV/TSV column of class labels; not available for FASTA.
         fmt: ``auto`` (from the suffix, else from the content), ``fasta``, ``csv`` or ``tsv``.
@@ -227,7 +230,8 @@ def read_sequences(
         raise InvalidInputError(f"{source.name}: no FASTA records (no line starts with '>')")
     chosen, hint = _pick_alphabet(rows, alphabet)
     tokens = torch.from_numpy(rows.tokenise(chosen, hint))
-    labels, names = None, ()
+    labels: torch.Tensor | None = None
+    names: tuple[str, ...] = ()
     if label_col is not None:
         names = tuple(sorted(set(rows.labels)))
         index = {name: i for i, name in enumerate(names)}

@@ -14,8 +14,9 @@ def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: in
     count = 0
     for header, seq in records:
         if "\n" in header or "\r" in header or "\n" in seq or "\r" in seq:
-            raise ValueError(f"record {count + 1} ({header!r}): header and sequence must be "
-                             "single lines")
+            raise ValueError(
+                f"record {count + 1} ({header!r}): header and sequence must be single lines"
+            )
         handle.write(f">{header}\n")
         if width and len(seq) > width:
             handle.write("\n".join(seq[i : i + width] for i in range(0, len(seq), width)))

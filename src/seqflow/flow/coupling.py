@@ -38,14 +38,16 @@ class Coupling(Protocol):
 
     needs_cost: bool
 
-    def permutation(self, cost: Tensor | None, batch: int, generator: torch.Generator) -> Tensor:
+    def permutation(
+        self, cost: Tensor | None, batch: int, generator: torch.Generator | None
+    ) -> Tensor:
         """Return ``perm`` (batch,) such that ``x_0[perm[j]]`` is paired with ``x_1[j]``.
 
         Args:
             cost: ``C[i, j]`` between prior sample i and data point j, shape ``(B, B)``;
                 None for couplings that do not look at it.
             batch: the minibatch size B.
-            generator: CPU generator for any randomness of the coupling.
+            generator: CPU generator for any randomness of the coupling (None: global RNG).
         """
         ...
 
@@ -55,7 +57,9 @@ class IndependentCoupling:
 
     needs_cost = False
 
-    def permutation(self, cost: Tensor | None, batch: int, generator: torch.Generator) -> Tensor:
+    def permutation(
+        self, cost: Tensor | None, batch: int, generator: torch.Generator | None
+    ) -> Tensor:
         return torch.arange(batch)
 
 
@@ -64,7 +68,9 @@ class ExactOTCoupling:
 
     needs_cost = True
 
-    def permutation(self, cost: Tensor | None, batch: int, generator: torch.Generator) -> Tensor:
+    def permutation(
+        self, cost: Tensor | None, batch: int, generator: torch.Generator | None
+    ) -> Tensor:
         assert cost is not None
         rows, cols = linear_sum_assignment(cost.detach().to("cpu", torch.float64).numpy())
         perm = np.empty(batch, dtype=np.int64)
@@ -94,7 +100,9 @@ class SinkhornCoupling:
         w = np.full(c.shape[0], 1.0 / c.shape[0])
         return ot.sinkhorn(w, w, c / scale, self.reg, method="sinkhorn_log", numItermax=1000)
 
-    def permutation(self, cost: Tensor | None, batch: int, generator: torch.Generator) -> Tensor:
+    def permutation(
+        self, cost: Tensor | None, batch: int, generator: torch.Generator | None
+    ) -> Tensor:
         assert cost is not None
         plan = np.clip(self.plan(cost), 0.0, None)
         seed = int(torch.randint(0, 2**62, (1,), generator=generator))
@@ -115,7 +123,7 @@ def grouped_permutation(
     coupling: Coupling,
     cost: Tensor | None,
     groups: Tensor | None,
-    generator: torch.Generator,
+    generator: torch.Generator | None,
 ) -> Tensor:
     """Apply ``coupling`` separately inside each group of the minibatch.
 

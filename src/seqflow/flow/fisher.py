@@ -53,36 +53,44 @@ class FisherFlow:
             (*shape, self.vocab), generator=generator, device=device
         )
 
-    def targets(
-        self,
-        tokens: Tensor,
-        *,
-        generator: torch.Generator,
-        cpu_generator: torch.Generator,
-        groups: Tensor | None = None,
-    ) -> FlowBatch:
-        """Draw x_0 and t, couple x_0 with the data, and return (x_t, t, u_t).
+    def couple(
+        self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
+    ) -> Tensor:
+        """Draw prior samples and pair them with the data by the coupling.
 
         Args:
             tokens: data tokens, shape ``(batch, length)``, integer.
-            generator: generator on the tokens' device for x_0 and t.
-            cpu_generator: CPU generator for the coupling's own randomness.
-            groups: label per sequence, shape ``(batch,)``; the coupling stays within groups.
+            generator: generator on the tokens' device for x_0 and the coupling.
+            groups: label per sequence, shape ``(batch,)``; pairs stay within a group.
+
+        Returns:
+            x_0 with ``x_0[j]`` paired to ``tokens[j]``, shape ``(batch, length, vocab)``.
         """
         batch, length = tokens.shape
         x_0 = self.prior((batch, length), generator=generator, device=tokens.device)
-        if self.coupling.needs_cost or groups is not None:
-            cost = (
-                self.manifold.sq_dist_matrix_onehot(x_0, tokens)
-                if self.coupling.needs_cost
-                else None
-            )
-            perm = grouped_permutation(self.coupling, cost, groups, cpu_generator)
-            x_0 = x_0[perm.to(tokens.device)]
+        if not self.coupling.needs_cost and groups is None:
+            return x_0
+        cost = (
+            self.manifold.sq_dist_matrix_onehot(x_0, tokens) if self.coupling.needs_cost else None
+        )
+        cpu_generator = generator if generator.device.type == "cpu" else None
+        perm = grouped_permutation(self.coupling, cost, groups, cpu_generator)
+        return x_0[perm.to(tokens.device)]
+
+    def path(self, x_0: Tensor, tokens: Tensor, t: Tensor) -> FlowBatch:
+        """Targets on the geodesic from ``x_0`` (batch, length, vocab) to one-hot ``tokens``
+        (batch, length) at times ``t`` (batch,)."""
         x_1 = torch.nn.functional.one_hot(tokens.long(), self.vocab).to(x_0.dtype)
-        t = torch.rand(batch, generator=generator, device=tokens.device)
-        path = self.manifold.geodesic(x_0, x_1, t)
-        return FlowBatch(x_t=path.x_t, t=t, u_t=path.u_t)
+        p = self.manifold.geodesic(x_0, x_1, t)
+        return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
+
+    def targets(
+        self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
+    ) -> FlowBatch:
+        """Couple, draw ``t ~ U(0, 1)`` and return the path targets in one call."""
+        x_0 = self.couple(tokens, generator=generator, groups=groups)
+        t = torch.rand(tokens.shape[0], generator=generator, device=tokens.device)
+        return self.path(x_0, tokens, t)
 
 
 def flow_matching_loss(v: Tensor, u_t: Tensor) -> Tensor:

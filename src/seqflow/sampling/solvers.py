@@ -98,7 +98,12 @@ def _dopri5(field: VectorField, x_0: Tensor, *, steps: int, rtol: float, atol: f
 
     grid = torch.tensor([0.0, 1.0], device=x_0.device, dtype=x_0.dtype)
     x_1 = odeint(
-        rhs, x_0, grid, method="dopri5", rtol=rtol, atol=atol,
+        rhs,
+        x_0,
+        grid,
+        method="dopri5",
+        rtol=rtol,
+        atol=atol,
         options={"first_step": 1.0 / steps},
     )[-1]
     return _M.proj_orthant(x_1)

@@ -23,6 +23,7 @@ from seqflow.config import TrainConfig
 from seqflow.errors import SeqflowError
 from seqflow.flow import FisherFlow, flow_matching_loss
 from seqflow.models import VelocityField
+from seqflow.training.batches import CoupledBatch, CoupledBatchStream
 from seqflow.training.ema import EMA
 from seqflow.training.schedule import warmup_cosine
 
@@ -98,8 +99,11 @@ class Trainer:
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.label_dropout = label_dropout if model.num_labels > 0 else 0.0
-        self.train_set = _to_device(train, device)
-        self.valid_set = _to_device(valid, device) if valid is not None and len(valid) else None
+        self.valid_set = valid if valid is not None and len(valid) else None
+        self.stream = CoupledBatchStream(
+            train.tokens, train.labels, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
+            pin_memory=device.type == "cuda",
+        )  # fmt: skip
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -110,49 +114,33 @@ class Trainer:
             ),
         )
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
-        self.cpu_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
-        self.order = torch.randperm(len(train), generator=self.cpu_generator)
-        self.cursor = 0
         use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
         self.autocast: Any = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
         )
 
     # --- one step -----------------------------------------------------------------------------
-    def _next_indices(self) -> Tensor:
-        batch = min(self.cfg.batch_size, len(self.train_set))
-        if self.cursor + batch > len(self.order):
-            self.order = torch.randperm(len(self.train_set), generator=self.cpu_generator)
-            self.cursor = 0
-        idx = self.order[self.cursor : self.cursor + batch]
-        self.cursor += batch
-        return idx
-
-    def _loss(self, model: VelocityField, tokens: Tensor, labels: Tensor | None,
-              generator: torch.Generator, cpu_generator: torch.Generator,
-              drop: float) -> Tensor:
-        target = self.flow.targets(
-            tokens, generator=generator, cpu_generator=cpu_generator, groups=labels
-        )
-        model_labels = labels
+    def _loss(
+        self, model: VelocityField, batch: CoupledBatch, generator: torch.Generator, drop: float
+    ) -> Tensor:
+        device = self.device
+        tokens = batch.tokens.to(device, non_blocking=True)
+        x_0 = batch.x_0.to(device, non_blocking=True)
+        labels = batch.labels.to(device, non_blocking=True) if batch.labels is not None else None
+        t = torch.rand(tokens.shape[0], generator=generator, device=device)
+        target = self.flow.path(x_0, tokens, t)
         if labels is not None and drop > 0:
-            hide = torch.rand(labels.shape, generator=generator, device=labels.device) < drop
-            model_labels = torch.where(hide, torch.full_like(labels, model.num_labels), labels)
+            hide = torch.rand(labels.shape, generator=generator, device=device) < drop
+            labels = torch.where(hide, torch.full_like(labels, model.num_labels), labels)
         with self.autocast():
-            v = model(target.x_t, target.t, model_labels)
+            v = model(target.x_t, target.t, labels)
         return flow_matching_loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the detached loss (no host sync)."""
-        idx = self._next_indices()
-        tokens = self.train_set.tokens[idx.to(self.device)]
-        labels = self.train_set.labels
-        labels = labels[idx.to(self.device)] if labels is not None else None
         self.model.train()
-        loss = self._loss(
-            self.model, tokens, labels, self.generator, self.cpu_generator, self.label_dropout
-        )
+        loss = self._loss(self.model, self.stream.next(), self.generator, self.label_dropout)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -177,7 +165,9 @@ class Trainer:
             tokens = self.valid_set.tokens[start : min(n, start + self.cfg.batch_size)]
             labels = self.valid_set.labels
             labels = labels[start : start + tokens.shape[0]] if labels is not None else None
-            loss = self._loss(self.ema_model, tokens, labels, generator, cpu_generator, 0.0)
+            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=labels)
+            batch = CoupledBatch(tokens=tokens, labels=labels, x_0=x_0)
+            loss = self._loss(self.ema_model, batch, generator, 0.0)
             total += loss * tokens.shape[0]
         return float(total / n)
 
@@ -192,6 +182,16 @@ class Trainer:
         Returns:
             The last progress report (final training and validation loss).
         """
+        try:
+            return self._loop(on_progress, on_checkpoint)
+        finally:
+            self.stream.close()
+
+    def _loop(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        on_checkpoint: Callable[[Trainer], None] | None,
+    ) -> Progress:
         cfg = self.cfg
         start_time = time.perf_counter()
         window_time, window_step = start_time, self.step
@@ -247,9 +247,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
-            "cpu_generator": self.cpu_generator.get_state(),
-            "order": self.order,
-            "cursor": self.cursor,
+            "batches": self.stream.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -259,12 +257,5 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
-        self.cpu_generator.set_state(state["cpu_generator"])
-        self.order = state["order"].long()
-        self.cursor = int(state["cursor"])
+        self.stream.load_state_dict(state["batches"])
         self.step = int(state["step"])
-
-
-def _to_device(data: TrainingSet, device: torch.device) -> TrainingSet:
-    labels = data.labels.to(device) if data.labels is not None else None
-    return TrainingSet(tokens=data.tokens.to(device), labels=labels)

@@ -1,0 +1,130 @@
+"""Minibatches with their coupled prior samples, prepared one step ahead in a worker thread.
+
+The coupling needs only the data and fresh prior noise, never the model, so the minibatch of
+step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU while the network
+trains on step n. POT/SciPy and torch release the GIL, so the assignment solver runs beside the
+network instead of before it. The stream is deterministic: each batch is a pure function of the
+stream's generator state, and :meth:`state_dict` returns the state *before* the pending batch,
+so a resumed run rebuilds exactly the batch it would have used.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seqflow.flow import FisherFlow
+
+
+@dataclass(frozen=True)
+class CoupledBatch:
+    """One training minibatch on the CPU.
+
+    Attributes:
+        tokens: data tokens, shape ``(batch, length)``.
+        labels: class indices ``(batch,)`` or None.
+        x_0: prior samples paired with the tokens, shape ``(batch, length, vocab)``.
+    """
+
+    tokens: Tensor
+    labels: Tensor | None
+    x_0: Tensor
+
+
+class CoupledBatchStream:
+    """An endless, reproducible stream of coupled minibatches (epochs without replacement).
+
+    Args:
+        tokens: all training tokens, shape ``(N, L)`` (CPU).
+        labels: class index per sequence ``(N,)`` or None.
+        flow: supplies the prior and the coupling.
+        batch_size: sequences per batch (capped at N).
+        seed: seed of the stream's generator.
+        prefetch: build the next batch in a worker thread (False: build on demand).
+        pin_memory: pin the batch tensors for asynchronous copies to a GPU.
+    """
+
+    def __init__(
+        self,
+        tokens: Tensor,
+        labels: Tensor | None,
+        flow: FisherFlow,
+        *,
+        batch_size: int,
+        seed: int,
+        prefetch: bool = True,
+        pin_memory: bool = False,
+    ) -> None:
+        self.tokens = tokens.cpu()
+        self.labels = labels.cpu() if labels is not None else None
+        self.flow = flow
+        self.batch_size = min(batch_size, len(self.tokens))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(self.tokens), generator=self.generator)
+        self.cursor = 0
+        self.pin_memory = pin_memory
+        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+        self._pending: Future[tuple[dict[str, Any], CoupledBatch]] | None = None
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "generator": self.generator.get_state(),
+            "order": self.order.clone(),
+            "cursor": self.cursor,
+        }
+
+    def _produce(self) -> tuple[dict[str, Any], CoupledBatch]:
+        before = self._state()
+        if self.cursor + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.tokens), generator=self.generator)
+            self.cursor = 0
+        idx = self.order[self.cursor : self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        tokens = self.tokens[idx]
+        labels = self.labels[idx] if self.labels is not None else None
+        x_0 = self.flow.couple(tokens, generator=self.generator, groups=labels)
+        if self.pin_memory:
+            tokens, x_0 = tokens.pin_memory(), x_0.pin_memory()
+            labels = labels.pin_memory() if labels is not None else None
+        return before, CoupledBatch(tokens=tokens, labels=labels, x_0=x_0)
+
+    def _submit(self) -> None:
+        if self._pool is not None:
+            self._pending = self._pool.submit(self._produce)
+
+    def next(self) -> CoupledBatch:
+        """The next minibatch (and start preparing the one after it)."""
+        if self._pending is None:
+            _, batch = self._produce()
+        else:
+            _, batch = self._pending.result()
+        self._submit()
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state from which the next :meth:`next` call's batch is rebuilt."""
+        if self._pending is not None:
+            return self._pending.result()[0]
+        return self._state()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` (drops any prepared batch)."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].long()
+        self.cursor = int(state["cursor"])
+
+    def close(self) -> None:
+        """Stop the worker thread; the stream rewinds to before any prepared batch."""
+        state = self.state_dict()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._pending = None
+        self.load_state_dict(state)

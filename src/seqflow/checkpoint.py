@@ -15,6 +15,7 @@ Both are written atomically (temporary file in the same folder + ``os.replace``)
 from __future__ import annotations
 
 import json
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ class ModelMeta:
 def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
+        mode = stat.S_IMODE(tmp.stat().st_mode)  # umask-respecting; save_file would make it 0600
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+        tmp.chmod(mode)
 
 
 def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
@@ -192,7 +195,8 @@ def _split(value: Any, key: str, tensors: dict[str, Tensor]) -> Any:
         tensors[key] = value
         return {_TENSOR: key}
     if isinstance(value, dict):
-        return {"__dict__": [[_key(k), _split(v, f"{key}/{k}", tensors)] for k, v in value.items()]}
+        items = enumerate(value.items())  # names by position: keys 1 and "1" must not collide
+        return {"__dict__": [[_key(k), _split(v, f"{key}/{i}", tensors)] for i, (k, v) in items]}
     if isinstance(value, (list, tuple)):
         return [_split(v, f"{key}/{i}", tensors) for i, v in enumerate(value)]
     return value

@@ -157,7 +157,7 @@ def fit(
         typer.Option(
             "--out",
             "-o",
-            help="Run folder for checkpoints and metrics [default: runs/<data name>].",
+            help="Run folder for checkpoints and metrics \\[default: runs/<data name>].",
         ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (train.steps).")] = None,

@@ -160,9 +160,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _nearest(key: str, options: typing.Iterable[str]) -> str:
+def _nearest(key: str, options: typing.Iterable[str], prefix: str = "") -> str:
     close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""
 
 
 def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
@@ -174,7 +174,7 @@ def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
             where = ".".join(parts[:i]) or "config"
             raise ConfigError(
                 f"{source}: unknown key '{'.'.join(parts[: i + 1])}' in {where}"
-                f"{_nearest(part, known)}"
+                f"{_nearest(part, known, f'{where}.' if i else '')}"
             )
         if i == len(parts) - 1:
             if isinstance(node[part], dict):
@@ -195,7 +195,8 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in fields:
-            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{_nearest(str(key), fields)}")
+            hint = _nearest(str(key), fields, prefix)
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)

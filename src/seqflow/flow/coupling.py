@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
@@ -95,6 +94,8 @@ class SinkhornCoupling:
 
     def plan(self, cost: Tensor) -> np.ndarray:
         """The entropic plan for uniform marginals, shape ``(B, B)``, rows summing to 1/B."""
+        import ot  # POT imports scipy.stats & co. (~1 s): load it only when Sinkhorn is used
+
         c = cost.detach().to("cpu", torch.float64).numpy()
         scale = float(c.mean()) or 1.0
         w = np.full(c.shape[0], 1.0 / c.shape[0])

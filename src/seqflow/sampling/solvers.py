@@ -4,9 +4,10 @@ Fixed-step manifold solvers move along geodesics with the exponential map, and p
 the positive orthant after every step (Davis et al. 2024 sample with Euler steps on the sphere):
 
 - ``euler``: ``x <- exp_x(h v(x, t))``.
-- ``midpoint``: the velocity at the geodesic midpoint, brought back to the tangent space at x by
-  orthogonal projection (a first-order stand-in for parallel transport), then one full step.
-- ``rk4``: the classical four-stage scheme with the same projection of stage velocities.
+- ``midpoint``: the velocity at the geodesic midpoint (tangent there), brought back to the
+  tangent space at x by orthogonal projection, then one full exponential-map step.
+- ``rk4``: the classical four-stage scheme on the ambient ODE ``dy/dt = P_{y/|y|} v(y/|y|, t)``
+  (whose exact flow stays on the sphere), projected to the orthant after each step.
 - ``dopri5``: torchdiffeq's adaptive Dormand-Prince in the ambient space with the field evaluated
   at ``x / |x|`` and projected onto its tangent space; the result is projected to the orthant.
 """
@@ -70,17 +71,25 @@ def _euler(field: VectorField, x: Tensor, t: Tensor, h: float) -> Tensor:
 
 
 def _midpoint(field: VectorField, x: Tensor, t: Tensor, h: float) -> Tensor:
-    v1 = field(x, t)
-    x_mid = _step(x, v1, h / 2)
-    return _step(x, field(x_mid, t + h / 2), h)
+    x_mid = _step(x, field(x, t), h / 2)
+    v_mid = _M.proj_tangent(x_mid, field(x_mid, t + h / 2))
+    return _step(x, v_mid, h)
+
+
+def _ambient(field: VectorField, y: Tensor, t: Tensor) -> Tensor:
+    """The field at ``y / |y|``, tangent there: the ODE in the ambient space."""
+    x = y / y.norm(dim=-1, keepdim=True)
+    return _M.proj_tangent(x, field(x, t))
 
 
 def _rk4(field: VectorField, x: Tensor, t: Tensor, h: float) -> Tensor:
-    k1 = _M.proj_tangent(x, field(x, t))
-    k2 = _M.proj_tangent(x, field(_step(x, k1, h / 2), t + h / 2))
-    k3 = _M.proj_tangent(x, field(_step(x, k2, h / 2), t + h / 2))
-    k4 = _M.proj_tangent(x, field(_step(x, k3, h), t + h))
-    return _step(x, (k1 + 2 * k2 + 2 * k3 + k4) / 6, h)
+    # Classical RK4 on the ambient ODE whose flow preserves the sphere (the field is tangent at
+    # the normalised point), then one projection: fourth order, unlike stage-wise projection.
+    k1 = _ambient(field, x, t)
+    k2 = _ambient(field, x + h / 2 * k1, t + h / 2)
+    k3 = _ambient(field, x + h / 2 * k2, t + h / 2)
+    k4 = _ambient(field, x + h * k3, t + h)
+    return _M.proj_orthant(x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
 
 
 _STEPPERS = {"euler": _euler, "midpoint": _midpoint, "rk4": _rk4}

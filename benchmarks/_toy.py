@@ -15,6 +15,7 @@ from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FisherFlow, make_coupling
 from seqflow.models import build_model
 from seqflow.training import Trainer, TrainingSet
+from seqflow.training.batches import CoupledBatchStream
 
 LENGTH = 4
 BATCH = 512
@@ -45,10 +46,12 @@ def make_trainer(
     n_train: int = 200_000,
     batch: int = BATCH,
     lr: float = 2e-3,
+    model: ModelConfig = MODEL,
+    prefetch: bool = False,
 ) -> Trainer:
     """A CPU :class:`Trainer` of the toy model on ``n_train`` sequences from the target."""
     torch.manual_seed(seed)
-    model = build_model(MODEL, vocab=k, length=LENGTH, num_labels=0)
+    net = build_model(model, vocab=k, length=LENGTH, num_labels=0)
     flow = FisherFlow(make_coupling(coupling), vocab=k)
     cfg = TrainConfig(
         steps=steps,
@@ -64,8 +67,8 @@ def make_trainer(
         precision="fp32",
     )
     tokens = draw(target_probs(k, seed), n_train, seed + 17)
-    return Trainer(
-        model,
+    trainer = Trainer(
+        net,
         flow,
         cfg,
         train=TrainingSet(tokens=tokens),
@@ -73,3 +76,9 @@ def make_trainer(
         label_dropout=0.0,
         device=torch.device("cpu"),
     )
+    if prefetch:  # the trainer prefetches on CUDA only; force it to measure the overlap on CPU
+        trainer.stream.close()
+        trainer.stream = CoupledBatchStream(
+            tokens, None, flow, batch_size=batch, seed=seed + 1, prefetch=True
+        )
+    return trainer

@@ -183,6 +183,13 @@ def test_diverging_fit_leaves_no_run_folder(tiny_fasta, tiny_fit_kwargs, run_dir
     assert not run_dir.exists()
 
 
+def test_diverging_fit_removes_the_folders_it_created(tiny_fasta, tiny_fit_kwargs, tmp_path):
+    kwargs = {**tiny_fit_kwargs, "overrides": [*tiny_fit_kwargs["overrides"], "train.lr=1e6"]}
+    with pytest.raises(TrainingDivergedError):
+        api.fit(tiny_fasta, out=tmp_path / "runs" / "nested" / "run", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_diverging_resume_keeps_the_previous_run(
     fasta_run, tiny_fasta, tiny_fit_kwargs, tmp_path, monkeypatch
 ):

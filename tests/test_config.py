@@ -125,7 +125,7 @@ def test_override_of_a_whole_section_is_an_error():
         ({"model.dilations": [1, "a"]}, "model.dilations"),
         ({"model.dilations": 3}, "model.dilations"),
         ({"model.arch": "rnn"}, "model.arch"),
-        ({"data.seq_col": 5}, "data.seq_col"),
+        ({"data.seq_col": [5]}, "data.seq_col"),
         ({"model.kernel_size": 4}, "model.kernel_size"),
         ({"train.ema_decay": 1.0}, "train.ema_decay"),
         ({"model.hidden": 0}, "model.hidden"),
@@ -135,6 +135,13 @@ def test_override_of_a_whole_section_is_an_error():
 def test_bad_value_names_the_key(overrides, key):
     message = config_error(Config().with_overrides, overrides)
     assert key in message
+
+
+def test_numeric_column_name_is_read_as_text():
+    # ``--set data.label_col=2020`` arrives from YAML as the integer 2020
+    cfg = Config().with_overrides({"data.label_col": 2020, "data.seq_col": None})
+    assert cfg.data.label_col == "2020"
+    assert cfg.data.seq_col is None
 
 
 def test_type_error_in_yaml_names_key_and_file(tmp_path):

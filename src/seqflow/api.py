@@ -216,7 +216,7 @@ def fit(
     if saved_state is not None:
         trainer.load_state_dict(saved_state)
 
-    created = not run_dir.exists()
+    created = _first_missing(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir / CONFIG_FILE) as handle:
         yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
@@ -261,13 +261,21 @@ def fit(
             checkpoint(trainer)
         raise
     except BaseException:
-        if created and not (run_dir / MODEL_FILE).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if created is not None and not (run_dir / MODEL_FILE).exists():
+            shutil.rmtree(created, ignore_errors=True)
         raise
     return FitResult(
         run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=trainer.step, loss=last.loss,
         valid_loss=last.valid_loss, seconds=time.perf_counter() - started,
     )  # fmt: skip
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what a failure must remove)."""
+    top = None
+    while not path.exists():
+        top, path = path, path.parent
+    return top
 
 
 def _stem(data: str | Path) -> str:

@@ -245,6 +245,8 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     if hint is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. a column named 2020
         raise bad
     raise bad  # pragma: no cover - every field type is handled above
 

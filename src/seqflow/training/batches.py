@@ -1,8 +1,8 @@
 """Minibatches with their coupled prior samples, prepared one step ahead in a worker thread.
 
-The coupling needs only the data and fresh prior noise, never the model, so the minibatch of
-step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU while the network
-trains on step n. POT/SciPy and torch release the GIL, so the assignment solver runs beside the
+The coupling needs only the data and fresh prior noise, never the model, so with ``prefetch`` the
+minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU while
+the network trains on step n (the trainer enables it on CUDA, where the CPU is otherwise idle). POT/SciPy and torch release the GIL, so the assignment solver runs beside the
 network instead of before it. The stream is deterministic: each batch is a pure function of the
 stream's generator state, and :meth:`state_dict` returns the state *before* the pending batch,
 so a resumed run rebuilds exactly the batch it would have used.
@@ -67,7 +67,7 @@ class CoupledBatchStream:
         self.order = torch.randperm(len(self.tokens), generator=self.generator)
         self.cursor = 0
         self.pin_memory = pin_memory
-        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+        self._pool = ThreadPoolExecutor(max_workers=1, initializer=_single_threaded) if prefetch else None
         self._pending: Future[tuple[dict[str, Any], CoupledBatch]] | None = None
 
     def _state(self) -> dict[str, Any]:
@@ -128,3 +128,9 @@ class CoupledBatchStream:
             self._pool = None
         self._pending = None
         self.load_state_dict(state)
+
+
+def _single_threaded() -> None:
+    """Run the worker's torch ops on one thread (a per-thread setting): a second OpenMP team
+    would spin on the cores the network step is using."""
+    torch.set_num_threads(1)

@@ -114,6 +114,7 @@ def build_config(
         base = load_preset(preset)
     else:
         return None
+    assert base is not None
     return _apply(base, overrides, flags)
 
 
@@ -172,6 +173,7 @@ def fit(
     }  # fmt: skip
     run_dir = Path(out) if out is not None else Path("runs") / _stem(data)
     saved_state: dict[str, Any] | None = None
+    cfg: Config | None
     if resume:
         cfg, preset_name, saved_meta = _resume_config(
             run_dir, overrides, flags, preset, config_file
@@ -185,7 +187,8 @@ def fit(
         explicit = build_config(
             preset=preset, config_file=config_file, overrides=overrides, flags=flags
         )
-        cfg, preset_name, saved_meta = explicit, preset or str(config_file or ""), None
+        cfg = explicit
+        preset_name, saved_meta = preset or str(config_file or ""), None
 
     data_cfg = cfg.data if cfg is not None else _apply(Config(), (), flags).data
     table = read_sequences(

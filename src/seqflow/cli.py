@@ -262,7 +262,7 @@ def sample(
     task = bar.add_task("sample", total=n) if bar is not None else None
 
     def progress(done: int, total: int) -> None:
-        if bar is not None:
+        if bar is not None and task is not None:
             bar.update(task, completed=done)
 
     try:

@@ -198,7 +198,7 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
             hint = _nearest(str(key), fields, prefix)
             raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
         else:
             kwargs[key] = _coerce(value, hint, f"{prefix}{key}", source)

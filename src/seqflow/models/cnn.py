@@ -23,7 +23,7 @@ class ResidualBlock(nn.Module):
         self.film = nn.Linear(cond_dim, 2 * hidden)
         self.out = nn.Conv1d(hidden, hidden, 1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # Conv1d has a bias here
 
     def forward(self, h: Tensor, c: Tensor) -> Tensor:
         """h: features ``(batch, hidden, length)``; c: condition ``(batch, cond_dim)``."""

@@ -19,6 +19,8 @@ class GaussianFourierTime(nn.Module):
         scale: standard deviation of the random frequencies.
     """
 
+    w: Tensor
+
     def __init__(self, dim: int, scale: float = 16.0) -> None:
         super().__init__()
         self.register_buffer("w", torch.randn(dim // 2) * scale, persistent=True)

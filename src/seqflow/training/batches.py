@@ -1,11 +1,12 @@
-"""Minibatches with their coupled prior samples, prepared one step ahead in a worker thread.
+"""Minibatches with their coupled prior samples, optionally prepared one step ahead.
 
-The coupling needs only the data and fresh prior noise, never the model, so with ``prefetch`` the
-minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU while
-the network trains on step n (the trainer enables it on CUDA, where the CPU is otherwise idle). POT/SciPy and torch release the GIL, so the assignment solver runs beside the
-network instead of before it. The stream is deterministic: each batch is a pure function of the
-stream's generator state, and :meth:`state_dict` returns the state *before* the pending batch,
-so a resumed run rebuilds exactly the batch it would have used.
+The coupling needs only the data and fresh prior noise, never the model, so with ``prefetch``
+the minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU
+while the network trains on step n; the trainer enables it on CUDA, where the CPU is otherwise
+idle. SciPy's assignment solver and torch release the GIL, so the two really overlap. The
+stream is deterministic: each batch is a pure function of the stream's generator state, and
+:meth:`state_dict` returns the state *before* the pending batch, so a resumed run rebuilds
+exactly the batch it would have used.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ class CoupledBatchStream:
         self.order = torch.randperm(len(self.tokens), generator=self.generator)
         self.cursor = 0
         self.pin_memory = pin_memory
-        self._pool = ThreadPoolExecutor(max_workers=1, initializer=_single_threaded) if prefetch else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, initializer=_single_threaded) if prefetch else None
+        )
         self._pending: Future[tuple[dict[str, Any], CoupledBatch]] | None = None
 
     def _state(self) -> dict[str, Any]:

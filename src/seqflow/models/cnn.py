@@ -8,6 +8,7 @@ label) through a per-channel scale and shift (FiLM; Perez et al. 2018).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -42,6 +43,9 @@ class DilatedConvNet(nn.Module):
         kernel_size: odd convolution width.
         dilations: dilation schedule, cycled over the blocks.
         cond_dim: width of the condition embedding.
+        max_length: longest sequence; a learned per-position embedding of this length is added
+            to the input features, so aligned data (letters fixed at given positions, e.g. around
+            a TSS) is learnable; convolutions alone only see position through the padding.
     """
 
     def __init__(
@@ -53,9 +57,11 @@ class DilatedConvNet(nn.Module):
         kernel_size: int,
         dilations: tuple[int, ...],
         cond_dim: int,
+        max_length: int,
     ) -> None:
         super().__init__()
         self.inp = nn.Conv1d(vocab, hidden, 1)
+        self.pos = nn.Parameter(torch.randn(hidden, max_length) * 0.02)
         self.blocks = nn.ModuleList(
             ResidualBlock(hidden, kernel_size, dilations[i % len(dilations)], cond_dim)
             for i in range(depth)
@@ -65,7 +71,7 @@ class DilatedConvNet(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         """x: ``(batch, length, vocab)``; c: ``(batch, cond_dim)``; returns x's shape."""
-        h = self.inp(x.transpose(1, 2))
+        h = self.inp(x.transpose(1, 2)) + self.pos[:, : x.shape[1]]
         for block in self.blocks:
             h = block(h, c)
         return self.head(nn.functional.gelu(self.norm(h))).transpose(1, 2)

@@ -73,6 +73,7 @@ def build_model(cfg: ModelConfig, *, vocab: int, length: int, num_labels: int) -
             kernel_size=cfg.kernel_size,
             dilations=cfg.dilations,
             cond_dim=cfg.time_dim,
+            max_length=length,
         )
     else:
         backbone = TransformerNet(

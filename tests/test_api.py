@@ -148,6 +148,25 @@ def test_resume_with_a_changed_model_key_is_an_error(
     assert (run_dir / MODEL_FILE).read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("override", "allowed"),
+    [("sample.steps=7", True), ("flow.coupling=independent", False),
+     ("description=renamed", True), ("hardware=gpu", False)],
+)  # fmt: skip
+def test_resume_allows_only_train_and_sample_changes(
+    fasta_run, tiny_fasta, tiny_fit_kwargs, tmp_path, override, allowed
+):
+    run_dir = copy_run(fasta_run[0], tmp_path)
+    more = tiny_fit_kwargs["steps"] + 2
+    kwargs = resume_kwargs(tiny_fit_kwargs, steps=more)
+    kwargs["overrides"] = [*kwargs["overrides"], override]
+    if allowed:
+        assert api.fit(tiny_fasta, out=run_dir, **kwargs).steps == more
+    else:
+        with pytest.raises(ConfigError, match=override.split("=")[0]):
+            api.fit(tiny_fasta, out=run_dir, **kwargs)
+
+
 def test_resume_with_a_preset_is_an_error(fasta_run, tiny_fasta, tiny_fit_kwargs, tmp_path):
     run_dir = copy_run(fasta_run[0], tmp_path)
     with pytest.raises(ConfigError, match="--resume"):

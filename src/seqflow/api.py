@@ -164,7 +164,7 @@ def fit(
 
     The run folder (``out``, default ``runs/<data name>``) receives ``model.safetensors``,
     ``state.safetensors``, ``config.yaml`` and ``metrics.jsonl``. With ``resume`` the run
-    continues from its saved state (only ``train.*`` settings may change).
+    continues from its saved state (only ``train.*`` and ``sample.*`` settings may change).
     """
     flags = {
         "train.steps": steps, "train.batch_size": batch_size, "train.device": device,
@@ -303,12 +303,15 @@ def _resume_config(
     cfg = _apply(meta.config, overrides, flags)
     saved, new = meta.config.to_dict(), cfg.to_dict()
     for section in saved:
-        if section != "train" and saved[section] != new[section]:
-            changed = next(k for k in saved[section] if saved[section][k] != new[section][k])
-            raise ConfigError(
-                f"--resume: cannot change '{section}.{changed}' of an existing run "
-                "(only train.* settings may change)"
-            )
+        if section in ("train", "sample", "description") or saved[section] == new[section]:
+            continue
+        key = section
+        if isinstance(saved[section], dict):
+            key += "." + next(k for k in saved[section] if saved[section][k] != new[section][k])
+        raise ConfigError(
+            f"--resume: cannot change '{key}' of an existing run "
+            "(only train.* and sample.* settings may change)"
+        )
     return cfg, "resumed", meta
 
 

@@ -25,8 +25,3 @@ class ConfigError(SeqflowError):
 
 class CheckpointError(SeqflowError):
     """A checkpoint or run folder is missing, damaged or incompatible."""
-
-
-def location(source: str, line: int | None = None) -> str:
-    """Format ``source[:line]`` for the start of an error message."""
-    return f"{source}:{line}" if line is not None else source

@@ -13,7 +13,7 @@ import torch
 
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FisherFlow, make_coupling
-from seqflow.models import build_model
+from seqflow.models import Condition, build_model
 from seqflow.training import Trainer, TrainingSet
 from seqflow.training.batches import CoupledBatchStream
 
@@ -73,12 +73,12 @@ def make_trainer(
         cfg,
         train=TrainingSet(tokens=tokens),
         valid=None,
-        label_dropout=0.0,
+        cond_dropout=0.0,
         device=torch.device("cpu"),
     )
     if prefetch:  # the trainer prefetches on CUDA only; force it to measure the overlap on CPU
         trainer.stream.close()
         trainer.stream = CoupledBatchStream(
-            tokens, None, flow, batch_size=batch, seed=seed + 1, prefetch=True
+            tokens, Condition(), flow, batch_size=batch, seed=seed + 1, prefetch=True
         )
     return trainer

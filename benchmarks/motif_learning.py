@@ -25,7 +25,6 @@ import json
 import re
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -33,29 +32,13 @@ import numpy as np
 from seqflow import api
 from seqflow.data import read_sequences
 
+try:
+    from benchmarks._kmers import js_distance, kmer_counts
+except ImportError:  # run as a script: benchmarks/ is on sys.path
+    from _kmers import js_distance, kmer_counts  # type: ignore[no-redef]
+
 ROOT = Path(__file__).resolve().parents[1]
 MOTIFS = {"AP-1 TGA(C|G)TCA": r"TGA[CG]TCA", "CTCF core CCCTC": r"CCCTC|GAGGG"}
-
-
-def kmer_counts(seqs: list[str], k: int) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for s in seqs:
-        counts.update(s[i : i + k] for i in range(len(s) - k + 1))
-    return counts
-
-
-def js_distance(a: Counter[str], b: Counter[str]) -> float:
-    keys = sorted(set(a) | set(b))
-    p = np.array([a[x] for x in keys], float)
-    q = np.array([b[x] for x in keys], float)
-    p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-
-    def kl(x: np.ndarray, y: np.ndarray) -> float:
-        nz = x > 0
-        return float((x[nz] * np.log2(x[nz] / y[nz])).sum())
-
-    return float(np.sqrt(max(0.0, (kl(p, m) + kl(q, m)) / 2)))
 
 
 def composition_baseline(seqs: list[str], n: int, seed: int) -> list[str]:

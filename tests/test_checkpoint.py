@@ -18,6 +18,7 @@ from seqflow.checkpoint import (
     FORMAT_VERSION,
     MODEL_FILE,
     ModelMeta,
+    Standardizer,
     load_model,
     load_state,
     resolve_checkpoint,
@@ -26,7 +27,7 @@ from seqflow.checkpoint import (
 )
 from seqflow.config import Config
 from seqflow.errors import CheckpointError
-from seqflow.models import build_model
+from seqflow.models import Condition, build_model
 
 DNA = {"name": "dna", "letters": "ACGT"}
 PROTEIN = {"name": "protein", "letters": "ACDEFGHIKLMNPQRSTVWY"}
@@ -70,7 +71,7 @@ def probe(model, vocab: int, labels: bool = True) -> torch.Tensor:
     t = torch.rand(3, generator=g)
     y = torch.tensor([0, 1, 2]) if labels else None
     with torch.no_grad():
-        return model(x, t, y)
+        return model(x, t, Condition(labels=y))
 
 
 def checkpoint_error(fn, *args, **kwargs) -> str:
@@ -209,6 +210,10 @@ def test_newer_format_version(tmp_path):
         {"config": json.dumps({"model": {"hiden": 3}})},
         {"alphabet": json.dumps({"letters": "A"})},
         {"length": "long"},
+        {"variable_length": '"yes"'},
+        {"value": json.dumps({"mean": [0.0], "std": [0.0]})},
+        {"signal": json.dumps({"mean": [0.0, 1.0], "std": [1.0]})},
+        {"signal": "[1, 2"},
     ],
 )
 def test_damaged_metadata(tmp_path, changes):
@@ -357,3 +362,52 @@ def test_failing_save_leaves_previous_file_intact(tmp_path, monkeypatch):
     monkeypatch.undo()
     loaded, _ = load_model(path)
     assert torch.equal(probe(loaded, 4), probe(ema, 4))
+
+
+# --- conditions and variable length -----------------------------------------------------------
+
+
+def test_standardizer_statistics_and_round_trip():
+    x = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
+    st = Standardizer.fit(x, "cage")
+    assert st.mean == pytest.approx((3.0, 10.0)) and st.std[0] == pytest.approx((8 / 3) ** 0.5)
+    assert st.std[1] == 1.0  # a constant channel is left unscaled, not divided by zero
+    z = st.apply(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
+    assert Standardizer.from_dict(json.loads(json.dumps(st.to_dict()))) == st
+    scalar = Standardizer.fit(torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(scalar.apply(torch.tensor([3.0, 5.0])), torch.tensor([0.0, 2.0]))
+
+
+def test_conditional_variable_length_model_round_trip(tmp_path):
+    cfg = tiny_config("cnn")
+    meta = ModelMeta(
+        config=cfg, alphabet=DNA, labels=("a", "b"), length=LENGTH, step=3,
+        variable_length=True, value=Standardizer((1.5,), (2.0,), "activity"),
+        signal=Standardizer((0.0, 1.0), (1.0, 3.0), "cage.npy"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = meta.build()
+    assert meta.vocab == 5 and meta.pad == 4 and model.signal_channels == 2
+    save_model(tmp_path / MODEL_FILE, model.state_dict(), model.state_dict(), meta)
+    loaded, back = load_model(tmp_path)
+    assert back == meta
+    x = torch.rand(2, LENGTH, 5)
+    x = x / x.norm(dim=-1, keepdim=True)
+    cond = Condition(torch.tensor([0, 1]), torch.tensor([0.3, -1.0]), torch.randn(2, LENGTH, 2))
+    with torch.no_grad():
+        t = torch.tensor([0.2, 0.7])
+        torch.testing.assert_close(loaded(x, t, cond), model.eval()(x, t, cond))
+
+
+def test_format_1_files_read_as_unconditional_fixed_length(tmp_path):
+    path = tmp_path / MODEL_FILE
+    make_checkpoint(path)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+    for key in ("variable_length", "value", "signal"):
+        del metadata[key]
+    metadata["format_version"] = "1"
+    save_file(load_file(str(path)), str(path), metadata)
+    _, meta = load_model(path)
+    assert not meta.variable_length and meta.value is None and meta.signal is None

@@ -30,7 +30,7 @@ def test_cuda_training_in_bf16_learns_and_matches_the_device():
                       device="cuda", precision="bf16")  # fmt: skip
     device = torch.device("cuda")
     trainer = Trainer(model, FisherFlow(make_coupling("exact"), 4), cfg,
-                      train=TrainingSet(tokens), valid=None, label_dropout=0.0,
+                      train=TrainingSet(tokens), valid=None, cond_dropout=0.0,
                       device=device)  # fmt: skip
     assert trainer.stream._pool is not None  # the coupling is prefetched on CUDA
     losses = []

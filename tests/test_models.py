@@ -7,7 +7,13 @@ import torch
 
 from seqflow.config import ModelConfig
 from seqflow.geometry import PositiveSphere
-from seqflow.models import VelocityField, build_model, count_parameters, resolve_arch
+from seqflow.models import (
+    Condition,
+    VelocityField,
+    build_model,
+    count_parameters,
+    resolve_arch,
+)
 from seqflow.models.cnn import DilatedConvNet
 from seqflow.models.transformer import TransformerNet
 
@@ -65,14 +71,14 @@ def test_output_shape_and_tangency(arch, vocab, num_labels):
     model = wake(tiny_model(arch, vocab, num_labels=num_labels))
     x_t, t = inputs(3, 6, vocab)
     labels = torch.tensor([0, 1, 2]) if num_labels else None
-    v = model(x_t, t, labels)
+    v = model(x_t, t, Condition(labels=labels))
     assert v.shape == x_t.shape and v.dtype == x_t.dtype
     assert torch.isfinite(v).all()
     assert v.abs().max() > 1e-3  # a real field, not zeros
     scale = float(v.norm(dim=-1).max())
     torch.testing.assert_close((v * x_t).sum(-1), torch.zeros(3, 6), atol=1e-5 * scale, rtol=0)
     # shorter sequences than the model was built for also work
-    assert model(x_t[:, :4], t, labels).shape == (3, 4, vocab)
+    assert model(x_t[:, :4], t, Condition(labels=labels)).shape == (3, 4, vocab)
 
 
 @pytest.mark.parametrize(("arch", "vocab"), CASES)
@@ -82,7 +88,7 @@ def test_labels_condition_the_output(arch, vocab):
     assert model.num_labels == 3
     x_t, t = inputs(1, 5, vocab)
     x_t, t = x_t.expand(4, -1, -1), t.expand(4)
-    v = model(x_t, t, torch.tensor([0, 1, 2, 3]))  # 3 = "no label"
+    v = model(x_t, t, Condition(labels=torch.tensor([0, 1, 2, 3])))  # 3 = "no label"
     for i in range(4):
         for j in range(i):
             assert (v[i] - v[j]).abs().max() > 1e-4, f"labels {i} and {j} give the same field"
@@ -119,6 +125,6 @@ def test_count_parameters_and_gradients(arch, vocab):
     n = sum(p.numel() for p in model.parameters())
     assert count_parameters(model) == n > 0
     x_t, t = inputs(2, 6, vocab)
-    model(x_t, t, torch.tensor([0, 1])).square().sum().backward()
+    model(x_t, t, Condition(labels=torch.tensor([0, 1]))).square().sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)

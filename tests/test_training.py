@@ -13,7 +13,7 @@ from seqflow.checkpoint import load_state, save_state
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.data import read_sequences
 from seqflow.flow import FisherFlow, make_coupling
-from seqflow.models import build_model
+from seqflow.models import Condition, build_model
 from seqflow.sampling import generate
 from seqflow.training import Trainer, TrainingDivergedError, TrainingSet
 from seqflow.training import trainer as trainer_module
@@ -30,8 +30,8 @@ def labelled(tiny_csv):
     """tiny.csv as (train, valid) with cell-type labels: 56 + 8 sequences of length 24."""
     table = read_sequences(tiny_csv, label_col="cell_type")
     assert table.labels is not None and len(table.label_names) > 1
-    train = TrainingSet(tokens=table.tokens[:56], labels=table.labels[:56])
-    valid = TrainingSet(tokens=table.tokens[56:], labels=table.labels[56:])
+    train = TrainingSet(tokens=table.tokens[:56], cond=Condition(labels=table.labels[:56]))
+    valid = TrainingSet(tokens=table.tokens[56:], cond=Condition(labels=table.labels[56:]))
     return train, valid, len(table.label_names)
 
 
@@ -46,7 +46,7 @@ def make_trainer(data, *, steps=20, init_seed=0, coupling="exact", **train_kw) -
     model = build_model(TINY_MODEL, vocab=4, length=train.tokens.shape[1], num_labels=num_labels)
     flow = FisherFlow(make_coupling(coupling), 4)
     return Trainer(
-        model, flow, TrainConfig(**settings), train=train, valid=valid, label_dropout=0.5,
+        model, flow, TrainConfig(**settings), train=train, valid=valid, cond_dropout=0.5,
         device=CPU,
     )  # fmt: skip
 
@@ -204,13 +204,14 @@ def test_prefetch_yields_the_same_batches(coupling):
     tokens = index_tokens(50)
     labels = torch.arange(50) % 3
     flow = FisherFlow(make_coupling(coupling), 4)
-    eager = CoupledBatchStream(tokens, labels, flow, batch_size=16, seed=5, prefetch=False)
-    ahead = CoupledBatchStream(tokens, labels, flow, batch_size=16, seed=5, prefetch=True)
+    cond = Condition(labels=labels)
+    eager = CoupledBatchStream(tokens, cond, flow, batch_size=16, seed=5, prefetch=False)
+    ahead = CoupledBatchStream(tokens, cond, flow, batch_size=16, seed=5, prefetch=True)
     try:
         for _ in range(10):  # more than three epochs
             a, b = eager.next(), ahead.next()
             assert torch.equal(a.tokens, b.tokens)
-            assert torch.equal(a.labels, b.labels)
+            assert torch.equal(a.cond.labels, b.cond.labels)
             assert torch.equal(a.x_0, b.x_0)
         assert eager.state_dict()["cursor"] == ahead.state_dict()["cursor"]
     finally:
@@ -221,13 +222,13 @@ def test_prefetch_yields_the_same_batches(coupling):
 def test_stream_state_rebuilds_the_pending_batch():
     tokens = index_tokens(40)
     flow = FisherFlow(make_coupling("exact"), 4)
-    stream = CoupledBatchStream(tokens, None, flow, batch_size=16, seed=1, prefetch=True)
+    stream = CoupledBatchStream(tokens, Condition(), flow, batch_size=16, seed=1, prefetch=True)
     for _ in range(3):
         stream.next()
     state = stream.state_dict()
     expected = [stream.next() for _ in range(4)]
     stream.close()
-    other = CoupledBatchStream(tokens, None, flow, batch_size=16, seed=999, prefetch=True)
+    other = CoupledBatchStream(tokens, Condition(), flow, batch_size=16, seed=999, prefetch=True)
     other.load_state_dict(state)
     for want in expected:
         got = other.next()
@@ -240,7 +241,7 @@ def test_stream_state_rebuilds_the_pending_batch():
 def test_epochs_are_without_replacement(n, batch):
     """Each epoch visits every row at most once, and all rows when batch divides n."""
     flow = FisherFlow(make_coupling("independent"), 4)
-    stream = CoupledBatchStream(index_tokens(n), None, flow, batch_size=batch, seed=0)
+    stream = CoupledBatchStream(index_tokens(n), Condition(), flow, batch_size=batch, seed=0)
     per_epoch = n // batch
     epochs = []
     for _ in range(4):
@@ -261,7 +262,7 @@ def test_epochs_are_without_replacement(n, batch):
 
 def test_coupled_prior_samples_are_on_the_positive_sphere():
     flow = FisherFlow(make_coupling("exact"), 4)
-    stream = CoupledBatchStream(index_tokens(32), None, flow, batch_size=8, seed=0)
+    stream = CoupledBatchStream(index_tokens(32), Condition(), flow, batch_size=8, seed=0)
     x_0 = stream.next().x_0
     stream.close()
     assert x_0.shape == (8, 4, 4)
@@ -306,7 +307,7 @@ def test_learns_per_position_categorical_target():
     )  # fmt: skip
     trainer = Trainer(
         model, FisherFlow(make_coupling("exact"), vocab), cfg, train=TrainingSet(tokens),
-        valid=None, label_dropout=0.0, device=CPU,
+        valid=None, cond_dropout=0.0, device=CPU,
     )  # fmt: skip
     trainer.run()
     trainer.ema.copy_to(trainer.ema_model)
@@ -339,7 +340,7 @@ def test_cnn_learns_a_motif_at_a_fixed_position():
     cfg = TrainConfig(steps=250, batch_size=128, lr=2e-3, warmup_steps=20, log_every=50,
                       eval_every=10**6, ema_decay=0.99)  # fmt: skip
     trainer = Trainer(model, FisherFlow(make_coupling("exact"), 4), cfg,
-                      train=TrainingSet(tokens), valid=None, label_dropout=0.0,
+                      train=TrainingSet(tokens), valid=None, cond_dropout=0.0,
                       device=torch.device("cpu"))  # fmt: skip
     trainer.run()
     trainer.ema.copy_to(trainer.model)

@@ -4,8 +4,10 @@ A run folder holds two files:
 
 - ``model.safetensors``: the model weights (``model.*``) and their EMA (``ema.*``), with string
   metadata ``format``, ``format_version``, ``seqflow_version``, ``config`` (JSON),
-  ``alphabet`` (JSON), ``labels`` (JSON list), ``length`` and ``step``. It alone rebuilds the
-  model (nanoGPT keeps model arguments beside the weights the same way).
+  ``alphabet`` (JSON), ``labels`` (JSON list), ``length``, ``step``, ``variable_length``,
+  ``value`` and ``signal`` (JSON: the standardisation of those conditions, or null). It alone
+  rebuilds the model (nanoGPT keeps model arguments beside the weights the same way). Format 1
+  files (before variable length and value/signal conditions) are read as having none.
 - ``state.safetensors``: what ``--resume`` needs on top: optimizer moments, scheduler,
   random generator states, data order and EMA counter.
 
@@ -32,9 +34,61 @@ from seqflow.io_utils import atomic_path
 from seqflow.models import VelocityField, build_model
 
 FORMAT = "seqflow"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / std`` per channel, with the statistics of the training data.
+
+    Attributes:
+        mean: per-channel means (one entry for a scalar value).
+        std: per-channel standard deviations (> 0).
+        name: where the numbers came from (a column or file name), for messages and headers.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+
+    @classmethod
+    def fit(cls, x: Tensor, name: str = "") -> Standardizer:
+        """Statistics of ``x``, shape ``(N,)`` or ``(N, ..., C)`` (channels last)."""
+        flat = x.double().reshape(-1, 1 if x.ndim == 1 else x.shape[-1])
+        mean = flat.mean(dim=0)
+        std = flat.std(dim=0, correction=0) if flat.shape[0] > 1 else torch.ones_like(mean)
+        std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        return cls(tuple(mean.tolist()), tuple(std.tolist()), name)
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return len(self.mean)
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Standardise ``x`` (channels last, or ``(N,)`` for one channel), as float32."""
+        mean = torch.tensor(self.mean, dtype=torch.float64)
+        std = torch.tensor(self.std, dtype=torch.float64)
+        if x.ndim == 1:
+            mean, std = mean[0], std[0]
+        return ((x.double() - mean) / std).float()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"mean": list(self.mean), "std": list(self.std), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Standardizer:
+        """Inverse of :meth:`to_dict`; ValueError on bad content."""
+        if not isinstance(data, dict):
+            raise ValueError("standardizer must be a mapping")
+        mean = tuple(float(v) for v in data["mean"])
+        std = tuple(float(v) for v in data["std"])
+        if not mean or len(mean) != len(std) or min(std) <= 0:
+            raise ValueError("standardizer needs equal-length mean and positive std")
+        return cls(mean, std, str(data.get("name", "")))
 
 
 @dataclass(frozen=True)
@@ -45,8 +99,13 @@ class ModelMeta:
         config: the full run configuration.
         alphabet: the alphabet as a dict (``name``, ``letters``).
         labels: class names in index order (empty for an unconditional model).
-        length: sequence length L the model generates.
+        length: sequence length L the model generates (the maximum, for variable length).
         step: training steps taken.
+        variable_length: whether the model has an end/pad category (index K, after the K
+            letters) and generates sequences of varying length.
+        value: standardisation of the scalar value condition, or None without one.
+        signal: standardisation of the per-position signal condition (one entry per
+            channel), or None without one.
     """
 
     config: Config
@@ -54,11 +113,32 @@ class ModelMeta:
     labels: tuple[str, ...]
     length: int
     step: int
+    variable_length: bool = False
+    value: Standardizer | None = None
+    signal: Standardizer | None = None
+
+    @property
+    def letters(self) -> int:
+        """Alphabet size K."""
+        return len(self.alphabet["letters"])
 
     @property
     def vocab(self) -> int:
-        """Alphabet size K."""
-        return len(self.alphabet["letters"])
+        """Categories per position: K letters, plus the end/pad category when variable."""
+        return self.letters + int(self.variable_length)
+
+    @property
+    def pad(self) -> int | None:
+        """Index of the end/pad category, or None for fixed-length models."""
+        return self.letters if self.variable_length else None
+
+    def build(self) -> VelocityField:
+        """A freshly initialised model of this checkpoint's architecture."""
+        return build_model(
+            self.config.model, vocab=self.vocab, length=self.length,
+            num_labels=len(self.labels), value=self.value is not None,
+            signal_channels=self.signal.channels if self.signal is not None else 0,
+        )  # fmt: skip
 
     def to_metadata(self) -> dict[str, str]:
         """String metadata for the safetensors header."""
@@ -71,6 +151,9 @@ class ModelMeta:
             "labels": json.dumps(list(self.labels)),
             "length": str(self.length),
             "step": str(self.step),
+            "variable_length": json.dumps(self.variable_length),
+            "value": json.dumps(self.value.to_dict() if self.value else None),
+            "signal": json.dumps(self.signal.to_dict() if self.signal else None),
         }
 
     @classmethod
@@ -94,19 +177,44 @@ class ModelMeta:
             length, step = int(meta["length"]), int(meta["step"])
             if not isinstance(alphabet, dict) or len(alphabet.get("letters", "")) < 2:
                 raise ValueError("alphabet")
+            variable = json.loads(meta.get("variable_length", "false"))
+            if not isinstance(variable, bool):
+                raise ValueError("variable_length must be true or false")
+            value, signal = (
+                Standardizer.from_dict(raw) if (raw := json.loads(meta.get(key, "null"))) else None
+                for key in ("value", "signal")
+            )
         except SeqflowError as err:
             raise CheckpointError(str(err)) from None
         except (KeyError, ValueError, TypeError) as err:
             raise CheckpointError(f"{source}: damaged checkpoint metadata ({err})") from None
-        return cls(config=config, alphabet=alphabet, labels=labels, length=length, step=step)
+        return cls(
+            config=config, alphabet=alphabet, labels=labels, length=length, step=step,
+            variable_length=variable, value=value, signal=signal,
+        )  # fmt: skip
 
 
 def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)  # umask-respecting; save_file would make it 0600
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata)
+        save_file(_unshared(tensors), tmp, metadata)
         tmp.chmod(mode)
+
+
+def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """CPU copies safetensors accepts: a tensor whose memory another entry already uses (the
+    same tensor saved under two names) is cloned, since safetensors refuses shared memory."""
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        v = value.detach().contiguous().cpu()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if ptr in seen:
+            v = v.clone()
+        seen.add(ptr)
+        out[key] = v
+    return out
 
 
 def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
@@ -154,9 +262,7 @@ def load_model(
     file = resolve_checkpoint(path)
     tensors, metadata = _read(file)
     meta = ModelMeta.from_metadata(metadata, str(file))
-    model = build_model(
-        meta.config.model, vocab=meta.vocab, length=meta.length, num_labels=len(meta.labels)
-    )
+    model = meta.build()
     prefix = f"{weights}."
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     try:

@@ -87,10 +87,22 @@ class _FitView:
         self.valid: float | None = None
 
     def start(self, plan: api.FitPlan) -> None:
-        labels = f", {len(plan.labels)} labels" if plan.labels else ""
+        conditions = []
+        if plan.labels:
+            conditions.append(f"{len(plan.labels)} labels")
+        if plan.value:
+            conditions.append(f"value {plan.value}")
+        if plan.signal_channels:
+            conditions.append(f"{plan.signal_channels}-channel signal")
+        detected = " (detected)" if plan.alphabet_detected else ""
+        length = f"up to {plan.length}" if plan.variable_length else f"{plan.length}"
+        test = f" / {plan.n_test:,} test (held out)" if plan.n_test else ""
+        cond = f"; conditioned on {', '.join(conditions)}" if conditions else ""
+        if plan.read_summary:
+            err.print(f"[yellow]read[/]: {plan.read_summary}", soft_wrap=True)
         err.print(
-            f"seqflow fit: {plan.n_train:,} train / {plan.n_valid:,} valid sequences of length "
-            f"{plan.length} ({plan.alphabet}{labels}); {plan.arch} with "
+            f"seqflow fit: {plan.n_train:,} train / {plan.n_valid:,} valid{test} sequences of "
+            f"length {length}; alphabet {plan.alphabet}{detected}{cond}; {plan.arch} with "
             f"{plan.parameters:,} parameters on {plan.device}; preset {plan.preset}; "
             f"run folder {plan.run_dir}",
             soft_wrap=True,
@@ -136,7 +148,10 @@ class _FitView:
 @app.command(epilog=_preset_help())
 @_user_errors
 def fit(
-    data: Annotated[str, typer.Argument(help="FASTA (.fa/.fasta, .gz too) or CSV/TSV; - = stdin.")],
+    data: Annotated[
+        str,
+        typer.Argument(help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input."),
+    ],
     preset: Annotated[
         str | None,
         typer.Option(
@@ -169,26 +184,115 @@ def fit(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
     ] = False,
-    seq_col: Annotated[str | None, typer.Option(help="CSV/TSV column with sequences.")] = None,
+    seq_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/TSV column with sequences [default: sequence or seq].", rich_help_panel="Data"
+        ),
+    ] = None,
     label_col: Annotated[
         str | None,
-        typer.Option(help="CSV/TSV column with class labels (enables --label when sampling)."),
+        typer.Option(
+            help="CSV/TSV column of class labels; sample with --label.",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    value_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/TSV column of a number per sequence (e.g. activity); sample with --value.",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    signal_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/TSV column of per-position numbers (one per letter, separated "
+            "by spaces, commas or ;); sample with --signal.",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    signal_file: Annotated[
+        str | None,
+        typer.Option(
+            help=".npy/.npz (N, L[, C]) or text file of signal rows, matched to the "
+            "records by order; sample with --signal.",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    split_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/TSV column train/valid/test; test rows are left out.", rich_help_panel="Data"
+        ),
+    ] = None,
+    valid_frac: Annotated[
+        float | None,
+        typer.Option(
+            help="Share held out for validation when there is no --split-col [default: 0.05].",
+            rich_help_panel="Data",
+        ),
     ] = None,
     alphabet: Annotated[
         str | None,
-        typer.Option(help="dna, rna, protein, auto, or the letters themselves (data.alphabet)."),
+        typer.Option(
+            help="dna, rna, protein, auto (detected and reported), or the letters "
+            "themselves, e.g. ACGTN.",
+            rich_help_panel="Data",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="auto (from the suffix, else the content), fasta, fastq, csv or tsv.",
+            rich_help_panel="Data",
+        ),
+    ] = None,
+    on_invalid: Annotated[
+        str | None,
+        typer.Option(
+            help="Letters outside the alphabet (e.g. N): error (default; names the "
+            "record and position), skip the record, or replace with a random letter.",
+            rich_help_panel="Data",
+        ),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest sequence to model [default: the longest in the data]. "
+            "Unequal lengths are modelled with an end category.",
+            rich_help_panel="Data",
+        ),
+    ] = None,
+    crop: Annotated[
+        bool | None,
+        typer.Option(
+            "--crop/--no-crop",
+            help="Cut sequences longer than --max-length instead of stopping with an error.",
+            rich_help_panel="Data",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
-    Example: seqflow fit examples/dhs_4k.fasta --out runs/dhs
+    Examples:
+
+      seqflow fit examples/dhs_4k.fasta --out runs/dhs
+
+      seqflow fit examples/dhs_4k.csv --label-col cell_type --out runs/dhs_by_cell
+
+      seqflow fit peptides.csv --value-col activity --max-length 60 --crop --preset protein
     """
     view = _FitView()
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
             steps=steps, batch_size=batch_size, device=device, seed=seed, resume=resume,
-            seq_col=seq_col, label_col=label_col, alphabet=alphabet,
+            seq_col=seq_col, label_col=label_col, value_col=value_col, signal_col=signal_col,
+            signal_file=signal_file, split_col=split_col, valid_frac=valid_frac,
+            alphabet=alphabet, fmt=fmt, on_invalid=on_invalid, max_length=max_length, crop=crop,
             on_start=view.start, on_progress=view.progress,
         )  # fmt: skip
     except KeyboardInterrupt:
@@ -212,16 +316,42 @@ def fit(
 @_user_errors
 def sample(
     checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
-    n: Annotated[int, typer.Option("-n", "--num", help="Number of sequences.")] = 100,
+    n: Annotated[
+        int | None,
+        typer.Option(
+            "-n",
+            "--num",
+            help="Number of sequences [default: 100, or one per --signal row].",
+            show_default=False,
+        ),
+    ] = None,
     label: Annotated[
         str | None,
-        typer.Option(help="Class label to condition on (a value of the training --label-col)."),
+        typer.Option(
+            help="Class label to condition on (a value of the training --label-col).",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    value: Annotated[
+        float | None,
+        typer.Option(
+            help="Value to condition on, on the scale of the training --value-col.",
+            rich_help_panel="Conditions",
+        ),
+    ] = None,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            help=".npy/.npz/text file of signal rows; one sequence per row.",
+            rich_help_panel="Conditions",
+        ),
     ] = None,
     guidance: Annotated[
         float | None,
         typer.Option(
             help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
-            ">1 = stronger."
+            ">1 = stronger.",
+            rich_help_panel="Conditions",
         ),
     ] = None,
     steps: Annotated[
@@ -244,9 +374,13 @@ def sample(
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Generate N sequences from a trained run and write them as FASTA.
+    """Generate sequences from a trained run and write them as FASTA.
 
-    Example: seqflow sample runs/dhs -n 1000 -o designs.fasta
+    Headers carry the conditions (label=, value=, signal=FILE:ROW). Examples:
+
+      seqflow sample runs/dhs -n 1000 -o designs.fasta
+
+      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 > k562.fasta
     """
     to_file = output not in (None, "-")
     bar = None
@@ -259,15 +393,16 @@ def sample(
             console=err,
         )
         bar.start()
-    task = bar.add_task("sample", total=n) if bar is not None else None
+    task = bar.add_task("sample", total=n) if bar is not None else None  # total set on progress
 
     def progress(done: int, total: int) -> None:
         if bar is not None and task is not None:
-            bar.update(task, completed=done)
+            bar.update(task, completed=done, total=total)
 
     try:
         result = api.sample(
-            checkpoint, n=n, label=label, guidance=guidance, steps=steps, solver=solver,
+            checkpoint, n=n, label=label, value=value, signal=signal, guidance=guidance,
+            steps=steps, solver=solver,
             decode=decode, seed=seed, output=output, batch_size=batch_size, device=device,
             on_progress=progress,
         )  # fmt: skip

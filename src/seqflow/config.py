@@ -23,15 +23,36 @@ from seqflow.errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    """How sequences are read and split."""
+    """How sequences and their conditions are read and split.
+
+    ``*_col`` name CSV/TSV columns: class labels, a scalar value (standardised for the model,
+    its mean and scale kept in the checkpoint), a per-position signal (numbers separated by
+    spaces, commas or semicolons in one cell), a split (``train``/``valid``/``test``; without
+    one, ``valid_frac`` of the records are held out at random). ``signal_file`` is a ``.npy``,
+    ``.npz`` or text file of signal rows aligned with the records by order.
+    """
 
     alphabet: str = "auto"
+    format: Literal["auto", "fasta", "fastq", "csv", "tsv"] = "auto"
     seq_col: str | None = None
     label_col: str | None = None
+    value_col: str | None = None
+    signal_col: str | None = None
+    signal_file: str | None = None
+    split_col: str | None = None
     valid_frac: float = 0.05
+    on_invalid: Literal["error", "skip", "replace"] = "error"
+    max_length: int | None = None
+    crop: bool = False
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.valid_frac < 1.0, "data.valid_frac", "must be in [0, 1)")
+        _check(self.max_length is None or self.max_length >= 1, "data.max_length", "must be >= 1")
+        _check(
+            not (self.signal_col and self.signal_file),
+            "data.signal_col",
+            "give either signal_col or signal_file, not both",
+        )
 
 
 @dataclass(frozen=True)
@@ -62,16 +83,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """The flow: geometry, coupling of prior and data, condition dropout for guidance."""
+    """The flow: geometry, coupling of prior and data, condition dropout for guidance.
+
+    ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
+    signal, all together) are hidden, which trains the unconditional field classifier-free
+    guidance needs (``label_dropout`` is accepted as its old name).
+    """
 
     geometry: Literal["fisher"] = "fisher"
     coupling: Literal["independent", "exact", "sinkhorn"] = "exact"
     sinkhorn_reg: float = 0.05
-    label_dropout: float = 0.1
+    cond_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
-        _check(0.0 <= self.label_dropout < 1.0, "flow.label_dropout", "must be in [0, 1)")
+        _check(0.0 <= self.cond_dropout < 1.0, "flow.cond_dropout", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -168,6 +194,9 @@ def _nearest(key: str, options: typing.Iterable[str], prefix: str = "") -> str:
 def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     node: Any = raw
     parts = dotted.split(".")
+    alias = _ALIASES.get(dotted)
+    if alias is not None:
+        parts[-1] = alias
     for i, part in enumerate(parts):
         known = list(node) if isinstance(node, dict) else []
         if part not in known:
@@ -184,12 +213,17 @@ def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
             node = node[part]
 
 
+_ALIASES = {"flow.label_dropout": "cond_dropout"}
+"""Old key names still accepted (full dotted name -> current field name)."""
+
+
 def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
     name = prefix.rstrip(".") or "config"
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: '{name}' must be a mapping, got {type(raw).__name__}")
+    raw = {_ALIASES.get(f"{prefix}{k}", k): v for k, v in raw.items()}
     hints = get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}

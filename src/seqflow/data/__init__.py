@@ -1,7 +1,30 @@
-"""Sequence data: alphabets, FASTA/CSV/TSV readers and FASTA writers."""
+"""Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers, signal files and FASTA writers."""
 
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
-from seqflow.data.readers import SequenceTable, read_sequences
+from seqflow.data.readers import read_sequences
+from seqflow.data.signals import read_signal
+from seqflow.data.table import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALID,
+    DuplicateIdWarning,
+    ReadReport,
+    RecordIds,
+    SequenceTable,
+)
 from seqflow.data.writers import write_fasta
 
-__all__ = ["Alphabet", "SequenceTable", "read_sequences", "resolve_alphabet", "write_fasta"]
+__all__ = [
+    "SPLIT_TEST",
+    "SPLIT_TRAIN",
+    "SPLIT_VALID",
+    "Alphabet",
+    "DuplicateIdWarning",
+    "ReadReport",
+    "RecordIds",
+    "SequenceTable",
+    "read_sequences",
+    "read_signal",
+    "resolve_alphabet",
+    "write_fasta",
+]

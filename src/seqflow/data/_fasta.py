@@ -1,4 +1,4 @@
-"""FASTA records with the line number of each header, parsed by Biopython."""
+"""FASTA and FASTQ records with their line numbers, parsed by Biopython."""
 
 from __future__ import annotations
 
@@ -6,16 +6,47 @@ from collections import deque
 from collections.abc import Iterator
 
 from Bio.SeqIO.FastaIO import SimpleFastaParser
+from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
 from seqflow.data._source import LineCounter, RawRecord
 from seqflow.errors import InvalidInputError
+
+
+def _layout(header: int, widths: list[int], length: int) -> tuple[int, int]:
+    """Line of the first letter and letters per line (0: one line; -1: irregular wrapping).
+
+    Args:
+        header: the header's line.
+        widths: characters on each line after the header, up to the next record.
+        length: letters in the parsed sequence.
+    """
+    lead = 0
+    while lead < len(widths) and widths[lead] == 0:
+        lead += 1
+    body = widths[lead:]
+    while body and body[-1] == 0:
+        body.pop()
+    if not body or sum(body) != length:
+        return header, -1
+    if len(body) == 1:
+        return header + 1 + lead, 0
+    width = body[0]
+    if all(w == width for w in body[:-1]) and body[-1] <= width:
+        return header + 1 + lead, width
+    return header, -1
+
+
+def _first_word(title: str, k: int) -> str:
+    words = title.split(maxsplit=1)
+    return words[0] if words else f"record{k}"
 
 
 def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
     """Yield the records of a FASTA file in order.
 
     The id is the first word of the header (``record{k}`` when the header is blank); text before
-    the first ``>`` is ignored, as Biopython does.
+    the first ``>`` is ignored, as Biopython does. The width of every sequence line is noted so
+    that an invalid letter can later be traced to its own line.
 
     Args:
         lines: the file's lines; its counter gives header line numbers.
@@ -24,18 +55,92 @@ def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
     Raises:
         InvalidInputError: a record has an empty sequence.
     """
-    header_lines: deque[int] = deque()
+    pending: deque[list[int]] = deque()
 
     def tracked() -> Iterator[str]:
         for text in lines:
             if text.startswith(">"):
-                header_lines.append(lines.line)
+                pending.append([lines.line])
+            elif pending:
+                pending[-1].append(len(text.rstrip()))
             yield text
 
     for k, (title, seq) in enumerate(SimpleFastaParser(tracked()), start=1):
-        line = header_lines.popleft()
-        words = title.split(maxsplit=1)
-        record_id = words[0] if words else f"record{k}"
+        header, *widths = pending.popleft()
+        record_id = _first_word(title, k)
         if not seq:
-            raise InvalidInputError(f"{source}:{line}: record {record_id!r} has an empty sequence")
-        yield RawRecord(record_id, seq, line, None)
+            raise InvalidInputError(
+                f"{source}:{header}: record {record_id!r} has an empty sequence"
+            )
+        seq_line, width = _layout(header, widths, len(seq))
+        yield RawRecord(record_id, seq, header, seq_line, width)
+
+
+class _FastqHandle:
+    """The text-handle face Biopython's FASTQ parser needs, over counted lines.
+
+    Leading blank lines are skipped; ``first`` is the line of the first header, ``last_text`` the
+    line of the last non-blank line seen, and ``done`` tells when the lines ran out.
+    """
+
+    def __init__(self, lines: LineCounter) -> None:
+        self.lines = lines
+        self.first = 0
+        self.last_text = 0
+        self.done = False
+        self._iter = self._track()
+
+    def _track(self) -> Iterator[str]:
+        for text in self.lines:
+            if text.strip():
+                self.last_text = self.lines.line
+            yield text
+        self.done = True
+
+    def read(self, size: int = -1) -> str:
+        """Only ``read(0)`` is used, to check for text mode."""
+        return ""
+
+    def readline(self) -> str:
+        text = next((text for text in self._iter if text.strip()), "")
+        self.first = self.lines.line
+        return text
+
+    def __iter__(self) -> Iterator[str]:
+        return self._iter
+
+
+def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
+    """Yield the records of a FASTQ file in order (qualities are checked, then dropped).
+
+    A record normally spans 4 lines; a sequence wrapped over several lines is accepted, as
+    Biopython does, but its letters are then traced to the header line only.
+
+    Args:
+        lines: the file's lines; its counter gives header line numbers.
+        source: file name for error messages.
+
+    Raises:
+        InvalidInputError: malformed FASTQ (Biopython's complaint, with the line it stopped at),
+            or a record with an empty sequence.
+    """
+    handle = _FastqHandle(lines)
+    parsed = FastqGeneralIterator(handle)  # type: ignore[arg-type]
+    header = 0
+    try:
+        for k, (title, seq, _) in enumerate(parsed, start=1):
+            header = header or handle.first
+            record_id = _first_word(title, k)
+            if not seq:
+                raise InvalidInputError(
+                    f"{source}:{header}: record {record_id!r} has an empty sequence"
+                )
+            following = handle.last_text + 1 if handle.done else lines.line
+            width = 0 if following - header == 4 else -1
+            yield RawRecord(record_id, seq, header, header + 1, width)
+            header = lines.line
+    except UnicodeDecodeError:
+        raise
+    except ValueError as err:
+        message = " ".join(str(err).split())
+        raise InvalidInputError(f"{source}:{lines.line}: malformed FASTQ ({message})") from None

@@ -1,7 +1,9 @@
 """Opening a sequence file (or stdin) as checked UTF-8 text, and counting its lines.
 
 Every problem found here becomes a one-line :class:`InvalidInputError` naming the file: missing,
-a folder, empty, binary, compressed with something other than gzip, or not UTF-8.
+a folder, empty, binary, compressed with something other than gzip, or not UTF-8. The input is
+streamed: only its head is read ahead (to sniff and check it) and then replayed, so standard
+input is never held in memory as a whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple, TextIO
 
+import numpy as np
+
 from seqflow.errors import InvalidInputError
 
 HEAD_BYTES = 8192
@@ -25,6 +29,8 @@ HEAD_BYTES = 8192
 GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 """What a damaged or truncated gzip stream raises while it is read."""
 
+_GZIP_MAGIC = b"\x1f\x8b"
+_READ_BYTES = 1 << 16
 _OTHER_COMPRESSION = {
     b"BZh": "bzip2",
     b"\xfd7zXZ\x00": "xz",
@@ -37,16 +43,35 @@ class RawRecord(NamedTuple):
     """One record as read, before tokenisation.
 
     Attributes:
-        id: record identifier (FASTA: first word of the header; table: id column or ``row{n}``).
+        id: record identifier (FASTA/FASTQ: first word of the header; table: id column or
+            ``row{n}``).
         seq: the sequence text, stripped of whitespace.
-        line: 1-based line of the FASTA header or of the table row.
-        label: the label cell, or ``None`` when no label column was asked for.
+        line: 1-based line of the FASTA/FASTQ header or of the table row.
+        seq_line: line of the first letter.
+        width: letters per sequence line; 0 when the whole sequence sits on ``seq_line``,
+            -1 when the wrapping is irregular (letter lines then cannot be told).
+        label: the label cell, or ``None`` without a label column.
+        value: the number of the value column, or ``None``.
+        signal: the signal cell's numbers, shape (len(seq),), float32; or ``None``.
+        split: the split code (train 0, valid 1, test 2), or ``None``.
     """
 
     id: str
     seq: str
     line: int
-    label: str | None
+    seq_line: int
+    width: int = 0
+    label: str | None = None
+    value: float | None = None
+    signal: np.ndarray | None = None
+    split: int | None = None
+
+    def letter_where(self, source: str, position: int) -> str:
+        """Error prefix naming the line of the letter at 1-based ``position``."""
+        if self.width < 0:
+            return f"{source}:{self.line}: record {self.id!r} (header line {self.line})"
+        line = self.seq_line + ((position - 1) // self.width if self.width else 0)
+        return f"{source}:{line}: record {self.id!r}"
 
 
 class LineCounter:
@@ -79,12 +104,35 @@ class TextSource:
     compressed: bool
 
 
-def _open_binary(path: str | Path) -> tuple[IO[bytes], str]:
+class _Replayed(io.RawIOBase):
+    """A byte stream that gives the bytes already read ahead, then the rest of ``rest``."""
+
+    def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open_binary(path: str | Path) -> tuple[IO[bytes], str, bool]:
+    """The byte stream, its display name, and whether it is ours to close."""
     if str(path) == "-":
-        stdin = sys.stdin
-        buffer = getattr(stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else stdin.read().encode("utf-8")
-        return io.BytesIO(data), "<stdin>"
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:
+            return io.BytesIO(sys.stdin.read().encode("utf-8")), "<stdin>", True
+        return buffer, "<stdin>", False
     name = str(path)
     file = Path(path)
     if file.is_dir():
@@ -92,9 +140,37 @@ def _open_binary(path: str | Path) -> tuple[IO[bytes], str]:
     if not file.exists():
         raise InvalidInputError(f"{name}: no such file")
     try:
-        return file.open("rb"), name
+        return file.open("rb"), name, True
     except PermissionError:
         raise InvalidInputError(f"{name}: permission denied") from None
+
+
+def _gunzip_head(raw: bytes, binary: IO[bytes], name: str) -> tuple[bytes, bytes, bool]:
+    """Decompress enough of a gzip stream for its head.
+
+    Returns:
+        the decompressed head, every compressed byte read so far (to be replayed), and whether
+        the whole stream was seen.
+    """
+    read, head = [raw], b""
+    decompressor = zlib.decompressobj(wbits=31)
+    pending = raw
+    try:
+        while len(head) < HEAD_BYTES:
+            head += decompressor.decompress(pending)
+            if decompressor.eof and decompressor.unused_data:
+                pending = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+                continue
+            pending = binary.read(_READ_BYTES)
+            if not pending:
+                if not decompressor.eof:
+                    raise EOFError("compressed file ended before the end-of-stream marker")
+                return head, b"".join(read), True
+            read.append(pending)
+    except GZIP_ERRORS as err:
+        raise InvalidInputError(f"{name}: damaged gzip file ({err})") from None
+    return head, b"".join(read), False
 
 
 def _check_head(head: bytes, name: str, complete: bool) -> str:
@@ -122,20 +198,20 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
     Raises:
         InvalidInputError: missing file, folder, empty, binary, other compression, not UTF-8.
     """
-    binary, name = _open_binary(path)
+    binary, name, owned = _open_binary(path)
     try:
-        compressed = binary.read(2) == b"\x1f\x8b"
-        binary.seek(0)
-        stream: IO[bytes] | gzip.GzipFile = (
-            gzip.GzipFile(fileobj=binary, mode="rb") if compressed else binary
-        )
-        try:
-            raw_head = stream.read(HEAD_BYTES)
-            stream.seek(0)
-        except GZIP_ERRORS as err:
-            raise InvalidInputError(f"{name}: damaged gzip file ({err})") from None
-        head = _check_head(raw_head, name, complete=len(raw_head) < HEAD_BYTES)
+        raw = binary.read(HEAD_BYTES)
+        compressed = raw.startswith(_GZIP_MAGIC)
+        stream: IO[bytes] | gzip.GzipFile
+        if compressed:
+            head, read, complete = _gunzip_head(raw, binary, name)
+            stream = gzip.GzipFile(fileobj=io.BufferedReader(_Replayed(read, binary)), mode="rb")
+        else:
+            head, complete = raw, len(raw) < HEAD_BYTES
+            stream = io.BufferedReader(_Replayed(raw, binary))
+        text = _check_head(head[:HEAD_BYTES], name, complete and len(head) <= HEAD_BYTES)
         handle = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        yield TextSource(handle=handle, name=name, head=head, compressed=compressed)
+        yield TextSource(handle=handle, name=name, head=text, compressed=compressed)
     finally:
-        binary.close()
+        if owned:
+            binary.close()

@@ -1,79 +1,58 @@
-"""Read FASTA, CSV or TSV files (plain or gzip, or stdin) into a token table.
+"""Read FASTA, FASTQ, CSV or TSV files (plain or gzip, or stdin) into a token table.
 
-Records are copied as ASCII bytes into one growing ``uint8`` buffer while the file is read; the
-alphabet is then resolved (``auto`` looks at every letter of the file) and the buffer is turned
-into tokens in place, chunk by chunk, with the alphabet's lookup table.
+Records stream into one flat byte buffer (:mod:`seqflow.data._buffer`) while the file is read;
+the alphabet is then resolved (``auto`` looks at every letter of the file), the bytes are turned
+into tokens in place, chunk by chunk, with the alphabet's lookup table, invalid letters are
+handled by the ``on_invalid`` policy, and the records are laid out as a padded (N, L) array.
 """
 
 from __future__ import annotations
 
-from array import array
+import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from seqflow.data._fasta import iter_fasta
+from seqflow.data._assemble import Assembled, assemble, duplicates
+from seqflow.data._buffer import RecordBuffer
+from seqflow.data._delimited import Columns, iter_table
+from seqflow.data._fasta import iter_fasta, iter_fastq
 from seqflow.data._source import GZIP_ERRORS, LineCounter, RawRecord, TextSource, open_text
-from seqflow.data._table import iter_table
-from seqflow.data.alphabet import (
-    INVALID,
-    Alphabet,
-    auto_hint,
-    detect_alphabet,
-    invalid_letter_error,
-    resolve_alphabet,
+from seqflow.data._tokenise import POLICIES, detect, tokenise
+from seqflow.data.alphabet import Alphabet, resolve_alphabet
+from seqflow.data.table import (
+    SPLIT_TEST,
+    SPLIT_TRAIN,
+    SPLIT_VALID,
+    DuplicateIdWarning,
+    ReadReport,
+    SequenceTable,
 )
 from seqflow.errors import InvalidInputError
 
-FORMATS = ("fasta", "csv", "tsv")
+__all__ = [
+    "FORMATS",
+    "SPLIT_TEST",
+    "SPLIT_TRAIN",
+    "SPLIT_VALID",
+    "DuplicateIdWarning",
+    "ReadReport",
+    "SequenceTable",
+    "read_sequences",
+]
+
+FORMATS = ("fasta", "fastq", "csv", "tsv")
 _SUFFIXES = {
-    ".fa": "fasta", ".fasta": "fasta", ".fna": "fasta", ".fas": "fasta",
+    ".fa": "fasta", ".fasta": "fasta", ".fna": "fasta", ".fas": "fasta", ".faa": "fasta",
+    ".fq": "fastq", ".fastq": "fastq",
     ".csv": "csv", ".tsv": "tsv", ".txt": "tsv",
 }  # fmt: skip
-_CHUNK_BYTES = 1 << 22
-"""Bytes converted per vectorised step (bounds the temporary index arrays numpy makes)."""
-
-
-@dataclass(frozen=True, eq=False)
-class SequenceTable:
-    """Equal-length sequences as tokens, with ids and optional class labels.
-
-    Attributes:
-        tokens: token indices into ``alphabet.letters``, shape (N, L), uint8.
-        ids: record ids, N strings.
-        alphabet: the alphabet the tokens index.
-        labels: class index of each record into ``label_names``, shape (N,), int64; or ``None``.
-        label_names: sorted unique label names (empty without labels).
-        source: the file name as given (``<stdin>`` for standard input).
-    """
-
-    tokens: torch.Tensor
-    ids: tuple[str, ...]
-    alphabet: Alphabet
-    labels: torch.Tensor | None
-    label_names: tuple[str, ...]
-    source: str
-
-    def __post_init__(self) -> None:
-        if self.tokens.dtype != torch.uint8 or self.tokens.ndim != 2:
-            raise ValueError(
-                f"tokens must be (N, L) uint8, got {self.tokens.dtype} {tuple(self.tokens.shape)}"
-            )
-        if len(self.ids) != self.tokens.shape[0]:
-            raise ValueError(f"{len(self.ids)} ids for {self.tokens.shape[0]} sequences")
-        if self.labels is not None and self.labels.shape != (self.tokens.shape[0],):
-            raise ValueError(f"labels must have shape (N,), got {tuple(self.labels.shape)}")
-
-    def __len__(self) -> int:
-        return int(self.tokens.shape[0])
-
-    @property
-    def length(self) -> int:
-        """Sequence length L (all records share it)."""
-        return int(self.tokens.shape[1])
+_NO_RECORDS = {
+    "fasta": "no FASTA records (no line starts with '>')",
+    "fastq": "no FASTQ records (no line starts with '@')",
+}
 
 
 def _resolve_format(fmt: str, path: str | Path, source: TextSource) -> str:
@@ -82,158 +61,156 @@ def _resolve_format(fmt: str, path: str | Path, source: TextSource) -> str:
     if key in FORMATS:
         return key
     if key != "auto":
-        raise InvalidInputError(f"{source.name}: unknown format {fmt!r}; use auto, fasta, csv, tsv")
+        raise InvalidInputError(
+            f"{source.name}: unknown format {fmt!r}; use auto, {', '.join(FORMATS)}"
+        )
     suffixes = [s.lower() for s in Path(str(path)).suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
     if suffixes and suffixes[-1] in _SUFFIXES and str(path) != "-":
         return _SUFFIXES[suffixes[-1]]
-    first = next((line for line in source.head.splitlines() if line.strip()), "")
-    if first.lstrip().startswith(">"):
+    first = next((line for line in source.head.splitlines() if line.strip()), "").lstrip()
+    if first.startswith(">"):
         return "fasta"
+    if first.startswith("@"):
+        return "fastq"
     if "\t" in first:
         return "tsv"
     if "," in first:
         return "csv"
     raise InvalidInputError(
-        f"{source.name}: cannot tell the format (not FASTA, no tab or comma in the first line); "
-        "set fmt to fasta, csv or tsv"
+        f"{source.name}: cannot tell the format (not FASTA or FASTQ, no tab or comma in the "
+        "first line); set fmt to fasta, fastq, csv or tsv"
     )
 
 
 def _records(
-    source: TextSource, lines: LineCounter, fmt: str, seq_col: str | None, label_col: str | None
+    source: TextSource, lines: LineCounter, fmt: str, columns: Columns
 ) -> Iterable[RawRecord]:
-    if fmt == "fasta":
-        if seq_col is not None or label_col is not None:
+    if fmt in ("fasta", "fastq"):
+        if columns.options():
             raise InvalidInputError(
-                f"{source.name}: seq_col/label_col need a CSV or TSV file; FASTA headers carry no "
-                "labels here (use a CSV with columns id,sequence,label)"
+                f"{source.name}: {', '.join(columns.options())} needs a CSV or TSV file; {fmt} "
+                "files have no columns (use a CSV with columns id,sequence,label,...)"
             )
-        return iter_fasta(lines, source.name)
+        return (iter_fasta if fmt == "fasta" else iter_fastq)(lines, source.name)
     delimiter = "," if fmt == "csv" else "\t"
-    return iter_table(lines, source.name, delimiter=delimiter, seq_col=seq_col, label_col=label_col)
+    return iter_table(lines, source.name, delimiter=delimiter, columns=columns)
 
 
-class _ByteRows:
-    """A growing (rows, L) uint8 buffer of ASCII sequence bytes, with ids, lines and labels."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.data = np.empty((0, 0), dtype=np.uint8)
-        self.n = 0
-        self.ids: list[str] = []
-        self.lines = array("q")
-        self.labels: list[str] = []
-
-    def add(self, record: RawRecord) -> None:
-        where = f"{self.source}:{record.line}: record {record.id!r}"
-        try:
-            raw = record.seq.encode("ascii")
-        except UnicodeEncodeError as err:
-            raise invalid_letter_error(where, record.seq[err.start], err.start + 1, None) from None
-        if self.n == 0:
-            rows = max(1, min(1024, _CHUNK_BYTES // max(1, len(raw))))
-            self.data = np.empty((rows, len(raw)), dtype=np.uint8)
-        elif len(raw) != self.data.shape[1]:
-            raise InvalidInputError(
-                f"{where} has length {len(raw)} but earlier records have {self.data.shape[1]}; "
-                "seqflow needs equal lengths (variable length is not supported yet)"
-            )
-        if self.n == self.data.shape[0]:
-            self.data.resize((2 * self.n, self.data.shape[1]), refcheck=False)
-        self.data[self.n] = np.frombuffer(raw, dtype=np.uint8)
-        self.n += 1
-        self.ids.append(record.id)
-        self.lines.append(record.line)
-        if record.label is not None:
-            self.labels.append(record.label)
-
-    def chunks(self) -> Iterable[tuple[int, np.ndarray]]:
-        """(first row, view of rows) blocks of about ``_CHUNK_BYTES`` bytes."""
-        step = max(1, _CHUNK_BYTES // max(1, self.data.shape[1]))
-        for start in range(0, self.n, step):
-            yield start, self.data[start : min(start + step, self.n)]
-
-    def letter_counts(self) -> dict[str, int]:
-        """How often each character occurs in the buffer."""
-        counts = np.zeros(256, dtype=np.int64)
-        for _, block in self.chunks():
-            counts += np.bincount(block.ravel(), minlength=256)
-        return {chr(b): int(counts[b]) for b in np.flatnonzero(counts)}
-
-    def tokenise(self, alphabet: Alphabet, hint: str = "") -> np.ndarray:
-        """Map the bytes to tokens in place and trim the buffer; returns the (n, L) tokens."""
-        self._map_in_place(alphabet, hint)
-        self.data.resize((self.n, self.data.shape[1]), refcheck=False)
-        return self.data
-
-    def _map_in_place(self, alphabet: Alphabet, hint: str) -> None:
-        for start, block in self.chunks():
-            mapped = alphabet.lookup[block]
-            bad = np.flatnonzero(mapped == INVALID)
-            if bad.size:
-                row, col = divmod(int(bad[0]), block.shape[1])
-                where = f"{self.source}:{self.lines[start + row]}: record {self.ids[start + row]!r}"
-                err = invalid_letter_error(where, chr(block[row, col]), col + 1, alphabet)
-                raise InvalidInputError(f"{err}{hint}") from None
-            block[...] = mapped
-
-
-def _pick_alphabet(rows: _ByteRows, spec: str) -> tuple[Alphabet, str]:
-    """The alphabet to tokenise with, and a hint to append to an invalid-letter error."""
-    if spec.strip().lower() != "auto":
-        return resolve_alphabet(spec, where=rows.source), ""
-    alphabet, missing = detect_alphabet(rows.letter_counts())
-    return alphabet, (f"; {auto_hint(alphabet, missing)}" if missing else "")
-
-
-def read_sequences(
-    path: str | Path,
-    *,
-    alphabet: str = "auto",
-    seq_col: str | None = None,
-    label_col: str | None = None,
-    fmt: str = "auto",
-) -> SequenceTable:
-    """Read equal-length sequences from FASTA, CSV or TSV (optionally gzip), or stdin (``"-"``).
-
-    Args:
-        path: the file; ``"-"`` reads standard input.
-        alphabet: ``auto`` (dna, rna or protein from every letter of the file, see
-            :func:`~seqflow.data.alphabet.detect_alphabet`), a built-in name, or custom letters
-            such as ``"ACGTN"``; letters are case-insensitive.
-        seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
-        label_col: CSV/TSV column of class labels; not available for FASTA.
-        fmt: ``auto`` (from the suffix, else from the content), ``fasta``, ``csv`` or ``tsv``.
-
-    Returns:
-        the table; tokens have shape (N, L), labels (N,) when ``label_col`` is given.
-
-    Raises:
-        InvalidInputError: one line starting ``path:line:`` (or ``path:``) naming the problem.
-    """
+def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) -> str:
+    """Stream the records of ``path`` into ``buffer``; returns the resolved format."""
     with open_text(path) as source:
         kind = _resolve_format(fmt, path, source)
         lines = LineCounter(source.handle)
-        rows = _ByteRows(source.name)
         try:
-            for record in _records(source, lines, kind, seq_col, label_col):
-                rows.add(record)
+            for record in _records(source, lines, kind, columns):
+                buffer.add(record)
         except UnicodeDecodeError:
             raise InvalidInputError(
                 f"{source.name}: not a UTF-8 text file (undecodable byte after line {lines.line})"
             ) from None
         except GZIP_ERRORS as err:
             raise InvalidInputError(f"{source.name}: damaged gzip file ({err})") from None
-    if rows.n == 0:
-        raise InvalidInputError(f"{source.name}: no FASTA records (no line starts with '>')")
-    chosen, hint = _pick_alphabet(rows, alphabet)
-    tokens = torch.from_numpy(rows.tokenise(chosen, hint))
-    labels: torch.Tensor | None = None
-    names: tuple[str, ...] = ()
-    if label_col is not None:
-        names = tuple(sorted(set(rows.labels)))
-        index = {name: i for i, name in enumerate(names)}
-        labels = torch.tensor([index[label] for label in rows.labels], dtype=torch.int64)
-    return SequenceTable(tokens, tuple(rows.ids), chosen, labels, names, source.name)
+    if buffer.n == 0:
+        raise InvalidInputError(f"{source.name}: {_NO_RECORDS.get(kind, 'no records')}")
+    return kind
+
+
+def _table(arrays: Assembled, alphabet: Alphabet, source: str, report: ReadReport) -> SequenceTable:
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(array)
+
+    return SequenceTable(
+        tokens=torch.from_numpy(arrays.tokens), ids=arrays.ids, alphabet=alphabet,
+        labels=tensor(arrays.labels), label_names=arrays.label_names, source=source,
+        lengths=torch.from_numpy(arrays.lengths), values=tensor(arrays.values),
+        signal=tensor(arrays.signal), splits=tensor(arrays.splits),
+        record_index=torch.from_numpy(arrays.record_index), report=report,
+    )  # fmt: skip
+
+
+def read_sequences(
+    path: str | Path,
+    *,
+    alphabet: str = "auto",
+    fmt: str = "auto",
+    seq_col: str | None = None,
+    label_col: str | None = None,
+    value_col: str | None = None,
+    signal_col: str | None = None,
+    split_col: str | None = None,
+    on_invalid: str = "error",
+    max_length: int | None = None,
+    crop: bool = False,
+    seed: int = 0,
+) -> SequenceTable:
+    """Read sequences from FASTA, FASTQ, CSV or TSV (optionally gzip), or stdin (``"-"``).
+
+    Args:
+        path: the file; ``"-"`` reads standard input.
+        alphabet: ``auto`` (dna, rna or protein from every letter of the file, see
+            :func:`~seqflow.data.alphabet.detect_alphabet`; a file mixing nucleotide and protein
+            records is refused), a built-in name, or custom letters such as ``"ACGTN"``;
+            letters are case-insensitive.
+        fmt: ``auto`` (from the suffix, else from the content), ``fasta``, ``fastq``, ``csv``
+            or ``tsv``.
+        seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
+        label_col: CSV/TSV column of class labels.
+        value_col: CSV/TSV column of one finite number per record.
+        signal_col: CSV/TSV column of per-position numbers (one channel; as many as letters).
+        split_col: CSV/TSV column of ``train``, ``valid`` (``validation``, ``val``) or ``test``.
+        on_invalid: letters outside the alphabet: ``error``, ``skip`` (drop the record) or
+            ``replace`` (by a uniformly drawn letter of the alphabet).
+        max_length: longest record allowed (None: no limit); L is the longest record kept.
+        crop: cut records longer than ``max_length`` to their first ``max_length`` letters.
+        seed: seed of the ``replace`` draws.
+
+    Returns:
+        the table: tokens (N, L) padded with ``alphabet.size``, lengths (N,), and labels,
+        values (N,), signal (N, L, 1), splits (N,) for the columns asked for.
+
+    Raises:
+        InvalidInputError: one line starting ``path:line:`` (or ``path:``) naming the problem.
+
+    Warns:
+        DuplicateIdWarning: several records share an id.
+    """
+    name = "<stdin>" if str(path) == "-" else str(path)
+    if on_invalid not in POLICIES:
+        raise InvalidInputError(
+            f"{name}: unknown on_invalid {on_invalid!r}; use {', '.join(POLICIES)}"
+        )
+    if max_length is not None and max_length < 1:
+        raise InvalidInputError(f"{name}: max_length must be at least 1, got {max_length}")
+    auto = alphabet.strip().lower() == "auto"
+    chosen = None if auto else resolve_alphabet(alphabet, where=name)
+    columns = Columns(seq_col, label_col, value_col, signal_col, split_col)
+    buffer = RecordBuffer(name, max_length=max_length, crop=crop, strict=on_invalid == "error")
+    kind = _gather(path, fmt, columns, buffer)
+    hint = ""
+    if chosen is None:
+        chosen, hint = detect(buffer)
+    outcome = tokenise(buffer, chosen, on_invalid, seed, hint)
+    kept = int(outcome.keep.sum())
+    if kept == 0:
+        raise InvalidInputError(
+            f"{name}: all {buffer.n} records have letters outside {chosen.describe()}; "
+            "none is left (on_invalid='skip')"
+        )
+    arrays = assemble(buffer, outcome.keep, chosen.size)
+    repeated, first = duplicates(arrays.ids, arrays.id_hashes)
+    if repeated:
+        warnings.warn(
+            f"{name}: {repeated} duplicate record ids "
+            f"(first: {arrays.ids[first]!r} at line {arrays.lines[first]})",
+            DuplicateIdWarning,
+            stacklevel=2,
+        )
+    report = ReadReport(
+        format=kind, alphabet_detected=auto, records=buffer.n, skipped=buffer.n - kept,
+        replaced_records=outcome.replaced_records, replaced_letters=outcome.replaced_letters,
+        cropped=buffer.cropped, duplicate_ids=repeated, alphabet=chosen.describe(),
+        max_length=max_length,
+    )  # fmt: skip
+    return _table(arrays, chosen, name, report)

@@ -1,5 +1,6 @@
-"""Velocity networks: dilated CNN and transformer backbones with time/label conditioning."""
+"""Velocity networks: dilated CNN and transformer backbones with time and condition inputs."""
 
+from seqflow.models.conditioning import Condition
 from seqflow.models.velocity import VelocityField, build_model, count_parameters, resolve_arch
 
-__all__ = ["VelocityField", "build_model", "count_parameters", "resolve_arch"]
+__all__ = ["Condition", "VelocityField", "build_model", "count_parameters", "resolve_arch"]

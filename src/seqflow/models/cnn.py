@@ -43,6 +43,8 @@ class DilatedConvNet(nn.Module):
         kernel_size: odd convolution width.
         dilations: dilation schedule, cycled over the blocks.
         cond_dim: width of the condition embedding.
+        extra_channels: per-position input channels beside x (e.g. a signal track and its
+            presence flag), concatenated to x before the input projection.
         max_length: longest sequence; a learned per-position embedding of this length is added
             to the input features, so aligned data (letters fixed at given positions, e.g. around
             a TSS) is learnable; convolutions alone only see position through the padding.
@@ -58,9 +60,10 @@ class DilatedConvNet(nn.Module):
         dilations: tuple[int, ...],
         cond_dim: int,
         max_length: int,
+        extra_channels: int = 0,
     ) -> None:
         super().__init__()
-        self.inp = nn.Conv1d(vocab, hidden, 1)
+        self.inp = nn.Conv1d(vocab + extra_channels, hidden, 1)
         self.pos = nn.Parameter(torch.randn(hidden, max_length) * 0.02)
         self.blocks = nn.ModuleList(
             ResidualBlock(hidden, kernel_size, dilations[i % len(dilations)], cond_dim)
@@ -69,9 +72,11 @@ class DilatedConvNet(nn.Module):
         self.norm = nn.GroupNorm(1, hidden)
         self.head = nn.Conv1d(hidden, vocab, 1)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        """x: ``(batch, length, vocab)``; c: ``(batch, cond_dim)``; returns x's shape."""
-        h = self.inp(x.transpose(1, 2)) + self.pos[:, : x.shape[1]]
+    def forward(self, x: Tensor, c: Tensor, extra: Tensor | None = None) -> Tensor:
+        """x: ``(batch, length, vocab)``; c: ``(batch, cond_dim)``; extra: ``(batch, length,
+        extra_channels)`` or None; returns x's shape."""
+        inp = x if extra is None else torch.cat([x, extra.to(x.dtype)], dim=-1)
+        h = self.inp(inp.transpose(1, 2)) + self.pos[:, : x.shape[1]]
         for block in self.blocks:
             h = block(h, c)
         return self.head(nn.functional.gelu(self.norm(h))).transpose(1, 2)

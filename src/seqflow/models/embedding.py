@@ -1,4 +1,4 @@
-"""Condition embeddings shared by all velocity networks: time and class label."""
+"""The time embedding shared by all velocity networks."""
 
 from __future__ import annotations
 
@@ -30,24 +30,3 @@ class GaussianFourierTime(nn.Module):
         """Embed times ``t`` of shape ``(batch,)`` into ``(batch, dim)``."""
         angle = 2 * math.pi * t.float()[:, None] * self.w[None, :]
         return self.mlp(torch.cat([angle.sin(), angle.cos()], dim=-1))
-
-
-class LabelEmbedding(nn.Module):
-    """Class-label embedding with an extra "no label" row used for classifier-free guidance.
-
-    Args:
-        num_labels: number of classes C; index C means "unconditional".
-        dim: embedding width.
-    """
-
-    def __init__(self, num_labels: int, dim: int) -> None:
-        super().__init__()
-        self.num_labels = num_labels
-        self.table = nn.Embedding(num_labels + 1, dim)
-        nn.init.normal_(self.table.weight, std=0.02)
-
-    def forward(self, labels: Tensor | None, batch: int, device: torch.device) -> Tensor:
-        """Embed ``labels`` (batch,) into ``(batch, dim)``; None means unconditional."""
-        if labels is None:
-            labels = torch.full((batch,), self.num_labels, dtype=torch.long, device=device)
-        return self.table(labels)

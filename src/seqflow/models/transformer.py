@@ -43,21 +43,33 @@ class TransformerNet(nn.Module):
         max_length: longest sequence the position embedding covers.
         hidden: model width; heads: attention heads; depth: layers.
         cond_dim: width of the condition embedding.
+        extra_channels: per-position input channels beside x (e.g. a signal track and its
+            presence flag), concatenated to x before the input projection.
     """
 
     def __init__(
-        self, vocab: int, *, max_length: int, hidden: int, depth: int, heads: int, cond_dim: int
+        self,
+        vocab: int,
+        *,
+        max_length: int,
+        hidden: int,
+        depth: int,
+        heads: int,
+        cond_dim: int,
+        extra_channels: int = 0,
     ) -> None:
         super().__init__()
-        self.inp = nn.Linear(vocab, hidden)
+        self.inp = nn.Linear(vocab + extra_channels, hidden)
         self.pos = nn.Parameter(torch.randn(max_length, hidden) * 0.02)
         self.layers = nn.ModuleList(AdaLayer(hidden, heads, cond_dim) for _ in range(depth))
         self.norm = nn.LayerNorm(hidden)
         self.head = nn.Linear(hidden, vocab)
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        """x: ``(batch, length, vocab)``; c: ``(batch, cond_dim)``; returns x's shape."""
-        h = self.inp(x) + self.pos[: x.shape[1]]
+    def forward(self, x: Tensor, c: Tensor, extra: Tensor | None = None) -> Tensor:
+        """x: ``(batch, length, vocab)``; c: ``(batch, cond_dim)``; extra: ``(batch, length,
+        extra_channels)`` or None; returns x's shape."""
+        inp = x if extra is None else torch.cat([x, extra.to(x.dtype)], dim=-1)
+        h = self.inp(inp) + self.pos[: x.shape[1]]
         for layer in self.layers:
             h = layer(h, c)
         return self.head(self.norm(h))

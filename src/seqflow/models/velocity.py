@@ -1,4 +1,4 @@
-"""The velocity field v_theta(x_t, t, y): backbone + condition embedding + tangent projection."""
+"""The velocity field v_theta(x_t, t, y): backbone + condition embeddings + tangent projection."""
 
 from __future__ import annotations
 
@@ -7,50 +7,80 @@ from torch import Tensor, nn
 from seqflow.config import ModelConfig
 from seqflow.geometry import PositiveSphere
 from seqflow.models.cnn import DilatedConvNet
-from seqflow.models.embedding import GaussianFourierTime, LabelEmbedding
+from seqflow.models.conditioning import (
+    Condition,
+    LabelEmbedding,
+    ValueEmbedding,
+    signal_features,
+)
+from seqflow.models.embedding import GaussianFourierTime
 from seqflow.models.transformer import TransformerNet
 
 CNN_MAX_VOCAB = 8
 
 
 class VelocityField(nn.Module):
-    """A time- and label-conditioned vector field tangent to the product of spheres.
+    """A time- and condition-dependent vector field tangent to the product of spheres.
 
     Args:
-        backbone: maps ``(x, c)`` with x ``(batch, length, vocab)``, c ``(batch, cond_dim)``
-            to an ambient vector of x's shape.
+        backbone: maps ``(x, c, extra)`` with x ``(batch, length, vocab)``, c ``(batch,
+            cond_dim)`` and extra ``(batch, length, signal_channels + 1)`` or None to an
+            ambient vector of x's shape.
         time: time embedding ``(batch,) -> (batch, cond_dim)``.
-        labels: label embedding, or None for an unconditional model.
+        labels: label embedding, or None when the model takes no class label.
+        values: scalar-value embedding, or None when the model takes no value.
+        signal_channels: channels of the per-position signal the model takes (0: none).
     """
 
     def __init__(
-        self, backbone: nn.Module, time: GaussianFourierTime, labels: LabelEmbedding | None
+        self,
+        backbone: nn.Module,
+        time: GaussianFourierTime,
+        labels: LabelEmbedding | None = None,
+        values: ValueEmbedding | None = None,
+        signal_channels: int = 0,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.time = time
         self.labels = labels
+        self.values = values
+        self.signal_channels = signal_channels
 
     @property
     def num_labels(self) -> int:
-        """Number of classes (0 for an unconditional model)."""
+        """Number of classes (0 for a model without labels)."""
         return self.labels.num_labels if self.labels is not None else 0
 
-    def forward(self, x_t: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes any condition."""
+        return self.labels is not None or self.values is not None or self.signal_channels > 0
+
+    def forward(self, x_t: Tensor, t: Tensor, cond: Condition | None = None) -> Tensor:
         """Velocity at ``x_t``.
 
         Args:
             x_t: points, shape ``(batch, length, vocab)``.
             t: times, shape ``(batch,)``.
-            labels: class indices ``(batch,)`` (``num_labels`` = no label), or None.
+            cond: the batch's conditions; None (or a missing part) means unconditional.
 
         Returns:
             Tangent vectors at ``x_t``, shape ``(batch, length, vocab)``.
         """
+        cond = cond or Condition()
+        batch, length, _ = x_t.shape
         c = self.time(t)
         if self.labels is not None:
-            c = c + self.labels(labels, x_t.shape[0], x_t.device)
-        v = self.backbone(x_t, c)
+            c = c + self.labels(cond.labels, batch, x_t.device)
+        if self.values is not None:
+            c = c + self.values(cond.values, batch, x_t.device)
+        extra = None
+        if self.signal_channels:
+            extra = signal_features(
+                cond.signal, batch, length, self.signal_channels, x_t.device, x_t.dtype
+            )
+        v = self.backbone(x_t, c, extra) if extra is not None else self.backbone(x_t, c)
         return PositiveSphere.proj_tangent(x_t, v.to(x_t.dtype))
 
 
@@ -61,9 +91,27 @@ def resolve_arch(cfg: ModelConfig, vocab: int) -> str:
     return "cnn" if vocab <= CNN_MAX_VOCAB else "transformer"
 
 
-def build_model(cfg: ModelConfig, *, vocab: int, length: int, num_labels: int) -> VelocityField:
-    """Build the velocity field a config describes (same result for the same seed)."""
+def build_model(
+    cfg: ModelConfig,
+    *,
+    vocab: int,
+    length: int,
+    num_labels: int = 0,
+    value: bool = False,
+    signal_channels: int = 0,
+) -> VelocityField:
+    """Build the velocity field a config describes (same result for the same seed).
+
+    Args:
+        vocab: categories per position (letters, plus the end/pad category of variable-length
+            data).
+        length: the longest sequence.
+        num_labels: classes of the label condition (0: none).
+        value: whether the model takes a scalar value.
+        signal_channels: channels of a per-position signal (0: none).
+    """
     arch = resolve_arch(cfg, vocab)
+    extra = signal_channels + 1 if signal_channels else 0
     backbone: nn.Module
     if arch == "cnn":
         backbone = DilatedConvNet(
@@ -74,6 +122,7 @@ def build_model(cfg: ModelConfig, *, vocab: int, length: int, num_labels: int) -
             dilations=cfg.dilations,
             cond_dim=cfg.time_dim,
             max_length=length,
+            extra_channels=extra,
         )
     else:
         backbone = TransformerNet(
@@ -83,10 +132,12 @@ def build_model(cfg: ModelConfig, *, vocab: int, length: int, num_labels: int) -
             depth=cfg.depth,
             heads=cfg.heads,
             cond_dim=cfg.time_dim,
+            extra_channels=extra,
         )
     time = GaussianFourierTime(cfg.time_dim, cfg.time_scale)
     labels = LabelEmbedding(num_labels, cfg.time_dim) if num_labels > 0 else None
-    return VelocityField(backbone, time, labels)
+    values = ValueEmbedding(cfg.time_dim) if value else None
+    return VelocityField(backbone, time, labels, values, signal_channels)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -94,4 +145,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-__all__ = ["VelocityField", "build_model", "count_parameters", "resolve_arch"]
+__all__ = ["Condition", "VelocityField", "build_model", "count_parameters", "resolve_arch"]

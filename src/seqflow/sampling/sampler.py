@@ -1,10 +1,14 @@
 """Generate token sequences from a trained velocity field.
 
 Prior samples on the positive orthant are carried to the data by an ODE solver; the velocity is
-the model's, or with a label and guidance weight ``w`` the classifier-free-guidance mixture
+the model's, or with conditions and guidance weight ``w`` the classifier-free-guidance mixture
 ``v_u + w (v_c - v_u)`` (Ho and Salimans 2022): ``w = 1`` is the plain conditional model,
 ``w = 0`` the unconditional one, ``w > 1`` sharpens the condition. Each end point is decoded to
 letters by argmax of its probabilities ``x**2`` or by drawing from them.
+
+Variable-length models have one more category than letters, the end/pad category: a sequence
+ends at its first position decoded as pad (never position 0), and every later position is set
+to pad, so the tokens' lengths are ``(tokens != pad).sum(-1)``.
 """
 
 from __future__ import annotations
@@ -16,37 +20,50 @@ from torch import Tensor
 
 from seqflow.errors import ConfigError
 from seqflow.geometry import PositiveSphere
-from seqflow.models import VelocityField
+from seqflow.models import Condition, VelocityField
 from seqflow.sampling.solvers import VectorField, integrate
 
 DECODERS = ("argmax", "sample")
 
 
-def guided_field(model: VelocityField, labels: Tensor | None, guidance: float) -> VectorField:
-    """The vector field to integrate for ``labels`` (batch,) at guidance weight ``guidance``."""
-    if labels is None or guidance == 1.0:
-        return lambda x, t: model(x, t, labels)
+def guided_field(model: VelocityField, cond: Condition | None, guidance: float) -> VectorField:
+    """The vector field to integrate for conditions ``cond`` at guidance weight ``guidance``."""
+    if cond is None or cond.empty or guidance == 1.0:
+        return lambda x, t: model(x, t, cond)
     if guidance == 0.0:
         return lambda x, t: model(x, t, None)
-    null = torch.full_like(labels, model.num_labels)
+    both = Condition.cat(cond, cond.null(model.num_labels))
 
     def field(x: Tensor, t: Tensor) -> Tensor:
-        both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, null]))
-        v_c, v_u = both.chunk(2)
+        v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
         return v_u + guidance * (v_c - v_u)
 
     return field
 
 
-def decode(x_1: Tensor, how: str, generator: torch.Generator | None = None) -> Tensor:
-    """Letters from end points ``x_1`` (batch, length, vocab) -> tokens ``(batch, length)``."""
+def decode(
+    x_1: Tensor, how: str, generator: torch.Generator | None = None, pad: int | None = None
+) -> Tensor:
+    """Categories from end points ``x_1`` (batch, length, vocab) -> tokens ``(batch, length)``.
+
+    Args:
+        how: ``argmax`` (most likely category) or ``sample`` (draw from ``x**2``).
+        pad: the end/pad category of a variable-length model, or None.
+    """
+    p = PositiveSphere.to_simplex(x_1.float())
+    if pad is not None:  # a sequence has at least one letter
+        p[:, 0, pad] = 0.0
     if how == "argmax":
-        return x_1.argmax(dim=-1)
-    if how == "sample":
-        p = PositiveSphere.to_simplex(x_1.float())
+        tokens = p.argmax(dim=-1)
+    elif how == "sample":
         flat = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator)
-        return flat.reshape(p.shape[:-1])
-    raise ConfigError(f"sample.decode: unknown decoder {how!r}; choose one of {DECODERS}")
+        tokens = flat.reshape(p.shape[:-1])
+    else:
+        raise ConfigError(f"sample.decode: unknown decoder {how!r}; choose one of {DECODERS}")
+    if pad is not None:
+        ended = (tokens == pad).cummax(dim=1).values
+        tokens = tokens.masked_fill(ended, pad)
+    return tokens
 
 
 @torch.inference_mode()
@@ -56,11 +73,12 @@ def generate(
     n: int,
     length: int,
     vocab: int,
-    label: int | None = None,
+    cond: Condition | None = None,
     guidance: float = 1.0,
     steps: int = 100,
     solver: str = "euler",
     decoder: str = "argmax",
+    pad: int | None = None,
     batch_size: int = 1024,
     seed: int = 0,
     device: torch.device | None = None,
@@ -71,22 +89,37 @@ def generate(
     The same arguments give the same tokens on the same device (one seeded generator draws the
     prior and the decoder's randomness).
 
+    Args:
+        cond: conditions with one row (shared by all ``n`` sequences) or ``n`` rows (one per
+            sequence, e.g. a signal track each); None for an unconditional model.
+        pad: the end/pad category of a variable-length model (see module docstring), or None.
+
     Yields:
         Tokens on the CPU, shape ``(chunk, length)``, int64.
     """
     device = device or next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
+    rows = _rows(cond)
+    if rows not in (0, 1, n):
+        raise ValueError(f"cond has {rows} rows; expected 1 or n={n}")
     model.eval()
     done = 0
     while done < n:
         b = min(batch_size, n - done)
         x_0 = PositiveSphere.sample_uniform((b, length, vocab), generator=generator, device=device)
-        labels = (
-            torch.full((b,), label, dtype=torch.long, device=device) if label is not None else None
-        )
-        x_1 = integrate(guided_field(model, labels, guidance), x_0, steps=steps, solver=solver)
-        tokens = decode(x_1, decoder, generator).cpu()
+        chunk = None
+        if cond is not None and rows:
+            idx = torch.arange(done, done + b) if rows == n else torch.zeros(b, dtype=torch.long)
+            chunk = cond.select(idx).to(device)
+        x_1 = integrate(guided_field(model, chunk, guidance), x_0, steps=steps, solver=solver)
+        tokens = decode(x_1, decoder, generator, pad).cpu()
         done += b
         if on_batch is not None:
             on_batch(b)
         yield tokens
+
+
+def _rows(cond: Condition | None) -> int:
+    if cond is None or cond.empty:
+        return 0
+    return int(next(t for t in cond if t is not None).shape[0])

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from seqflow.flow import FisherFlow
+from seqflow.models import Condition
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,13 @@ class CoupledBatch:
 
     Attributes:
         tokens: data tokens, shape ``(batch, length)``.
-        labels: class indices ``(batch,)`` or None.
+        cond: the sequences' conditions (labels ``(batch,)``, values ``(batch,)``, signal
+            ``(batch, length, channels)``; each optional).
         x_0: prior samples paired with the tokens, shape ``(batch, length, vocab)``.
     """
 
     tokens: Tensor
-    labels: Tensor | None
+    cond: Condition
     x_0: Tensor
 
 
@@ -41,7 +43,8 @@ class CoupledBatchStream:
 
     Args:
         tokens: all training tokens, shape ``(N, L)`` (CPU).
-        labels: class index per sequence ``(N,)`` or None.
+        cond: conditions of all sequences (CPU); their labels also group the coupling, so a
+            prior sample is only paired with data of one class.
         flow: supplies the prior and the coupling.
         batch_size: sequences per batch (capped at N).
         seed: seed of the stream's generator.
@@ -52,7 +55,7 @@ class CoupledBatchStream:
     def __init__(
         self,
         tokens: Tensor,
-        labels: Tensor | None,
+        cond: Condition,
         flow: FisherFlow,
         *,
         batch_size: int,
@@ -61,7 +64,7 @@ class CoupledBatchStream:
         pin_memory: bool = False,
     ) -> None:
         self.tokens = tokens.cpu()
-        self.labels = labels.cpu() if labels is not None else None
+        self.cond = cond.to(torch.device("cpu"))
         self.flow = flow
         self.batch_size = min(batch_size, len(self.tokens))
         self.generator = torch.Generator().manual_seed(seed)
@@ -88,12 +91,12 @@ class CoupledBatchStream:
         idx = self.order[self.cursor : self.cursor + self.batch_size]
         self.cursor += self.batch_size
         tokens = self.tokens[idx]
-        labels = self.labels[idx] if self.labels is not None else None
-        x_0 = self.flow.couple(tokens, generator=self.generator, groups=labels)
+        cond = self.cond.select(idx)
+        x_0 = self.flow.couple(tokens, generator=self.generator, groups=cond.labels)
         if self.pin_memory:
             tokens, x_0 = tokens.pin_memory(), x_0.pin_memory()
-            labels = labels.pin_memory() if labels is not None else None
-        return before, CoupledBatch(tokens=tokens, labels=labels, x_0=x_0)
+            cond = Condition(*(t.pin_memory() if t is not None else None for t in cond))
+        return before, CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
 
     def _submit(self) -> None:
         if self._pool is not None:

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 from seqflow.config import TrainConfig
 from seqflow.errors import SeqflowError
 from seqflow.flow import FisherFlow, flow_matching_loss
-from seqflow.models import VelocityField
+from seqflow.models import Condition, VelocityField
 from seqflow.training.batches import CoupledBatch, CoupledBatchStream
 from seqflow.training.ema import EMA
 from seqflow.training.schedule import warmup_cosine
@@ -43,12 +43,13 @@ class TrainingSet:
     """Tokenised sequences for the engine.
 
     Attributes:
-        tokens: shape ``(N, L)``, integer letter indices.
-        labels: class index per sequence, shape ``(N,)``, or None.
+        tokens: shape ``(N, L)``, integer category indices (letters, and the end/pad category
+            of variable-length data).
+        cond: their conditions (labels ``(N,)``, values ``(N,)``, signal ``(N, L, C)``).
     """
 
     tokens: Tensor
-    labels: Tensor | None = None
+    cond: Condition = field(default_factory=Condition)
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
@@ -79,7 +80,7 @@ class Trainer:
         flow: prior, coupling and path.
         cfg: optimisation settings.
         train: training sequences; valid: held-out sequences or None.
-        label_dropout: probability of hiding a label (classifier-free guidance training).
+        cond_dropout: probability of hiding a sequence's conditions (classifier-free guidance).
         device: where to train; bf16 autocast is used on CUDA when ``cfg.precision`` allows.
     """
 
@@ -91,7 +92,7 @@ class Trainer:
         *,
         train: TrainingSet,
         valid: TrainingSet | None,
-        label_dropout: float,
+        cond_dropout: float,
         device: torch.device,
     ) -> None:
         if len(train) == 0:
@@ -102,10 +103,10 @@ class Trainer:
         self.model = model.to(device)
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.label_dropout = label_dropout if model.num_labels > 0 else 0.0
+        self.cond_dropout = cond_dropout if model.conditional else 0.0
         self.valid_set = valid if valid is not None and len(valid) else None
         self.stream = CoupledBatchStream(
-            train.tokens, train.labels, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
+            train.tokens, train.cond, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
             prefetch=device.type == "cuda", pin_memory=device.type == "cuda",
         )  # fmt: skip
         self.optimizer = torch.optim.AdamW(
@@ -131,20 +132,19 @@ class Trainer:
         device = self.device
         tokens = batch.tokens.to(device, non_blocking=True)
         x_0 = batch.x_0.to(device, non_blocking=True)
-        labels = batch.labels.to(device, non_blocking=True) if batch.labels is not None else None
+        cond = batch.cond.to(device, non_blocking=True)
         t = torch.rand(tokens.shape[0], generator=generator, device=device)
         target = self.flow.path(x_0, tokens, t)
-        if labels is not None and drop > 0:
-            hide = torch.rand(labels.shape, generator=generator, device=device) < drop
-            labels = torch.where(hide, torch.full_like(labels, model.num_labels), labels)
+        if drop > 0 and not cond.empty:
+            cond = cond.drop_at_random(drop, model.num_labels, generator)
         with self.autocast():
-            v = model(target.x_t, target.t, labels)
+            v = model(target.x_t, target.t, cond)
         return flow_matching_loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the detached loss (no host sync)."""
         self.model.train()
-        loss = self._loss(self.model, self.stream.next(), self.generator, self.label_dropout)
+        loss = self._loss(self.model, self.stream.next(), self.generator, self.cond_dropout)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip > 0:
@@ -166,11 +166,10 @@ class Trainer:
         n = min(len(self.valid_set), VALID_MAX_SEQUENCES)
         total = torch.zeros((), device=self.device)
         for start in range(0, n, self.cfg.batch_size):
-            tokens = self.valid_set.tokens[start : min(n, start + self.cfg.batch_size)]
-            labels = self.valid_set.labels
-            labels = labels[start : start + tokens.shape[0]] if labels is not None else None
-            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=labels)
-            batch = CoupledBatch(tokens=tokens, labels=labels, x_0=x_0)
+            rows = slice(start, min(n, start + self.cfg.batch_size))
+            tokens, cond = self.valid_set.tokens[rows], self.valid_set.cond.select(rows)
+            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=cond.labels)
+            batch = CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
             loss = self._loss(self.ema_model, batch, generator, 0.0)
             total += loss * tokens.shape[0]
         return float(total / n)

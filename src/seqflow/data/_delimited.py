@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 
+from seqflow.data._cells import parse_signal, parse_split, parse_value
 from seqflow.data._source import LineCounter, RawRecord
 from seqflow.errors import InvalidInputError
 
@@ -13,6 +15,21 @@ SEQUENCE_COLUMNS = ("sequence", "seq")
 
 ID_COLUMNS = ("id", "name", "dhs_id")
 """Id column names, tried in order (case-insensitive); without one, ids are ``row{n}``."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names asked for; ``None`` means none (for ``seq``: ``sequence`` or ``seq``)."""
+
+    seq: str | None = None
+    label: str | None = None
+    value: str | None = None
+    signal: str | None = None
+    split: str | None = None
+
+    def options(self) -> list[str]:
+        """Names of the ``*_col`` options that were given, e.g. ``["label_col"]``."""
+        return [f"{f.name}_col" for f in fields(self) if getattr(self, f.name) is not None]
 
 
 def _find_column(names: Sequence[str], wanted: str) -> int | None:
@@ -47,13 +64,46 @@ def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip() if index is not None and index < len(row) else ""
 
 
+class _Layout:
+    """Where each asked-for column sits in the header."""
+
+    def __init__(self, names: list[str], columns: Columns, where: str, delimiter: str) -> None:
+        self.names = names
+
+        def find(wanted: str | None, role: str) -> int | None:
+            return _column(names, wanted, where, delimiter, role) if wanted else None
+
+        self.seq = _column(names, columns.seq, where, delimiter, "sequence")
+        self.label = find(columns.label, "label")
+        self.value = find(columns.value, "value")
+        self.signal = find(columns.signal, "signal")
+        self.split = find(columns.split, "split")
+        self.id = next((i for c in ID_COLUMNS if (i := _find_column(names, c)) is not None), None)
+
+    def record(self, row: list[str], n: int, line: int, source: str) -> RawRecord:
+        """The record of data row ``n`` (1-based) on ``line``, its cells checked and parsed."""
+        names = self.names
+        record_id = _cell(row, self.id) or f"row{n}"
+        where = f"{source}:{line}: record {record_id!r}"
+        seq = _cell(row, self.seq)
+        if not seq:
+            raise InvalidInputError(f"{where} has no sequence in column {names[self.seq]!r}")
+        label = value = signal = split = None
+        if self.label is not None:
+            label = _cell(row, self.label)
+            if not label:
+                raise InvalidInputError(f"{where} has no label in column {names[self.label]!r}")
+        if self.value is not None:
+            value = parse_value(_cell(row, self.value), where, names[self.value])
+        if self.signal is not None:
+            signal = parse_signal(_cell(row, self.signal), where, names[self.signal], len(seq))
+        if self.split is not None:
+            split = parse_split(_cell(row, self.split), where, names[self.split])
+        return RawRecord(record_id, seq, line, line, 0, label, value, signal, split)
+
+
 def iter_table(
-    lines: LineCounter,
-    source: str,
-    *,
-    delimiter: str,
-    seq_col: str | None,
-    label_col: str | None,
+    lines: LineCounter, source: str, *, delimiter: str, columns: Columns
 ) -> Iterator[RawRecord]:
     """Yield one record per non-blank data row; ``#`` lines before the header are skipped.
 
@@ -61,12 +111,11 @@ def iter_table(
         lines: the file's lines; its counter gives row line numbers.
         source: file name for error messages.
         delimiter: ``","`` or ``"\\t"``.
-        seq_col: sequence column name; ``None`` looks for ``sequence`` or ``seq``.
-        label_col: label column name, or ``None`` for no labels.
+        columns: the columns to read; cells are stripped of surrounding whitespace.
 
     Raises:
-        InvalidInputError: no header, unknown column, a row with an empty sequence or label cell,
-            a malformed row.
+        InvalidInputError: no header, unknown column (the message lists the columns), a row with
+            an empty sequence or label cell, a bad value, signal or split cell, a malformed row.
     """
 
     def body() -> Iterator[str]:
@@ -78,31 +127,18 @@ def iter_table(
             yield text
 
     rows = csv.reader(body(), delimiter=delimiter, strict=True)
+    n = 0
     try:
         header = next(rows, None)
         if header is None:
             raise InvalidInputError(f"{source}: no header row")
         names = [name.strip() for name in header]
-        where = f"{source}:{lines.line}"
-        seq_i = _column(names, seq_col, where, delimiter, "sequence")
-        label_i = _column(names, label_col, where, delimiter, "label") if label_col else None
-        id_i = next((i for c in ID_COLUMNS if (i := _find_column(names, c)) is not None), None)
-        n = 0
+        layout = _Layout(names, columns, f"{source}:{lines.line}", delimiter)
         for row in rows:
             if not any(cell.strip() for cell in row):
                 continue
             n += 1
-            record_id = _cell(row, id_i) or f"row{n}"
-            where = f"{source}:{lines.line}: record {record_id!r}"
-            seq = _cell(row, seq_i)
-            if not seq:
-                raise InvalidInputError(f"{where} has no sequence in column {names[seq_i]!r}")
-            label = None
-            if label_i is not None:
-                label = _cell(row, label_i)
-                if not label:
-                    raise InvalidInputError(f"{where} has no label in column {names[label_i]!r}")
-            yield RawRecord(record_id, seq, lines.line, label)
+            yield layout.record(row, n, lines.line, source)
     except csv.Error as err:
         raise InvalidInputError(f"{source}:{lines.line}: malformed row ({err})") from None
     if n == 0:

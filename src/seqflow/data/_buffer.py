@@ -1,0 +1,151 @@
+"""Records gathered while a file streams in: one flat byte buffer plus compact per-record arrays.
+
+Sequence letters are appended as ASCII bytes to one ``bytearray`` (records may differ in
+length; ``ends`` holds where each one stops), and everything else a record carries goes into
+typed ``array`` columns, so no Python object per record outlives its line of the file.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterator
+
+import numpy as np
+
+from seqflow.data._source import RawRecord
+from seqflow.data.alphabet import invalid_letter_error
+from seqflow.errors import InvalidInputError
+
+_CHUNK_BYTES = 1 << 18
+"""Letters handled per vectorised step; numpy's temporaries (int64 casts in ``bincount`` and
+``reduceat``) take up to 8 bytes per letter, so this bounds them to about 2 MB."""
+
+NON_ASCII = 0
+"""Byte stored for a non-ASCII character when invalid letters are skipped or replaced."""
+
+
+def _ascii_or_nul(seq: str) -> bytes:
+    """``seq`` as bytes with every non-ASCII character turned into ``NON_ASCII``."""
+    points = np.frombuffer(seq.encode("utf-32-le"), dtype=np.uint32)
+    return np.where(points < 128, points, NON_ASCII).astype(np.uint8).tobytes()
+
+
+class RecordBuffer:
+    """Sequence bytes and per-record columns of one file, in file order.
+
+    Args:
+        source: file name for error messages.
+        max_length: longest record kept, or ``None``.
+        crop: cut longer records to ``max_length`` instead of raising.
+        strict: raise on a non-ASCII letter (``on_invalid="error"``); else store ``NON_ASCII``.
+    """
+
+    def __init__(self, source: str, *, max_length: int | None, crop: bool, strict: bool) -> None:
+        self.source = source
+        self.max_length = max_length
+        self.crop = crop
+        self.strict = strict
+        self.cropped = 0
+        self.data = bytearray()
+        self.ends = array("q")
+        self.lines = array("q")
+        self.seq_lines = array("q")
+        self.widths = array("q")
+        self.id_data = bytearray()
+        self.id_ends = array("q")
+        self.id_hashes = array("q")
+        self.label_codes = array("q")
+        self.label_index: dict[str, int] = {}
+        self.values = array("d")
+        self.signal = array("f")
+        self.splits = array("b")
+
+    @property
+    def n(self) -> int:
+        """Records gathered so far."""
+        return len(self.ends)
+
+    def add(self, record: RawRecord) -> None:
+        """Append one record, cropping it to ``max_length`` when asked.
+
+        Raises:
+            InvalidInputError: the record is longer than ``max_length`` without ``crop``, or
+                (strict) holds a non-ASCII letter.
+        """
+        seq, signal = record.seq, record.signal
+        if self.max_length is not None and len(seq) > self.max_length:
+            if not self.crop:
+                raise InvalidInputError(
+                    f"{self.source}:{record.line}: record {record.id!r} has length {len(seq)} > "
+                    f"max_length {self.max_length} (use crop to cut it)"
+                )
+            seq = seq[: self.max_length]
+            signal = None if signal is None else signal[: self.max_length]
+            self.cropped += 1
+        try:
+            raw = seq.encode("ascii")
+        except UnicodeEncodeError as err:
+            if self.strict:
+                where = record.letter_where(self.source, err.start + 1)
+                raise invalid_letter_error(where, seq[err.start], err.start + 1, None) from None
+            raw = _ascii_or_nul(seq)
+        self.data += raw
+        self.ends.append(len(self.data))
+        self.lines.append(record.line)
+        self.seq_lines.append(record.seq_line)
+        self.widths.append(record.width)
+        self.id_data += record.id.encode("utf-8")
+        self.id_ends.append(len(self.id_data))
+        self.id_hashes.append(hash(record.id))
+        if record.label is not None:
+            code = self.label_index.setdefault(record.label, len(self.label_index))
+            self.label_codes.append(code)
+        if record.value is not None:
+            self.values.append(record.value)
+        if signal is not None:
+            self.signal.frombytes(signal.tobytes())
+        if record.split is not None:
+            self.splits.append(record.split)
+
+    def flat(self) -> np.ndarray:
+        """The sequence bytes, shape (total letters,), uint8; a writable view, not a copy."""
+        return np.frombuffer(self.data, dtype=np.uint8)
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end offset of each record in :meth:`flat`, each shape (N,), int64."""
+        ends = np.frombuffer(self.ends, dtype=np.int64)
+        return np.concatenate(([0], ends[:-1])).astype(np.int64), ends
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        """Record ranges ``[a, b)`` of about ``_CHUNK_BYTES`` letters (at least one record)."""
+        starts, ends = self.bounds()
+        a = 0
+        while a < self.n:
+            b = int(np.searchsorted(ends, starts[a] + _CHUNK_BYTES, side="right"))
+            b = max(b, a + 1)
+            yield a, b
+            a = b
+
+    def record_id(self, i: int) -> str:
+        """Id of record ``i``."""
+        start = self.id_ends[i - 1] if i else 0
+        return self.id_data[start : self.id_ends[i]].decode("utf-8")
+
+    def where(self, i: int) -> str:
+        """Error prefix of record ``i``: ``"file:line: record 'id'"`` (header or row line)."""
+        return f"{self.source}:{self.lines[i]}: record {self.record_id(i)!r}"
+
+    def letter_where(self, i: int, position: int) -> str:
+        """Error prefix naming the line on which letter ``position`` (1-based) of record ``i``
+        sits (the header line, said so, when the wrapping is irregular)."""
+        record = RawRecord(self.record_id(i), "", self.lines[i], self.seq_lines[i], self.widths[i])
+        return record.letter_where(self.source, position)
+
+    def letter_counts(self) -> dict[str, int]:
+        """How often each character occurs (``NON_ASCII`` bytes left out)."""
+        counts = np.zeros(256, dtype=np.int64)
+        flat = self.flat()
+        for start in range(0, len(flat), _CHUNK_BYTES):
+            counts += np.bincount(flat[start : start + _CHUNK_BYTES], minlength=256)
+        counts[NON_ASCII] = 0
+        return {chr(b): int(counts[b]) for b in np.flatnonzero(counts)}

@@ -1,0 +1,198 @@
+"""The result of reading a sequence file: tokens, ids, conditions and a report of what was done."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+import numpy as np
+import torch
+
+from seqflow.data._cells import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
+from seqflow.data.alphabet import Alphabet
+
+__all__ = [
+    "SPLIT_TEST",
+    "SPLIT_TRAIN",
+    "SPLIT_VALID",
+    "DuplicateIdWarning",
+    "ReadReport",
+    "RecordIds",
+    "SequenceTable",
+]
+
+
+class DuplicateIdWarning(UserWarning):
+    """Several records of a file share an id."""
+
+
+class RecordIds(Sequence[str]):
+    """Read-only record ids kept compactly: one UTF-8 buffer and the end offset of each id.
+
+    Args:
+        data: the ids' UTF-8 bytes, one after another.
+        ends: end offset of each id in ``data``, shape (N,), int64, non-decreasing.
+    """
+
+    def __init__(self, data: bytes, ends: np.ndarray) -> None:
+        self._data = data
+        self._ends = np.asarray(ends, dtype=np.int64)
+        self._starts = np.concatenate(([0], self._ends[:-1])).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        i = range(len(self))[index]
+        return self._data[self._starts[i] : self._ends[i]].decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        data = self._data
+        for start, end in zip(self._starts.tolist(), self._ends.tolist(), strict=True):
+            yield data[start:end].decode("utf-8")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(repr(s) for s in self[:3])
+        return f"RecordIds([{shown}{', ...' if len(self) > 3 else ''}], n={len(self)})"
+
+
+@dataclass(frozen=True)
+class ReadReport:
+    """What reading a file did besides tokenising.
+
+    Attributes:
+        format: ``fasta``, ``fastq``, ``csv`` or ``tsv``.
+        alphabet_detected: True when ``alphabet="auto"`` chose the alphabet.
+        records: records read from the file (before any were skipped).
+        skipped: records dropped by ``on_invalid="skip"``.
+        replaced_records: records in which ``on_invalid="replace"`` replaced letters.
+        replaced_letters: letters replaced.
+        cropped: records cut to ``max_length``.
+        duplicate_ids: records whose id an earlier record already had.
+        alphabet: the alphabet, described (``"dna: ACGT"``), for the summary.
+        max_length: the ``max_length`` asked for, or None.
+    """
+
+    format: str
+    alphabet_detected: bool
+    records: int
+    skipped: int = 0
+    replaced_records: int = 0
+    replaced_letters: int = 0
+    cropped: int = 0
+    duplicate_ids: int = 0
+    alphabet: str = ""
+    max_length: int | None = None
+
+    def summary(self) -> str:
+        """One human line on skipped, replaced and cropped records; ``""`` when none were."""
+        parts = []
+        if self.skipped:
+            parts.append(
+                f"skip: {self.skipped} records with letters outside {self.alphabet} dropped"
+            )
+        if self.replaced_letters:
+            parts.append(
+                f"replace: {self.replaced_letters} letters in {self.replaced_records} records "
+                "replaced"
+            )
+        if self.cropped:
+            parts.append(f"crop: {self.cropped} records cut to {self.max_length} letters")
+        return "; ".join(parts)
+
+
+def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype):
+    if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+        raise ValueError(
+            f"{name} must be {shape} {dtype}, got {tuple(tensor.shape)} {tensor.dtype}"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SequenceTable:
+    """Sequences as padded tokens, with ids and optional conditions.
+
+    Attributes:
+        tokens: token indices into ``alphabet.letters``, shape (N, L), uint8, with L the
+            longest length; positions at or beyond ``lengths[i]`` hold ``pad_token``.
+        ids: record ids, N strings.
+        alphabet: the alphabet the tokens index.
+        labels: class index of each record into ``label_names``, shape (N,), int64; or ``None``.
+        label_names: sorted unique label names (empty without labels).
+        source: the file name as given (``<stdin>`` for standard input).
+        lengths: letters in each record, shape (N,), int64.
+        values: the value column, shape (N,), float32; or ``None``.
+        signal: the signal column, shape (N, L, C), float32, zero beyond each length; or ``None``.
+        splits: ``SPLIT_TRAIN``/``SPLIT_VALID``/``SPLIT_TEST`` per record, shape (N,), int8;
+            or ``None``.
+        record_index: 0-based index of each record among the file's records, shape (N,), int64
+            (not ``arange`` when records were skipped).
+        report: what reading did (detection, skipped, replaced, cropped, duplicate ids).
+    """
+
+    tokens: torch.Tensor
+    ids: Sequence[str]
+    alphabet: Alphabet
+    labels: torch.Tensor | None
+    label_names: tuple[str, ...]
+    source: str
+    lengths: torch.Tensor
+    values: torch.Tensor | None
+    signal: torch.Tensor | None
+    splits: torch.Tensor | None
+    record_index: torch.Tensor
+    report: ReadReport
+
+    def __post_init__(self) -> None:
+        if self.tokens.dtype != torch.uint8 or self.tokens.ndim != 2:
+            raise ValueError(
+                f"tokens must be (N, L) uint8, got {self.tokens.dtype} {tuple(self.tokens.shape)}"
+            )
+        n, length = self.tokens.shape
+        if len(self.ids) != n:
+            raise ValueError(f"{len(self.ids)} ids for {n} sequences")
+        _check_shape("lengths", self.lengths, (n,), torch.int64)
+        _check_shape("record_index", self.record_index, (n,), torch.int64)
+        if self.labels is not None:
+            _check_shape("labels", self.labels, (n,), torch.int64)
+        if self.values is not None:
+            _check_shape("values", self.values, (n,), torch.float32)
+        if self.splits is not None:
+            _check_shape("splits", self.splits, (n,), torch.int8)
+        if self.signal is not None:
+            channels = self.signal.shape[-1] if self.signal.ndim == 3 else 0
+            _check_shape("signal", self.signal, (n, length, channels), torch.float32)
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+    @property
+    def length(self) -> int:
+        """Padded sequence length L (the longest record)."""
+        return int(self.tokens.shape[1])
+
+    @property
+    def variable(self) -> bool:
+        """Whether the records differ in length (then ``tokens`` holds padding)."""
+        return bool(len(self) and (self.lengths != self.lengths[0]).any())
+
+    @property
+    def pad_token(self) -> int:
+        """The token of positions past a record's end: ``alphabet.size``."""
+        return self.alphabet.size

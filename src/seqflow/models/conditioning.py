@@ -1,0 +1,172 @@
+"""Conditions a velocity field can take, and their embeddings.
+
+Three kinds, any combination:
+
+- a class label per sequence, ``labels`` ``(batch,)`` int64; the index ``num_labels`` means
+  "no label";
+- a scalar value per sequence (e.g. measured activity, standardised), ``values`` ``(batch,)``;
+  NaN means "no value";
+- a per-position signal track (e.g. a CAGE profile), ``signal`` ``(batch, length, channels)``,
+  standardised; a sequence whose signal is all NaN has "no signal".
+
+"No condition" is what classifier-free guidance (Ho and Salimans 2022) needs: the model is
+trained with conditions hidden at random (:meth:`Condition.drop`) and sampled as the mixture
+``v_u + w (v_c - v_u)`` of its conditional and unconditional fields. Each kind is hidden
+independently, so a model of several kinds also learns every partial combination (e.g. a label
+without a value) and can be sampled with only some of them given.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The conditions of one batch (each None when the model does not take it).
+
+    Attributes:
+        labels: class indices, shape ``(batch,)``, int64.
+        values: standardised scalars, shape ``(batch,)``, float; NaN = absent.
+        signal: standardised tracks, shape ``(batch, length, channels)``; NaN = absent.
+    """
+
+    labels: Tensor | None = None
+    values: Tensor | None = None
+    signal: Tensor | None = None
+
+    @property
+    def empty(self) -> bool:
+        """True when no condition is set."""
+        return self.labels is None and self.values is None and self.signal is None
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> Condition:
+        """The same conditions on ``device``."""
+        return Condition(
+            *(t.to(device, non_blocking=non_blocking) if t is not None else None for t in self)
+        )
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.labels, self.values, self.signal))
+
+    def select(self, idx: Tensor | slice) -> Condition:
+        """Rows ``idx`` of every condition."""
+        return Condition(*(t[idx] if t is not None else None for t in self))
+
+    def drop(
+        self, num_labels: int, *, labels: Tensor | None, values: Tensor | None,
+        signal: Tensor | None,
+    ) -> Condition:  # fmt: skip
+        """Hide conditions: each mask (batch,) bool marks the sequences whose condition of
+        that kind is hidden (None: keep them all)."""
+        y, v, s = self.labels, self.values, self.signal
+        if y is not None and labels is not None:
+            y = torch.where(labels, torch.full_like(y, num_labels), y)
+        if v is not None and values is not None:
+            v = torch.where(values, torch.full_like(v, math.nan), v)
+        if s is not None and signal is not None:
+            s = torch.where(signal[:, None, None], torch.full_like(s, math.nan), s)
+        return Condition(y, v, s)
+
+    def drop_at_random(self, p: float, num_labels: int, generator: torch.Generator) -> Condition:
+        """Hide each present kind of condition independently with probability ``p`` per
+        sequence (one uniform draw of shape (batch,) per present kind, in a fixed order)."""
+        masks: list[Tensor | None] = []
+        for t in self:
+            masks.append(
+                torch.rand(t.shape[0], generator=generator, device=t.device) < p
+                if t is not None
+                else None
+            )
+        return self.drop(num_labels, labels=masks[0], values=masks[1], signal=masks[2])
+
+    def null(self, num_labels: int) -> Condition:
+        """The same batch with every condition hidden (the unconditional model's input)."""
+        ref = next(t for t in self if t is not None)
+        every = torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device)
+        return self.drop(num_labels, labels=every, values=every, signal=every)
+
+    @staticmethod
+    def cat(a: Condition, b: Condition) -> Condition:
+        """Concatenate two batches' conditions along the batch dimension."""
+        pairs = zip(a, b, strict=True)
+        return Condition(*(torch.cat([x, y]) if x is not None and y is not None else None
+                           for x, y in pairs))  # fmt: skip
+
+
+class LabelEmbedding(nn.Module):
+    """Class-label embedding with an extra "no label" row used for classifier-free guidance.
+
+    Args:
+        num_labels: number of classes C; index C means "unconditional".
+        dim: embedding width.
+    """
+
+    def __init__(self, num_labels: int, dim: int) -> None:
+        super().__init__()
+        self.num_labels = num_labels
+        self.table = nn.Embedding(num_labels + 1, dim)
+        nn.init.normal_(self.table.weight, std=0.02)
+
+    def forward(self, labels: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """Embed ``labels`` (batch,) into ``(batch, dim)``; None means unconditional."""
+        if labels is None:
+            labels = torch.full((batch,), self.num_labels, dtype=torch.long, device=device)
+        return self.table(labels)
+
+
+class ValueEmbedding(nn.Module):
+    """A standardised scalar -> ``(batch, dim)``: Fourier features and an MLP, with a learned
+    "no value" vector for NaN entries.
+
+    Args:
+        dim: embedding width (even).
+        scale: standard deviation of the random frequencies (values are standardised, so 1-2
+            covers them).
+    """
+
+    w: Tensor
+
+    def __init__(self, dim: int, scale: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.randn(dim // 2) * scale, persistent=True)
+        self.mlp = nn.Sequential(nn.Linear(dim + 1, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.absent = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, values: Tensor | None, batch: int, device: torch.device) -> Tensor:
+        """Embed ``values`` (batch,) into ``(batch, dim)``; None or NaN means "no value"."""
+        if values is None:
+            return self.absent.expand(batch, -1)
+        present = ~torch.isnan(values)
+        v = torch.where(present, values, torch.zeros_like(values)).float()
+        angle = 2 * math.pi * v[:, None] * self.w[None, :]
+        emb = self.mlp(torch.cat([angle.sin(), angle.cos(), v[:, None]], dim=-1))
+        return torch.where(present[:, None], emb, self.absent.to(emb.dtype).expand_as(emb))
+
+
+def signal_features(
+    signal: Tensor | None,
+    batch: int,
+    length: int,
+    channels: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Per-position input channels for a signal: the track (0 where absent) and a presence flag.
+
+    Args:
+        signal: ``(batch, length, channels)`` with all-NaN rows for "no signal", or None.
+
+    Returns:
+        ``(batch, length, channels + 1)``: the signal with NaN set to 0, then 1 where present.
+    """
+    if signal is None:
+        return torch.zeros(batch, length, channels + 1, device=device, dtype=dtype)
+    present = ~torch.isnan(signal[:, :1, :1])
+    track = torch.nan_to_num(signal, nan=0.0).to(dtype)
+    flag = present.to(dtype).expand(-1, signal.shape[1], 1)
+    return torch.cat([track, flag], dim=-1)

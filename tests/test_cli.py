@@ -275,3 +275,55 @@ def test_cli_runner_bug_keeps_its_traceback(tiny_fasta, monkeypatch):
     result = runner.invoke(app, ["sample", "run", "-n", "3"])
     assert result.exit_code == 1
     assert isinstance(result.exception, RuntimeError)
+
+
+# --- bad input through the command line: exit 2, one line, nothing written --------------------
+
+BAD_INPUTS = {
+    "empty.fasta": ("", [], "empty"),
+    "binary.fasta": (b"\x00\x01\x02ACGT", [], "binary"),
+    "headers.fasta": (">a\n>b\n", [], "empty sequence"),
+    "cols.csv": ("id,sequence\nr1,ACGT\n", ["--label-col", "cell"], "'cell'"),
+    "value.csv": ("sequence,act\nACGT,1.5\nACGA,high\n", ["--value-col", "act"], "high"),
+    "signal.csv": ("sequence,track\nACGT,1 2 3 4\nACGA,1 2 3\n", ["--signal-col", "track"],
+                   "3 values"),
+    "mixed.fasta": (">d1\nACGTACGTACGTAC\n>d2\nACGTTGCAACGTAA\n>d3\nGGCCTTAAGGCCTA\n"
+                    ">p1\nMKWLLQERPSDEFH\n", [], "mixed alphabets"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_cli_bad_input_is_one_line_exit_2_and_nothing_written(name, tmp_path, monkeypatch):
+    content, options, expected = BAD_INPUTS[name]
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["fit", str(path), "--out", "run", *options])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and name in result.stderr
+    assert expected in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_duplicate_ids_warn_in_one_line(tmp_path, monkeypatch, tiny_cli_args):
+    path = tmp_path / "dup.fasta"
+    path.write_text("".join(f">same\n{'ACGT' * 6}\n>r{i}\n{'TGCA' * 6}\n" for i in range(10)))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["fit", str(path), "--out", "run", *tiny_cli_args,
+                                 "--set", "train.steps=2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "duplicate" in lines[0] and "dup.fasta" in lines[0]
+
+
+def test_help_keeps_bracketed_defaults_and_condition_options():
+    sample_help = runner.invoke(app, ["sample", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[default: 100, or one per --signal row]" in sample_help
+    assert "--value" in sample_help and "--signal" in sample_help
+    fit_help = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"}).stdout
+    for option in ("--value-col", "--signal-col", "--signal-file", "--split-col", "--on-invalid",
+                   "--max-length", "--crop", "[default: the longest in the data]"):  # fmt: skip
+        assert option in fit_help, option

@@ -7,6 +7,7 @@ sequences go to stdout only when no ``-o`` file is given, so ``seqflow sample`` 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -50,11 +51,19 @@ app = typer.Typer(
 )
 
 
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    """Warnings from the library as one yellow line each (no source line, no traceback)."""
+    err.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+
+
 def _user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default")
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except SeqflowError as error:
             err.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
             raise typer.Exit(error.exit_code) from None
@@ -187,7 +196,8 @@ def fit(
     seq_col: Annotated[
         str | None,
         typer.Option(
-            help="CSV/TSV column with sequences [default: sequence or seq].", rich_help_panel="Data"
+            help="CSV/TSV column with sequences \\[default: sequence or seq].",
+            rich_help_panel="Data",
         ),
     ] = None,
     label_col: Annotated[
@@ -229,7 +239,7 @@ def fit(
     valid_frac: Annotated[
         float | None,
         typer.Option(
-            help="Share held out for validation when there is no --split-col [default: 0.05].",
+            help="Share held out for validation when there is no --split-col \\[default: 0.05].",
             rich_help_panel="Data",
         ),
     ] = None,
@@ -260,7 +270,7 @@ def fit(
     max_length: Annotated[
         int | None,
         typer.Option(
-            help="Longest sequence to model [default: the longest in the data]. "
+            help="Longest sequence to model \\[default: the longest in the data]. "
             "Unequal lengths are modelled with an end category.",
             rich_help_panel="Data",
         ),
@@ -321,7 +331,7 @@ def sample(
         typer.Option(
             "-n",
             "--num",
-            help="Number of sequences [default: 100, or one per --signal row].",
+            help="Number of sequences \\[default: 100, or one per --signal row].",
             show_default=False,
         ),
     ] = None,
@@ -355,10 +365,10 @@ def sample(
         ),
     ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Integration steps [default: from run].")
+        int | None, typer.Option(help="Integration steps \\[default: from run].")
     ] = None,
     solver: Annotated[
-        str | None, typer.Option(help="euler, midpoint, rk4 or dopri5 [default: from run].")
+        str | None, typer.Option(help="euler, midpoint, rk4 or dopri5 \\[default: from run].")
     ] = None,
     decode: Annotated[
         str | None,

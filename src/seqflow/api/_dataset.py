@@ -119,7 +119,8 @@ def _split(table: SequenceTable, valid_frac: float, seed: int) -> tuple[Tensor, 
 
 def _signal_file(path: str, table: SequenceTable, crop: bool) -> Tensor:
     """Signal rows of ``path`` aligned with the table's records by their order in the file."""
-    signal = read_signal(path)
+    strict = not table.variable and not crop  # every row must then have exactly L values
+    signal = read_signal(path, length=table.length if strict else None)
     records = table.report.records
     if signal.shape[0] != records:
         raise InvalidInputError(

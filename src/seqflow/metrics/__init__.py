@@ -1,0 +1,50 @@
+"""Oracle-free metrics of a generated sequence set against real reference and training sets.
+
+Functions take plain lists of strings (case-insensitive) and, where letters matter, an
+alphabet string; results are floats, arrays or frozen dataclasses.
+"""
+
+from seqflow.metrics.composition import (
+    gc_content,
+    gc_distance,
+    length_distance,
+    length_tv,
+    position_composition,
+    position_divergence,
+)
+from seqflow.metrics.distance import levenshtein
+from seqflow.metrics.evaluate import EvaluationReport, evaluate_by_condition, evaluate_sets
+from seqflow.metrics.frechet import frechet_distance
+from seqflow.metrics.kmers import kmer_js, kmer_js_profile, kmer_spectrum
+from seqflow.metrics.nearest import (
+    MemorisationReport,
+    NoveltyReport,
+    memorisation,
+    novelty,
+    novelty_and_memorisation,
+)
+from seqflow.metrics.within_set import diversity, uniqueness
+
+__all__ = [
+    "EvaluationReport",
+    "MemorisationReport",
+    "NoveltyReport",
+    "diversity",
+    "evaluate_by_condition",
+    "evaluate_sets",
+    "frechet_distance",
+    "gc_content",
+    "gc_distance",
+    "kmer_js",
+    "kmer_js_profile",
+    "kmer_spectrum",
+    "length_distance",
+    "length_tv",
+    "levenshtein",
+    "memorisation",
+    "novelty",
+    "novelty_and_memorisation",
+    "position_composition",
+    "position_divergence",
+    "uniqueness",
+]

@@ -1,0 +1,138 @@
+"""Shared helpers of the metrics: input checks, token encoding, Jensen-Shannon distance.
+
+Every metric takes plain lists of strings and reads them case-insensitively. Sequences are
+turned into one padded ``uint8`` token array in a single vectorised step (join, byte view,
+256-entry lookup table, scatter), never letter by letter in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import rel_entr
+
+from seqflow.errors import InvalidInputError
+
+_INVALID = 255
+
+
+@dataclass(frozen=True, eq=False)
+class Encoded:
+    """A set of sequences as a padded token array.
+
+    Attributes:
+        tokens: letter indices into ``letters``, shape (N, L_max), uint8; ``len(letters)``
+            beyond each sequence's length.
+        lengths: length of each sequence, shape (N,), int64.
+        letters: the upper-case letters, in token order.
+    """
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    letters: str
+
+    @property
+    def size(self) -> int:
+        """Number of letters K (also the padding token)."""
+        return len(self.letters)
+
+    @property
+    def equal_length(self) -> bool:
+        """True when every sequence has the same length."""
+        return bool(np.all(self.lengths == self.lengths[0]))
+
+    def take(self, index: np.ndarray) -> Encoded:
+        """The sequences at ``index`` (shape (n,)), trimmed to their own maximum length."""
+        lengths = self.lengths[index]
+        width = int(lengths.max()) if lengths.size else 0
+        return Encoded(self.tokens[index, :width], lengths, self.letters)
+
+
+def check_set(seqs: Sequence[str], name: str, *, minimum: int = 1) -> list[str]:
+    """Upper-case copy of a set of sequences; raises InvalidInputError when it is unusable."""
+    if isinstance(seqs, str):
+        raise InvalidInputError(f"{name}: expected a list of sequences, got one string")
+    if len(seqs) < minimum:
+        raise InvalidInputError(f"{name}: needs at least {minimum} sequence(s), got {len(seqs)}")
+    try:
+        return [s.upper() for s in seqs]
+    except AttributeError:
+        raise InvalidInputError(f"{name}: sequences must be strings") from None
+
+
+def check_letters(letters: str) -> str:
+    """Upper-case letters of an alphabet string; raises InvalidInputError when unusable."""
+    upper = letters.upper()
+    if not upper or not upper.isascii() or len(set(upper)) != len(upper):
+        raise InvalidInputError(f"letters {letters!r}: need unique ASCII letters")
+    return upper
+
+
+def infer_letters(*sets: Sequence[str]) -> str:
+    """The sorted upper-case letters that occur in any of the sets."""
+    seen: set[str] = set()
+    for seqs in sets:
+        for s in seqs:
+            seen.update(s.upper())
+    return "".join(sorted(seen)) or "A"
+
+
+def encode(seqs: Sequence[str], letters: str, name: str) -> Encoded:
+    """Encode upper- or lower-case sequences as a padded token array.
+
+    Args:
+        seqs: N sequences.
+        letters: the alphabet; every letter of every sequence must be in it.
+        name: name of the set for error messages, e.g. ``"gen"``.
+
+    Raises:
+        InvalidInputError: a letter outside ``letters`` (names the sequence and letter).
+    """
+    letters = check_letters(letters)
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    width = int(lengths.max()) if lengths.size else 0
+    tokens = np.full((len(seqs), width), len(letters), dtype=np.uint8)
+    try:
+        raw = np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8)
+    except UnicodeEncodeError as err:
+        raise InvalidInputError(f"{name}: sequences must be ASCII letters") from err
+    table = np.full(256, _INVALID, dtype=np.uint8)
+    for token, letter in enumerate(letters):
+        table[ord(letter)] = table[ord(letter.lower())] = token
+    flat = table[raw]
+    bad = np.flatnonzero(flat == _INVALID)
+    if bad.size:
+        row = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
+        letter = chr(raw[bad[0]])
+        raise InvalidInputError(f"{name}: sequence {row}: letter {letter!r} not in {letters!r}")
+    rows = np.repeat(np.arange(len(seqs)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    cols = np.arange(raw.size) - np.repeat(starts, lengths)
+    tokens[rows, cols] = flat
+    return Encoded(tokens, lengths, letters)
+
+
+def js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (square root of the base-2 divergence) between count vectors.
+
+    Args:
+        p: counts or probabilities, shape (..., K), each row with a positive sum.
+        q: same shape as ``p``.
+
+    Returns:
+        distances in [0, 1], shape (...).
+    """
+    p = p / p.sum(axis=-1, keepdims=True)
+    q = q / q.sum(axis=-1, keepdims=True)
+    m = 0.5 * (p + q)
+    divergence = 0.5 * (rel_entr(p, m).sum(axis=-1) + rel_entr(q, m).sum(axis=-1)) / np.log(2)
+    return np.sqrt(np.clip(divergence, 0.0, 1.0))
+
+
+def subsample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of at most ``cap`` of ``n`` items, drawn without replacement."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=cap, replace=False))

@@ -1,0 +1,119 @@
+"""Composition of a set: GC content, per-position letter frequencies, length distribution.
+
+Distances between two sets: the Wasserstein-1 distance between GC-content or length
+distributions (``scipy.stats.wasserstein_distance``, the area between the two empirical CDFs),
+the total variation between length histograms, and the mean Jensen-Shannon distance between
+per-position letter distributions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+from seqflow.errors import InvalidInputError
+from seqflow.metrics._common import check_set, encode, infer_letters, js_distance
+
+
+def gc_content(seqs: Sequence[str]) -> np.ndarray:
+    """Share of G and C letters in each sequence (case-insensitive).
+
+    Args:
+        seqs: N non-empty sequences.
+
+    Returns:
+        GC shares in [0, 1], shape (N,), float64.
+    """
+    upper = check_set(seqs, "seqs")
+    lengths = np.fromiter((len(s) for s in upper), dtype=np.int64, count=len(upper))
+    if np.any(lengths == 0):
+        raise InvalidInputError(f"seqs: sequence {int(np.argmin(lengths))} is empty")
+    raw = np.frombuffer("".join(upper).encode("ascii", errors="replace"), dtype=np.uint8)
+    cumulative = np.concatenate([[0], np.cumsum((raw == ord("G")) | (raw == ord("C")))])
+    ends = np.cumsum(lengths)
+    return (cumulative[ends] - cumulative[ends - lengths]) / lengths
+
+
+def gc_distance(gen: Sequence[str], ref: Sequence[str]) -> float:
+    """Wasserstein-1 distance between the GC-content distributions of two sets."""
+    return float(wasserstein_distance(gc_content(gen), gc_content(ref)))
+
+
+def _lengths(seqs: Sequence[str], name: str) -> np.ndarray:
+    return np.array([len(s) for s in check_set(seqs, name)], dtype=np.int64)
+
+
+def length_distance(gen: Sequence[str], ref: Sequence[str]) -> float:
+    """Wasserstein-1 distance between the length distributions of two sets (in letters)."""
+    return float(wasserstein_distance(_lengths(gen, "gen"), _lengths(ref, "ref")))
+
+
+def length_tv(gen: Sequence[str], ref: Sequence[str]) -> float:
+    """Total variation distance ``0.5 sum_l |p(l) - q(l)|`` between length histograms."""
+    len_p, len_q = _lengths(gen, "gen"), _lengths(ref, "ref")
+    bins = int(max(len_p.max(), len_q.max())) + 1
+    p = np.bincount(len_p, minlength=bins) / len_p.size
+    q = np.bincount(len_q, minlength=bins) / len_q.size
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def _position_counts(seqs: list[str], letters: str, length: int, name: str) -> np.ndarray:
+    """Letter counts per position over the sequences that reach it, shape (length, K)."""
+    x = encode(seqs, letters, name)
+    width = min(length, x.tokens.shape[1])
+    tokens = x.tokens[:, :width].astype(np.int64)
+    inside = np.arange(width)[None, :] < x.lengths[:, None]
+    cells = (np.arange(width)[None, :] * x.size + tokens)[inside]
+    counts = np.bincount(cells, minlength=length * x.size)
+    return counts.reshape(length, x.size)
+
+
+def position_composition(
+    seqs: Sequence[str], letters: str | None = None, length: int | None = None
+) -> np.ndarray:
+    """Letter frequencies at each position, over the sequences long enough to reach it.
+
+    Args:
+        seqs: N sequences.
+        letters: the alphabet (K letters); ``None`` takes the sorted letters that occur.
+        length: number of positions L; ``None`` takes the longest sequence. Positions that no
+            sequence reaches have all-zero rows.
+
+    Returns:
+        frequencies, shape (L, K), rows summing to 1 (or 0), columns in ``letters`` order.
+    """
+    upper = check_set(seqs, "seqs")
+    letters = letters or infer_letters(upper)
+    if length is None:
+        length = max(len(s) for s in upper)
+    counts = _position_counts(upper, letters, length, "seqs").astype(np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def position_divergence(
+    gen: Sequence[str], ref: Sequence[str], letters: str | None = None
+) -> float:
+    """Mean over positions of the JS distance between per-position letter distributions.
+
+    Positions run up to the shorter of the two sets' maximum lengths; at each, only sequences
+    long enough count.
+
+    Args:
+        gen: generated sequences.
+        ref: reference sequences.
+        letters: the alphabet; ``None`` takes the letters that occur in either set.
+
+    Returns:
+        the mean JS distance (base 2) in [0, 1].
+    """
+    gen_u, ref_u = check_set(gen, "gen"), check_set(ref, "ref")
+    letters = letters or infer_letters(gen_u, ref_u)
+    length = min(max(len(s) for s in gen_u), max(len(s) for s in ref_u))
+    if length == 0:
+        raise InvalidInputError("gen, ref: no positions to compare (empty sequences)")
+    p = _position_counts(gen_u, letters, length, "gen").astype(np.float64)
+    q = _position_counts(ref_u, letters, length, "ref").astype(np.float64)
+    return float(js_distance(p, q).mean())

@@ -1,15 +1,8 @@
-"""The ``seqflow`` command line: parse options, call :mod:`seqflow.api`, draw with Rich.
-
-User mistakes (``SeqflowError``) print one red line on stderr and exit with code 2; generated
-sequences go to stdout only when no ``-o`` file is given, so ``seqflow sample`` pipes.
-"""
+"""``seqflow fit`` and ``seqflow presets``."""
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,66 +17,9 @@ from rich.progress import (
 from rich.table import Table
 
 from seqflow import api
-from seqflow._version import __version__
+from seqflow.cli._app import _preset_help, _user_errors, app, err
 from seqflow.config import list_presets
-from seqflow.errors import SeqflowError
 from seqflow.training import Progress as TrainProgress
-
-err = Console(stderr=True, highlight=False)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _preset_help() -> str:
-    try:
-        presets = list_presets()
-    except SeqflowError:
-        return ""
-    lines = [f"{name} ({cfg.hardware.upper()}): {cfg.description}" for name, cfg in presets.items()]
-    return "Presets: " + "; ".join(lines) + "."
-
-
-app = typer.Typer(
-    name="seqflow",
-    help="Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences.",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    """Warnings from the library as one yellow line each (no source line, no traceback)."""
-    err.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
-
-
-def _user_errors(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("default")
-                warnings.showwarning = _show_warning
-                return fn(*args, **kwargs)
-        except SeqflowError as error:
-            err.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
-            raise typer.Exit(error.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"seqflow {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
-    ] = False,
-) -> None:
-    """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences."""
 
 
 class _FitView:
@@ -324,111 +260,6 @@ def fit(
 
 @app.command()
 @_user_errors
-def sample(
-    checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
-    n: Annotated[
-        int | None,
-        typer.Option(
-            "-n",
-            "--num",
-            help="Number of sequences \\[default: 100, or one per --signal row].",
-            show_default=False,
-        ),
-    ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option(
-            help="Class label to condition on (a value of the training --label-col).",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    value: Annotated[
-        float | None,
-        typer.Option(
-            help="Value to condition on, on the scale of the training --value-col.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    signal: Annotated[
-        str | None,
-        typer.Option(
-            help=".npy/.npz/text file of signal rows; one sequence per row.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    guidance: Annotated[
-        float | None,
-        typer.Option(
-            help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
-            ">1 = stronger.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(help="Integration steps \\[default: from run].")
-    ] = None,
-    solver: Annotated[
-        str | None, typer.Option(help="euler, midpoint, rk4 or dopri5 \\[default: from run].")
-    ] = None,
-    decode: Annotated[
-        str | None,
-        typer.Option(
-            help="argmax (most likely letter) or sample (draw from the final probabilities)."
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
-    output: Annotated[
-        str | None,
-        typer.Option("--output", "-o", help="FASTA file to write; default or - is stdout."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-) -> None:
-    """Generate sequences from a trained run and write them as FASTA.
-
-    Headers carry the conditions (label=, value=, signal=FILE:ROW). Examples:
-
-      seqflow sample runs/dhs -n 1000 -o designs.fasta
-
-      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 > k562.fasta
-    """
-    to_file = output not in (None, "-")
-    bar = None
-    if to_file and err.is_terminal:
-        bar = Progress(
-            TextColumn("[bold]sample"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-        )
-        bar.start()
-    task = bar.add_task("sample", total=n) if bar is not None else None  # total set on progress
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None and task is not None:
-            bar.update(task, completed=done, total=total)
-
-    try:
-        result = api.sample(
-            checkpoint, n=n, label=label, value=value, signal=signal, guidance=guidance,
-            steps=steps, solver=solver,
-            decode=decode, seed=seed, output=output, batch_size=batch_size, device=device,
-            on_progress=progress,
-        )  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.stop()
-    if to_file:
-        err.print(
-            f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "
-            f"in {result.seconds:.1f}s",
-            soft_wrap=True,
-        )
-
-
-@app.command()
-@_user_errors
 def presets() -> None:
     """List the presets: which hardware each is for and what it trains."""
     table = Table("preset", "for", "model", "steps", "batch", "description")
@@ -443,8 +274,3 @@ def presets() -> None:
             cfg.description,
         )
     Console().print(table)
-
-
-def run() -> None:
-    """Console-script entry point."""
-    app()

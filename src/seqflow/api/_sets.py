@@ -1,0 +1,127 @@
+"""Sequence sets for ``evaluate``: generated FASTA with conditions in its headers, and real
+reference or training sets from any reader format (optionally one split of a split column)."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seqflow.data import read_sequences
+from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
+from seqflow.errors import InvalidInputError
+
+SPLITS = {"train": SPLIT_TRAIN, "valid": SPLIT_VALID, "test": SPLIT_TEST}
+
+
+@dataclass(frozen=True)
+class SeqSet:
+    """Sequences as strings, with the condition of each when known.
+
+    Attributes:
+        seqs: the sequences (upper case, no end/pad letters).
+        labels: class label per sequence (None where unknown), or None for the whole set.
+        values: value per sequence (NaN where unknown), or None for the whole set.
+        source: the file (and split) it came from, for messages.
+        letters: the alphabet's letters.
+    """
+
+    seqs: list[str]
+    labels: list[str | None] | None
+    values: list[float] | None
+    source: str
+    letters: str
+
+    def by_label(self) -> dict[str, list[str]]:
+        """Sequences grouped by label (empty without labels)."""
+        groups: dict[str, list[str]] = {}
+        if self.labels is None:
+            return groups
+        for seq, label in zip(self.seqs, self.labels, strict=True):
+            if label is not None:
+                groups.setdefault(label, []).append(seq)
+        return groups
+
+
+def _strings(tokens: torch.Tensor, lengths: torch.Tensor, letters: str) -> list[str]:
+    """Decode ``(N, L)`` tokens (pad = len(letters)) to strings of the given lengths."""
+    codes = np.frombuffer(letters.encode("ascii") + b"-", dtype=np.uint8)
+    text = codes[tokens.numpy()]
+    ends = lengths.tolist()
+    return [row.tobytes()[:k].decode("ascii") for row, k in zip(text, ends, strict=True)]
+
+
+def read_set(
+    path: str | Path,
+    *,
+    alphabet: str = "auto",
+    label_col: str | None = None,
+    value_col: str | None = None,
+    split_col: str | None = None,
+    split: str | None = None,
+) -> SeqSet:
+    """Read a real sequence set; with ``split`` keep only that split of ``split_col``."""
+    if split is not None and split_col is None:
+        raise InvalidInputError(f"{path}: a split ({split!r}) needs --split-col")
+    table = read_sequences(
+        path, alphabet=alphabet, label_col=label_col, value_col=value_col, split_col=split_col
+    )
+    keep = torch.ones(len(table), dtype=torch.bool)
+    source = table.source
+    if split is not None:
+        if split not in SPLITS:
+            raise InvalidInputError(f"{path}: split {split!r}; choose train, valid or test")
+        assert table.splits is not None
+        keep = table.splits.long() == SPLITS[split]
+        source = f"{table.source} [{split}]"
+        if not keep.any():
+            raise InvalidInputError(f"{path}: no record is in the {split!r} split")
+    idx = torch.nonzero(keep).flatten()
+    seqs = _strings(table.tokens[idx], table.lengths[idx], table.alphabet.letters)
+    labels = None
+    if table.labels is not None:
+        names = table.label_names
+        labels = [names[i] for i in table.labels[idx].tolist()]
+    values = table.values[idx].tolist() if table.values is not None else None
+    return SeqSet(seqs, labels, values, source, table.alphabet.letters)
+
+
+def read_generated(path: str | Path, *, alphabet: str = "auto") -> SeqSet:
+    """Read generated FASTA; ``label=`` and ``value=`` words in headers give the conditions."""
+    table = read_sequences(path, alphabet=alphabet, fmt="fasta")
+    seqs = _strings(table.tokens, table.lengths, table.alphabet.letters)
+    headers = _headers(Path(str(path)), len(seqs)) if str(path) != "-" else []
+    labels: list[str | None] = [h.get("label") for h in headers]
+    values: list[float] = []
+    for i, h in enumerate(headers):
+        try:
+            values.append(float(h["value"]) if "value" in h else math.nan)
+        except ValueError:
+            raise InvalidInputError(
+                f"{path}: record {i + 1} has a non-numeric value= in its header"
+            ) from None
+    has_labels = any(label is not None for label in labels)
+    has_values = any(not math.isnan(v) for v in values)
+    return SeqSet(
+        seqs,
+        labels if has_labels else None,
+        values if has_values else None,
+        table.source,
+        table.alphabet.letters,
+    )
+
+
+def _headers(path: Path, n: int) -> list[dict[str, str]]:
+    """``key=value`` words of each FASTA header, in record order."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[dict[str, str]] = []
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+        for line in handle:
+            if line.startswith(">"):
+                words = line[1:].split()[1:]
+                out.append(dict(w.split("=", 1) for w in words if "=" in w))
+    return out if len(out) == n else [{} for _ in range(n)]

@@ -1,0 +1,242 @@
+"""``seqflow evaluate`` and ``seqflow oracle fit``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqflow import api
+from seqflow.cli._app import _user_errors, app, err
+
+oracle_app = typer.Typer(
+    help="Oracles for evaluate: train a built-in CNN classifier or regressor.",
+    no_args_is_help=True,
+)
+app.add_typer(oracle_app, name="oracle")
+
+PANEL_REAL = "Real data"
+PANEL_ORACLE = "Oracle"
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _table(result: api.EvaluateResult) -> Table:
+    columns = {"all": result.overall, **result.by_label}
+    table = Table("metric", *columns, title=f"{result.generated} vs {result.reference}")
+    rows: list[tuple[str, list[Any]]] = [
+        ("sequences (generated / real)",
+         [f"{r.n_gen} / {r.n_ref}" for r in columns.values()]),
+    ]  # fmt: skip
+    ks = sorted({k for r in columns.values() for k in r.kmer_js})
+    rows += [(f"{k}-mer JS distance", [r.kmer_js.get(k) for r in columns.values()]) for k in ks]
+    for name, attr in (
+        ("GC content W1", "gc_distance"),
+        ("per-position divergence", "position_divergence"),
+        ("length W1", "length_distance"),
+        ("diversity (generated)", "diversity_gen"),
+        ("diversity (real)", "diversity_ref"),
+        ("uniqueness (generated)", "uniqueness_gen"),
+    ):
+        values = [getattr(r, attr) for r in columns.values()]
+        if any(v is not None for v in values):
+            rows.append((name, values))
+    if result.overall.novelty is not None:
+        rows.append(("exact copies of train", [r.novelty.exact_copies if r.novelty else None
+                                               for r in columns.values()]))  # fmt: skip
+        rows.append(("median NN distance to train", [r.novelty.median_nn if r.novelty else None
+                                                     for r in columns.values()]))  # fmt: skip
+    if result.overall.memorisation is not None:
+        rows.append(("share closer to train than real 5%",
+                     [r.memorisation.fraction_closer if r.memorisation else None
+                      for r in columns.values()]))  # fmt: skip
+    o = result.oracle
+    if o is not None:
+        rows.append(
+            (
+                "oracle Frechet distance",
+                [o.frechet, *[o.frechet_by_label.get(c) for c in result.by_label]],
+            )
+        )
+        if o.accuracy_by_label:
+            rows.append(
+                (
+                    "oracle conditional accuracy",
+                    [o.accuracy, *[o.accuracy_by_label.get(c) for c in result.by_label]],
+                )
+            )
+        if o.mse_paired is not None:
+            rows.append(("oracle MSE (paired)", [o.mse_paired]))
+        if o.mse_value is not None:
+            rows.append(("oracle MSE to requested value", [o.mse_value]))
+    for name, values in rows:
+        table.add_row(name, *[_fmt(v) for v in values], *[""] * (len(columns) - len(values)))
+    return table
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    generated: Annotated[str, typer.Argument(help="Generated FASTA (e.g. from seqflow sample).")],
+    reference: Annotated[
+        str,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="Real sequences to compare with (any format).",
+            rich_help_panel=PANEL_REAL,
+        ),
+    ],
+    train: Annotated[
+        str | None,
+        typer.Option(
+            help="Training sequences: novelty and memorisation.", rich_help_panel=PANEL_REAL
+        ),
+    ] = None,
+    label_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Label column of the real CSV/TSV: per-condition metrics "
+            "against the generated headers' label=.",
+            rich_help_panel=PANEL_REAL,
+        ),
+    ] = None,
+    split_col: Annotated[
+        str | None,
+        typer.Option(help="Split column of the real CSV/TSV.", rich_help_panel=PANEL_REAL),
+    ] = None,
+    reference_split: Annotated[
+        str | None,
+        typer.Option(
+            help="Use only this split (train/valid/test) as the reference.",
+            rich_help_panel=PANEL_REAL,
+        ),
+    ] = None,
+    train_split: Annotated[
+        str | None, typer.Option(help="Use only this split of --train.", rich_help_panel=PANEL_REAL)
+    ] = None,
+    alphabet: Annotated[str, typer.Option(help="dna, rna, protein, auto or letters.")] = "auto",
+    oracle: Annotated[
+        str | None,
+        typer.Option(
+            help="Built-in oracle (.safetensors from `seqflow oracle fit`) "
+            "or a TorchScript file (runs code from the file: trusted files "
+            "only).",
+            rich_help_panel=PANEL_ORACLE,
+        ),
+    ] = None,
+    oracle_length: Annotated[
+        int | None,
+        typer.Option(
+            help="TorchScript: input length (shorter sequences are padded).",
+            rich_help_panel=PANEL_ORACLE,
+        ),
+    ] = None,
+    oracle_layout: Annotated[
+        str,
+        typer.Option(
+            help="TorchScript: one-hot layout NLC (batch, length, 4) or NCL.",
+            rich_help_panel=PANEL_ORACLE,
+        ),
+    ] = "NLC",
+    oracle_pad_value: Annotated[
+        float,
+        typer.Option(
+            help="TorchScript: value of padded positions (Sei: 0.25).", rich_help_panel=PANEL_ORACLE
+        ),
+    ] = 0.25,
+    oracle_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="TorchScript: output columns to use, e.g. 0,5,7.", rich_help_panel=PANEL_ORACLE
+        ),
+    ] = None,
+    oracle_names: Annotated[
+        str | None,
+        typer.Option(
+            help="TorchScript: file with one name per output column.", rich_help_panel=PANEL_ORACLE
+        ),
+    ] = None,
+    oracle_select: Annotated[
+        str | None,
+        typer.Option(
+            help="TorchScript: use (and average) the columns whose name "
+            "contains this, e.g. H3K4me3.",
+            rich_help_panel=PANEL_ORACLE,
+        ),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the full report as JSON here.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the subsamples some metrics use.")] = 0,
+) -> None:
+    """Score generated sequences against real ones: k-mer spectra, GC, composition, diversity,
+    novelty, memorisation; with --oracle also Frechet distance, conditional accuracy and MSE.
+
+    Examples:
+
+      seqflow evaluate samples.fa -r real_test.fasta --train train.fasta --json report.json
+
+      seqflow evaluate k562.fa -r dhs.tsv --label-col cell_type --split-col split
+      --reference-split test --oracle celltype.safetensors
+    """
+    loaded = None
+    if oracle is not None:
+        columns = [int(c) for c in oracle_columns.split(",")] if oracle_columns else None
+        loaded = api.load_oracle(
+            oracle, input_length=oracle_length, layout=oracle_layout, pad_value=oracle_pad_value,
+            columns=columns, names_file=oracle_names, select=oracle_select,
+        )  # fmt: skip
+    result = api.evaluate(
+        generated, reference=reference, train=train, oracle=loaded, oracle_name=oracle or "",
+        alphabet=alphabet, label_col=label_col, split_col=split_col,
+        reference_split=reference_split, train_split=train_split, json_out=json_out, seed=seed,
+    )  # fmt: skip
+    Console().print(_table(result))
+    if json_out:
+        err.print(f"[green]wrote[/] {json_out}", soft_wrap=True)
+
+
+@oracle_app.command("fit")
+@_user_errors
+def oracle_fit(
+    data: Annotated[str, typer.Argument(help="Labelled sequences: CSV/TSV (any reader format).")],
+    target: Annotated[str, typer.Option(help="Column to predict: classes or numbers.")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Oracle file to write (.safetensors).")],
+    kind: Annotated[
+        str,
+        typer.Option(help="auto (numbers -> regressor, else classifier), classifier or regressor."),
+    ] = "auto",
+    split_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Split column: the oracle trains on train (and valid) "
+            "rows only, so test rows stay unseen."
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 1500,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    alphabet: Annotated[str, typer.Option(help="dna, rna, protein, auto or letters.")] = "auto",
+) -> None:
+    """Train a CNN oracle on DATA and report its held-out accuracy or R^2.
+
+    Example: seqflow oracle fit dhs.tsv --target cell_type --split-col split -o celltype.safetensors
+    """
+    report = api.fit_oracle(
+        data, target=target, out=out, kind=kind, split_col=split_col, steps=steps, seed=seed,
+        alphabet=alphabet,
+    )  # fmt: skip
+    metric = "accuracy" if report.kind == "classifier" else "R^2"
+    err.print(
+        f"[green]wrote[/] {out}: {report.kind} of {target!r}, held-out {metric} "
+        f"{report.metric:.3f} on {report.n_valid} sequences ({report.n_train} trained, "
+        f"{report.seconds:.0f}s)", soft_wrap=True,
+    )  # fmt: skip

@@ -1,0 +1,104 @@
+"""The built-in oracle: a trained :class:`~seqflow.oracle.network.OracleCNN` and what it needs.
+
+Inputs are one-hot sequences of the oracle's alphabet, right-padded with all-zero rows to
+``input_length`` (the network leaves padding out, so the amount of it does not matter).
+A classifier returns softmax probabilities over its classes; a regressor returns its value on
+the scale of the training data (the network predicts ``(y - value_mean) / value_std``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqflow.errors import InvalidInputError
+from seqflow.oracle.encoding import encode, one_hot
+from seqflow.oracle.network import NetworkConfig, OracleCNN
+
+METRICS = {"classifier": "accuracy", "regressor": "r2"}
+"""Held-out metric of each built-in kind."""
+
+
+def check_batch_size(batch_size: int) -> int:
+    """``batch_size`` if it is a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size {batch_size!r}: must be an integer >= 1")
+    return batch_size
+
+
+@dataclass(frozen=True, eq=False)
+class BuiltinOracle:
+    """A CNN classifier or regressor on one-hot sequences.
+
+    Attributes:
+        network: the trained network (kept in eval mode).
+        config: its size, saved beside the weights.
+        letters: the alphabet; token i is ``letters[i]``.
+        input_length: the longest sequence taken.
+        output_names: class names (classifier) or the value's name (regressor).
+        kind: ``classifier`` or ``regressor``.
+        value_mean: mean of the training values (regressor; 0 for a classifier).
+        value_std: their standard deviation (regressor; 1 for a classifier).
+        metric: held-out accuracy (classifier) or R^2 (regressor) measured when it was fitted.
+        source: how error messages name it (its file once saved or loaded).
+    """
+
+    network: OracleCNN
+    config: NetworkConfig
+    letters: str
+    input_length: int
+    output_names: tuple[str, ...]
+    kind: str
+    value_mean: float = 0.0
+    value_std: float = 1.0
+    metric: float = math.nan
+    source: str = "oracle"
+
+    @property
+    def metric_name(self) -> str:
+        """``accuracy`` or ``r2``."""
+        return METRICS[self.kind]
+
+    def _run(self, seqs: list[str], batch_size: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        check_batch_size(batch_size)
+        tokens = torch.from_numpy(
+            encode(seqs, self.letters, length=self.input_length, source=self.source)
+        )
+        self.network.eval()
+        with torch.inference_mode():
+            return torch.cat([
+                fn(one_hot(tokens[a : a + batch_size], len(self.letters)))
+                for a in range(0, max(len(tokens), 1), batch_size)
+            ])  # fmt: skip
+
+    def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
+        """Class probabilities or values of ``seqs``.
+
+        Args:
+            seqs: N sequences of the oracle's alphabet (any case), at most ``input_length``.
+            batch_size: sequences per forward pass.
+
+        Returns:
+            shape (N, len(output_names)), float32: rows summing to 1 (classifier) or values.
+
+        Raises:
+            InvalidInputError: a letter outside the alphabet or a sequence too long (the
+                message names the sequence index).
+        """
+        return self._run(seqs, batch_size, self.outputs).numpy()
+
+    def embed(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
+        """Penultimate features of ``seqs``, shape (N, config.hidden), float32."""
+        return self._run(seqs, batch_size, self.network.features).numpy()
+
+    def outputs(self, x: Tensor) -> Tensor:
+        """Probabilities or values of one-hot ``x``, shape (batch, L, K) -> (batch, outputs)."""
+        y = self.network(x)
+        if self.kind == "classifier":
+            return torch.softmax(y, dim=-1)
+        return y * self.value_std + self.value_mean

@@ -1,0 +1,228 @@
+"""External oracles: a user's TorchScript model (e.g. Sei, Enformer-style CNNs) as an oracle.
+
+Input contract. The model is called as ``module(x)`` with ``x`` a one-hot float32 tensor of
+shape ``(batch, input_length, K)`` (layout ``NLC``) or ``(batch, K, input_length)`` (``NCL``),
+channels in alphabet order (``ACGT`` by default; lower-case letters are accepted). A sequence
+shorter than ``input_length`` is padded with ``pad_value`` in every channel (Sei takes 4096 bp
+padded with 0.25): centred (``pad_mode="center"``; an odd pad puts the extra position on the
+right) or after the sequence (``"right"``). A longer sequence, or a letter outside the
+alphabet, is an error naming the sequence. The model must return ``(batch, outputs)``.
+
+Output selection. ``columns`` picks output indices; or ``names_file`` (one name per output
+column, one per line) with ``select`` picks every column whose name contains ``select``. The
+picked columns are averaged with ``reduce="mean"`` (Sei-style promoter activity is the mean of
+the H3K4me3 columns) or kept with ``reduce="none"``. Without a selection every column is kept.
+
+Loading TorchScript runs code from the file: load only files you trust.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.oracle.builtin import check_batch_size
+from seqflow.oracle.encoding import PAD_MODES, check_letters, encode, one_hot
+from seqflow.oracle.selection import REDUCTIONS, select_columns
+
+LAYOUTS = ("NLC", "NCL")
+
+
+def _last_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidInputError(f"{name} {value!r}: must be one of {', '.join(allowed)}")
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class ExternalOracle:
+    """A TorchScript model scoring one-hot sequences; see the module docstring for the contract.
+
+    Attributes:
+        module: the loaded TorchScript module (eval mode, CPU).
+        source: its file, named in error messages.
+        input_length: the sequence length the model takes.
+        letters: the alphabet in channel order.
+        layout: ``NLC`` or ``NCL``.
+        pad_value: value of every channel at a padding position.
+        pad_mode: ``center`` or ``right``.
+        width: columns of the model's raw output.
+        columns: the selected columns, or None for all.
+        reduce: ``mean`` or ``none``.
+        output_names: names of the columns :meth:`predict` returns.
+    """
+
+    module: torch.nn.Module
+    source: str
+    input_length: int
+    letters: str
+    layout: str
+    pad_value: float
+    pad_mode: str
+    width: int
+    columns: tuple[int, ...] | None
+    reduce: str
+    output_names: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        """Always ``external``."""
+        return "external"
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        input_length: int,
+        alphabet: str = "ACGT",
+        layout: str = "NLC",
+        pad_value: float = 0.25,
+        pad_mode: str = "center",
+        columns: list[int] | None = None,
+        names_file: str | None = None,
+        select: str | None = None,
+        reduce: str = "mean",
+    ) -> ExternalOracle:
+        """Load a TorchScript file (``torch.jit.load``, on the CPU) and check its output.
+
+        TorchScript runs code stored in the file: load only files you trust. The model is run
+        once on an all-padding input to learn its output width, so a wrong names file or column
+        fails here rather than at the first prediction.
+
+        Args:
+            path: the ``.pt`` TorchScript file.
+            input_length: the sequence length the model takes.
+            alphabet: letters in channel order.
+            layout: ``NLC`` (batch, length, channels) or ``NCL`` (batch, channels, length).
+            pad_value: value of every channel at a padding position.
+            pad_mode: ``center`` or ``right``.
+            columns: output column indices to keep.
+            names_file: a text file naming each output column, one per line.
+            select: keep the columns whose name contains this (needs ``names_file``).
+            reduce: ``mean`` (average the selected columns into one) or ``none``.
+
+        Raises:
+            CheckpointError: the file is missing or not TorchScript.
+            InvalidInputError: a bad setting, a names file of the wrong length, a column out of
+                range, ``select`` matching nothing, or an output that is not (batch, outputs).
+        """
+        source = str(path)
+        if isinstance(input_length, bool) or not isinstance(input_length, int) or input_length < 1:
+            raise InvalidInputError(f"input_length {input_length!r}: must be an integer >= 1")
+        if not math.isfinite(pad_value):
+            raise InvalidInputError(f"pad_value {pad_value!r}: must be a finite number")
+        letters = check_letters(alphabet, source)
+        _one_of("layout", layout, LAYOUTS)
+        _one_of("pad_mode", pad_mode, PAD_MODES)
+        _one_of("reduce", reduce, REDUCTIONS)
+        if not Path(path).is_file():
+            raise CheckpointError(f"{source}: no such TorchScript file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
+                module = torch.jit.load(source, map_location="cpu")
+        except (RuntimeError, ValueError, OSError) as err:
+            raise CheckpointError(f"{source}: not a TorchScript file ({_last_line(err)})") from None
+        oracle = cls(
+            module=module.eval(), source=source, input_length=input_length, letters=letters,
+            layout=layout, pad_value=float(pad_value), pad_mode=pad_mode, width=0,
+            columns=None, reduce=reduce, output_names=(),
+        )  # fmt: skip
+        width = int(oracle._call(module.forward, oracle.inputs([""])).shape[1])
+        chosen = select_columns(
+            width, source, columns=columns, names_file=names_file, select=select, reduce=reduce
+        )
+        return replace(
+            oracle, width=width, columns=chosen.columns, output_names=chosen.output_names
+        )
+
+    def _tokens(self, seqs: list[str]) -> Tensor:
+        tokens = encode(
+            seqs, self.letters, length=self.input_length, source=self.source,
+            pad_mode=self.pad_mode,
+        )  # fmt: skip
+        return torch.from_numpy(tokens)
+
+    def _one_hot(self, tokens: Tensor) -> Tensor:
+        x = one_hot(tokens, len(self.letters), pad_value=self.pad_value)
+        return x.transpose(1, 2).contiguous() if self.layout == "NCL" else x
+
+    def inputs(self, seqs: list[str]) -> Tensor:
+        """The model's input for ``seqs``: shape (N, L, K) (NLC) or (N, K, L) (NCL), float32."""
+        return self._one_hot(self._tokens(seqs))
+
+    def _call(self, method: Callable[[Tensor], Any], x: Tensor) -> Tensor:
+        """``method(x)``, checked to be a (batch, columns) tensor, as float32."""
+        try:
+            with torch.inference_mode():
+                y = method(x)
+        except RuntimeError as err:
+            raise InvalidInputError(
+                f"{self.source}: the model failed on input of shape {tuple(x.shape)} "
+                f"({_last_line(err)})"
+            ) from None
+        if not isinstance(y, Tensor):
+            raise InvalidInputError(f"{self.source}: output is a {type(y).__name__}, not a tensor")
+        if y.ndim != 2 or y.shape[0] != x.shape[0]:
+            raise InvalidInputError(
+                f"{self.source}: output has shape {tuple(y.shape)} for a batch of {x.shape[0]}; "
+                "an oracle must return (batch, outputs)"
+            )
+        return y.detach().float()
+
+    def _batches(self, seqs: list[str], batch_size: int, method: Callable[[Tensor], Any]) -> Tensor:
+        """Outputs of ``method``, one-hot built batch by batch (Sei inputs are 64 kB each)."""
+        check_batch_size(batch_size)
+        tokens = self._tokens(seqs)
+        return torch.cat([
+            self._call(method, self._one_hot(tokens[a : a + batch_size]))
+            for a in range(0, max(len(tokens), 1), batch_size)
+        ])  # fmt: skip
+
+    def _selected(self, y: Tensor) -> Tensor:
+        if y.shape[1] != self.width:
+            raise InvalidInputError(
+                f"{self.source}: output has {y.shape[1]} columns, {self.width} when loaded"
+            )
+        return y if self.columns is None else y[:, list(self.columns)]
+
+    def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
+        """Selected (and reduced) outputs of the model for ``seqs``.
+
+        Args:
+            seqs: N sequences, at most ``input_length`` letters of the alphabet.
+            batch_size: sequences per call of the model.
+
+        Returns:
+            shape (N, len(output_names)), float32.
+        """
+        y = self._selected(self._batches(seqs, batch_size, self.module.forward))
+        if self.columns is not None and self.reduce == "mean":
+            y = y.mean(dim=1, keepdim=True)
+        return y.numpy()
+
+    def embed(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
+        """The module's ``embed`` method if it has one, else the selected (unreduced) outputs.
+
+        Returns:
+            shape (N, D), float32.
+        """
+        method = getattr(self.module, "embed", None)
+        if method is None or isinstance(method, torch.nn.Module):
+            return self._selected(self._batches(seqs, batch_size, self.module.forward)).numpy()
+        return self._batches(seqs, batch_size, method).numpy()

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from seqflow import checkpoint as checkpoint_module
+from seqflow import io_utils
 from seqflow._version import __version__
 from seqflow.checkpoint import (
     FORMAT_VERSION,
@@ -352,7 +352,7 @@ def test_failing_save_leaves_previous_file_intact(tmp_path, monkeypatch):
         Path(filename).write_bytes(b"half a checkpoint")
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint_module, "save_file", broken_save_file)
+    monkeypatch.setattr(io_utils, "save_file", broken_save_file)
     with pytest.raises(OSError, match="disk full"):
         save_model(path, ema.state_dict(), ema.state_dict(), meta)
     with pytest.raises(OSError, match="disk full"):

@@ -17,20 +17,19 @@ Both are written atomically (temporary file in the same folder + ``os.replace``)
 from __future__ import annotations
 
 import json
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 from seqflow._version import __version__
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, SeqflowError
-from seqflow.io_utils import atomic_path
+from seqflow.io_utils import save_tensors
 from seqflow.models import VelocityField, build_model
 
 FORMAT = "seqflow"
@@ -194,29 +193,6 @@ class ModelMeta:
         )  # fmt: skip
 
 
-def _atomic_save(tensors: dict[str, Tensor], path: Path, metadata: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        mode = stat.S_IMODE(tmp.stat().st_mode)  # umask-respecting; save_file would make it 0600
-        save_file(_unshared(tensors), tmp, metadata)
-        tmp.chmod(mode)
-
-
-def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    """CPU copies safetensors accepts: a tensor whose memory another entry already uses (the
-    same tensor saved under two names) is cloned, since safetensors refuses shared memory."""
-    out: dict[str, Tensor] = {}
-    seen: set[int] = set()
-    for key, value in tensors.items():
-        v = value.detach().contiguous().cpu()
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        if ptr in seen:
-            v = v.clone()
-        seen.add(ptr)
-        out[key] = v
-    return out
-
-
 def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
@@ -247,7 +223,7 @@ def save_model(
     """Write ``model.*`` and ``ema.*`` weights with ``meta`` atomically to ``path``."""
     tensors = {f"model.{k}": v for k, v in model_state.items()}
     tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
-    _atomic_save(tensors, path, meta.to_metadata())
+    save_tensors(tensors, path, meta.to_metadata(), make_folder=True)
 
 
 def load_model(
@@ -278,7 +254,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write a trainer state (tensors and JSON-able values, nested) atomically."""
     tensors: dict[str, Tensor] = {}
     plain = _split(state, "", tensors)
-    _atomic_save(tensors, path, {"format": FORMAT, "state": json.dumps(plain)})
+    save_tensors(tensors, path, {"format": FORMAT, "state": json.dumps(plain)}, make_folder=True)
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
 
 A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``.
+as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``
+(and torch/safetensors for :func:`save_tensors`, shared by checkpoints and oracles).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from safetensors.torch import save_file
 
 from seqflow.errors import InvalidInputError
 
@@ -64,3 +68,39 @@ def atomic_write(path: str | Path, *, encoding: str = "utf-8") -> Iterator[TextI
     """
     with atomic_path(path) as temp, open(temp, "w", encoding=encoding, newline="\n") as handle:
         yield handle
+
+
+def save_tensors(
+    tensors: dict[str, Any], path: str | Path, metadata: dict[str, str], *,
+    make_folder: bool = False,
+) -> None:  # fmt: skip
+    """Write a safetensors file atomically, with the umask's permissions (``save_file`` alone
+    would make it 0600). Tensors sharing memory (one tensor under two names) are copied first,
+    since safetensors refuses shared memory.
+
+    Args:
+        tensors: name -> tensor (any device; written from CPU copies).
+        metadata: string metadata for the header.
+        make_folder: create the parent folder when missing (else a missing folder is an
+            :class:`InvalidInputError`).
+    """
+    target = Path(path)
+    if make_folder:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        mode = stat.S_IMODE(tmp.stat().st_mode)
+        save_file(_unshared(tensors), tmp, metadata)
+        tmp.chmod(mode)
+
+
+def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        v = value.detach().contiguous().cpu()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if ptr in seen:
+            v = v.clone()
+        seen.add(ptr)
+        out[key] = v
+    return out

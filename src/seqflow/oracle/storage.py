@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import math
-import stat
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from seqflow._version import __version__
 from seqflow.errors import CheckpointError, SeqflowError
-from seqflow.io_utils import atomic_path
+from seqflow.io_utils import save_tensors
 from seqflow.oracle.builtin import METRICS, BuiltinOracle
 from seqflow.oracle.encoding import check_letters
 from seqflow.oracle.network import NetworkConfig, OracleCNN
@@ -54,13 +52,8 @@ def save_oracle(oracle: BuiltinOracle, path: str | Path) -> None:
     Raises:
         InvalidInputError: the folder of ``path`` is missing or not writable.
     """
-    tensors = {
-        _PREFIX + k: v.detach().contiguous().cpu() for k, v in oracle.network.state_dict().items()
-    }
-    with atomic_path(path) as tmp:
-        mode = stat.S_IMODE(tmp.stat().st_mode)  # umask-respecting; save_file would make it 0600
-        save_file(tensors, tmp, _metadata(oracle))
-        tmp.chmod(mode)
+    tensors = {_PREFIX + k: v for k, v in oracle.network.state_dict().items()}
+    save_tensors(tensors, path, _metadata(oracle))
 
 
 def _parse(meta: dict[str, str], source: str) -> dict[str, Any]:

@@ -349,3 +349,20 @@ def test_cnn_learns_a_motif_at_a_fixed_position():
     assert copies > 0.7
     elsewhere = torch.bincount(out[:, 12:].flatten(), minlength=4).float() / out[:, 12:].numel()
     assert elsewhere.max() < 0.4  # the random positions stay random
+
+
+def test_coupling_groups_pair_within_labels_and_value_bins():
+    from seqflow.training.batches import VALUE_BINS, coupling_groups
+
+    values = torch.arange(16, dtype=torch.float32)
+    labels = torch.arange(16) % 2
+    g = coupling_groups(Condition(labels=labels, values=values))
+    assert g is not None and len(set(g.tolist())) == 2 * VALUE_BINS
+    # same group: same label and same value quartile
+    for i in range(16):
+        for j in range(16):
+            same = labels[i] == labels[j] and i // 4 == j // 4
+            assert (g[i] == g[j]) == same
+    assert coupling_groups(Condition()) is None
+    only_values = coupling_groups(Condition(values=values))
+    assert only_values.tolist() == [i // 4 for i in range(16)]

@@ -38,13 +38,35 @@ class CoupledBatch:
     x_0: Tensor
 
 
+VALUE_BINS = 4
+"""Scalar values split a minibatch into this many quantile groups for the coupling."""
+
+
+def coupling_groups(cond: Condition) -> Tensor | None:
+    """Groups within which prior samples are paired with data, shape ``(batch,)``, or None.
+
+    A coupling computed on the whole batch makes ``x_0`` depend on the data and hence on the
+    condition, while sampling draws ``x_0`` from the prior whatever the condition. Pairing only
+    within a class (and, for a scalar value, within one of ``VALUE_BINS`` quantile bins of the
+    batch) keeps ``x_0`` close to prior-distributed given the condition.
+    """
+    groups = cond.labels.long() if cond.labels is not None else None
+    if cond.values is not None and len(cond.values) >= 2 * VALUE_BINS:
+        edges = torch.quantile(
+            cond.values.float(), torch.linspace(0, 1, VALUE_BINS + 1)[1:-1].to(cond.values.device)
+        )
+        bins = torch.bucketize(cond.values.float(), edges)
+        groups = bins if groups is None else groups * VALUE_BINS + bins
+    return groups
+
+
 class CoupledBatchStream:
     """An endless, reproducible stream of coupled minibatches (epochs without replacement).
 
     Args:
         tokens: all training tokens, shape ``(N, L)`` (CPU).
-        cond: conditions of all sequences (CPU); their labels also group the coupling, so a
-            prior sample is only paired with data of one class.
+        cond: conditions of all sequences (CPU); labels and value bins also group the
+            coupling (see :func:`coupling_groups`).
         flow: supplies the prior and the coupling.
         batch_size: sequences per batch (capped at N).
         seed: seed of the stream's generator.
@@ -92,7 +114,7 @@ class CoupledBatchStream:
         self.cursor += self.batch_size
         tokens = self.tokens[idx]
         cond = self.cond.select(idx)
-        x_0 = self.flow.couple(tokens, generator=self.generator, groups=cond.labels)
+        x_0 = self.flow.couple(tokens, generator=self.generator, groups=coupling_groups(cond))
         if self.pin_memory:
             tokens, x_0 = tokens.pin_memory(), x_0.pin_memory()
             cond = Condition(*(t.pin_memory() if t is not None else None for t in cond))

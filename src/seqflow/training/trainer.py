@@ -27,7 +27,7 @@ from seqflow.config import TrainConfig
 from seqflow.errors import SeqflowError
 from seqflow.flow import FisherFlow, flow_matching_loss
 from seqflow.models import Condition, VelocityField
-from seqflow.training.batches import CoupledBatch, CoupledBatchStream
+from seqflow.training.batches import CoupledBatch, CoupledBatchStream, coupling_groups
 from seqflow.training.ema import EMA
 from seqflow.training.schedule import warmup_cosine
 
@@ -168,7 +168,7 @@ class Trainer:
         for start in range(0, n, self.cfg.batch_size):
             rows = slice(start, min(n, start + self.cfg.batch_size))
             tokens, cond = self.valid_set.tokens[rows], self.valid_set.cond.select(rows)
-            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=cond.labels)
+            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=coupling_groups(cond))
             batch = CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
             loss = self._loss(self.ema_model, batch, generator, 0.0)
             total += loss * tokens.shape[0]

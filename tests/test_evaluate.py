@@ -177,3 +177,22 @@ def test_bad_oracle_and_inputs(sets, tmp_path):
 def test_split_without_split_col_is_refused(sets):
     with pytest.raises(InvalidInputError, match="split-col"):
         api.evaluate(sets["gen"], reference=sets["real"], reference_split="test")
+
+
+def test_plots_are_png_files(sets, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = api.evaluate(sets["gen"], reference=sets["real"], plots=tmp_path / "plots")
+    names = sorted(Path(p).name for p in result.plots)
+    assert names == ["gc_content.png", "kmer_scatter.png"]
+    for p in result.plots:
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "plots").glob(".*tmp"))
+
+
+def test_plots_without_matplotlib_is_one_line(sets, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(InvalidInputError, match=r"seqflow\[plots\]"):
+        api.evaluate(sets["gen"], reference=sets["real"], plots=tmp_path / "plots")
+    assert not (tmp_path / "plots").exists()

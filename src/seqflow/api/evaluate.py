@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from seqflow.api._plots import write_plots
 from seqflow.api._sets import SeqSet, read_generated, read_set
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
@@ -87,6 +88,7 @@ class EvaluateResult:
     train: str | None
     json_path: str | None
     seconds: float
+    plots: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
@@ -95,7 +97,7 @@ class EvaluateResult:
             "overall": self.overall.to_dict(),
             "by_label": {k: v.to_dict() for k, v in self.by_label.items()},
             "oracle": self.oracle.to_dict() if self.oracle else None,
-            "seconds": self.seconds,
+            "seconds": self.seconds, "plots": list(self.plots),
         }  # fmt: skip
 
 
@@ -114,6 +116,7 @@ def evaluate(
     train_split: str | None = None,
     ks: Sequence[int] = (1, 2, 3, 4, 5, 6),
     json_out: str | Path | None = None,
+    plots: str | Path | None = None,
     seed: int = 0,
 ) -> EvaluateResult:
     """Compare ``generated`` (FASTA, e.g. from ``seqflow sample``) with ``reference``.
@@ -124,6 +127,7 @@ def evaluate(
             (``train``, ``valid``, ``test``) picks one split of a file for each.
         oracle: a loaded oracle (see :mod:`seqflow.oracle`), or None for oracle-free metrics.
         json_out: write the report as JSON here (atomically).
+        plots: draw PNG plots into this folder (needs matplotlib; see ``api._plots``).
     """
     started = time.perf_counter()
     gen = read_generated(generated, alphabet=alphabet)
@@ -147,11 +151,18 @@ def evaluate(
             gen_groups, ref_groups, train=trn.seqs if trn else None, ks=ks, letters=letters,
             seed=seed,
         )  # fmt: skip
-    oracle_report = _oracle_metrics(oracle, oracle_name, gen, ref) if oracle is not None else None
+    oracle_report, outputs = None, None
+    if oracle is not None:
+        oracle_report, outputs = _oracle_metrics(oracle, oracle_name, gen, ref)
+    drawn: list[Path] = []
+    if plots is not None:
+        scores = (outputs[0][:, 0], outputs[1][:, 0]) if outputs is not None else None
+        drawn = write_plots(plots, gen.seqs, ref.seqs, letters, scores)
     result = EvaluateResult(
         overall=overall, by_label=by_label, oracle=oracle_report, generated=gen.source,
         reference=ref.source, train=trn.source if trn else None,
         json_path=str(json_out) if json_out else None, seconds=time.perf_counter() - started,
+        plots=tuple(str(p) for p in drawn),
     )  # fmt: skip
     if json_out is not None:
         with atomic_write(json_out) as handle:
@@ -160,7 +171,10 @@ def evaluate(
     return result
 
 
-def _oracle_metrics(oracle: Oracle, name: str, gen: SeqSet, ref: SeqSet) -> OracleReport:
+def _oracle_metrics(
+    oracle: Oracle, name: str, gen: SeqSet, ref: SeqSet
+) -> tuple[OracleReport, tuple[np.ndarray, np.ndarray]]:
+    """The oracle report, and the oracle outputs of generated and real sequences."""
     gen_emb, ref_emb = oracle.embed(gen.seqs), oracle.embed(ref.seqs)
     report: dict[str, Any] = {"name": name, "frechet": frechet_distance(gen_emb, ref_emb)}
     gen_idx, ref_idx = _groups(gen), _groups(ref)
@@ -189,7 +203,7 @@ def _oracle_metrics(oracle: Oracle, name: str, gen: SeqSet, ref: SeqSet) -> Orac
         target = np.asarray(gen.values)
         ok = ~np.isnan(target)
         report["mse_value"] = float(np.mean((gen_out[ok, 0] - target[ok]) ** 2))
-    return OracleReport(**report)
+    return OracleReport(**report), (gen_out, ref_out)
 
 
 def _groups(s: SeqSet) -> dict[str, np.ndarray]:

@@ -176,6 +176,13 @@ def evaluate(
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the full report as JSON here.")
     ] = None,
+    plots: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder for PNG plots (k-mer scatter, GC, lengths, oracle "
+            "scores); needs matplotlib: pip install 'seqflow[plots]'."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subsamples some metrics use.")] = 0,
 ) -> None:
     """Score generated sequences against real ones: k-mer spectra, GC, composition, diversity,
@@ -198,11 +205,13 @@ def evaluate(
     result = api.evaluate(
         generated, reference=reference, train=train, oracle=loaded, oracle_name=oracle or "",
         alphabet=alphabet, label_col=label_col, split_col=split_col,
-        reference_split=reference_split, train_split=train_split, json_out=json_out, seed=seed,
+        reference_split=reference_split, train_split=train_split, json_out=json_out, plots=plots,
+        seed=seed,
     )  # fmt: skip
     Console().print(_table(result))
-    if json_out:
-        err.print(f"[green]wrote[/] {json_out}", soft_wrap=True)
+    for path in [json_out, *result.plots]:
+        if path:
+            err.print(f"[green]wrote[/] {path}", soft_wrap=True)
 
 
 @oracle_app.command("fit")

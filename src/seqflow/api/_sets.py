@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from seqflow.data import read_sequences
+from seqflow.data import Alphabet, SequenceTable, read_sequences
 from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
@@ -47,12 +48,15 @@ class SeqSet:
         return groups
 
 
-def _strings(tokens: torch.Tensor, lengths: torch.Tensor, letters: str) -> list[str]:
-    """Decode ``(N, L)`` tokens (pad = len(letters)) to strings of the given lengths."""
-    codes = np.frombuffer(letters.encode("ascii") + b"-", dtype=np.uint8)
-    text = codes[tokens.numpy()]
-    ends = lengths.tolist()
-    return [row.tobytes()[:k].decode("ascii") for row, k in zip(text, ends, strict=True)]
+def decode_tokens(alphabet: Alphabet, tokens: Tensor, pad: int | None) -> list[str]:
+    """Letters of tokens ``(batch, length)``, generated or read; with ``pad``, each sequence
+    stops at its first end/pad token."""
+    array = tokens.numpy()
+    if pad is None:
+        return alphabet.decode_batch(array)
+    lengths = (array != pad).sum(axis=1)
+    texts = alphabet.decode_batch(np.where(array == pad, 0, array))
+    return [text[:k] for text, k in zip(texts, lengths.tolist(), strict=True)]
 
 
 def read_set(
@@ -81,7 +85,7 @@ def read_set(
         if not keep.any():
             raise InvalidInputError(f"{path}: no record is in the {split!r} split")
     idx = torch.nonzero(keep).flatten()
-    seqs = _strings(table.tokens[idx], table.lengths[idx], table.alphabet.letters)
+    seqs = decode_tokens(table.alphabet, table.tokens[idx], _pad(table))
     labels = None
     if table.labels is not None:
         names = table.label_names
@@ -93,7 +97,7 @@ def read_set(
 def read_generated(path: str | Path, *, alphabet: str = "auto") -> SeqSet:
     """Read generated FASTA; ``label=`` and ``value=`` words in headers give the conditions."""
     table = read_sequences(path, alphabet=alphabet, fmt="fasta")
-    seqs = _strings(table.tokens, table.lengths, table.alphabet.letters)
+    seqs = decode_tokens(table.alphabet, table.tokens, _pad(table))
     headers = _headers(Path(str(path)), len(seqs)) if str(path) != "-" else []
     labels: list[str | None] = [h.get("label") for h in headers]
     values: list[float] = []
@@ -125,3 +129,8 @@ def _headers(path: Path, n: int) -> list[dict[str, str]]:
                 words = line[1:].split()[1:]
                 out.append(dict(w.split("=", 1) for w in words if "=" in w))
     return out if len(out) == n else [{} for _ in range(n)]
+
+
+def _pad(table: SequenceTable) -> int | None:
+    """The table's pad token when its records vary in length, else None."""
+    return table.pad_token if table.variable else None

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from seqflow.api._config import resolve_device
+from seqflow.api._sets import decode_tokens
 from seqflow.checkpoint import ModelMeta, load_model
 from seqflow.data import Alphabet, write_fasta
 from seqflow.data.signals import read_signal
@@ -132,17 +132,6 @@ def sample(
         seconds=time.perf_counter() - started, value=value,
         signal=str(signal) if signal is not None else None,
     )  # fmt: skip
-
-
-def decode_tokens(alphabet: Alphabet, tokens: Tensor, pad: int | None) -> list[str]:
-    """Letters of generated tokens ``(batch, length)``; with ``pad``, each sequence stops at
-    its first end/pad token."""
-    array = tokens.numpy()
-    if pad is None:
-        return alphabet.decode_batch(array)
-    lengths = (array != pad).sum(axis=1)
-    texts = alphabet.decode_batch(np.where(array == pad, 0, array))
-    return [text[:k] for text, k in zip(texts, lengths.tolist(), strict=True)]
 
 
 def _condition(label: int | None, value: float | None, signal: Tensor | None) -> Condition | None:

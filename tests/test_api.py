@@ -62,7 +62,7 @@ def test_fit_writes_a_complete_run_folder(fasta_run):
     result, _, _ = fasta_run
     run_dir = result.run_dir
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        [MODEL_FILE, STATE_FILE, "config.yaml", "metrics.jsonl"]
+        [MODEL_FILE, STATE_FILE, "config.yaml", "metrics.jsonl", "train.fasta.gz"]
     )
     assert result.checkpoint == run_dir / MODEL_FILE
     assert result.steps == 30

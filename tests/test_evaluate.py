@@ -183,7 +183,7 @@ def test_plots_are_png_files(sets, tmp_path):
     pytest.importorskip("matplotlib")
     result = api.evaluate(sets["gen"], reference=sets["real"], plots=tmp_path / "plots")
     names = sorted(Path(p).name for p in result.plots)
-    assert names == ["gc_content.png", "kmer_scatter.png"]
+    assert names == ["gc_content.png", "kmer_scatter.png", "logo.png"]
     for p in result.plots:
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "plots").glob(".*tmp"))

@@ -290,6 +290,30 @@ def test_eps_table_is_dtype_keyed():
     assert EPS[torch.float64] < EPS[torch.float32]
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_scriptable_tolerances_equal_the_table_and_finfo(dtype):
+    """``_eps`` and ``_tiny`` are written as if-chains for TorchScript; they must agree with
+    the ``EPS`` table and ``torch.finfo``."""
+    from seqflow.geometry.sphere import _eps, _tiny
+
+    x = torch.zeros(1, dtype=dtype)
+    assert _eps(x) == EPS[dtype] and _tiny(x) == torch.finfo(dtype).tiny
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_sampling_methods_compile_with_torchscript_and_agree():
+    def step(x: torch.Tensor, v: torch.Tensor, z: torch.Tensor) -> list[torch.Tensor]:
+        y = M.proj_orthant(M.exp(x, 0.1 * M.proj_tangent(x, v)))
+        return [y, M.to_simplex(y), M.from_normal(z)]
+
+    x, v, z = points((3, 4, 5), torch.float32), torch.randn(3, 4, 5), torch.randn(3, 4, 5)
+    for a, b in zip(torch.jit.script(step)(x, v, z), step(x, v, z), strict=True):
+        assert torch.equal(a, b)
+    g, h = gen(3), gen(3)
+    assert torch.equal(M.sample_uniform((2, 3, 4), generator=g),
+                       M.from_normal(torch.randn((2, 3, 4), generator=h)))  # fmt: skip
+
+
 # --- prior -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("k", [2, 4, 20])

@@ -372,3 +372,18 @@ def test_evaluate_by_condition() -> None:
     assert reports["b"].kmer_js == pytest.approx(kmer_js_profile(gen["b"], ref["b"], [1, 2]))
     with pytest.raises(InvalidInputError, match="share no condition"):
         evaluate_by_condition({"x": ["ACGT"]}, {"y": ["ACGT"]})
+
+
+def test_nearest_distance_equals_brute_force():
+    from seqflow.metrics import levenshtein, nearest_distance
+
+    rng = np.random.default_rng(5)
+    train = ["".join(rng.choice(list("ACGT"), 12)) for _ in range(40)]
+    queries = ["".join(rng.choice(list("ACGT"), 12)) for _ in range(15)] + [train[3]]
+    dist, metric = nearest_distance(queries, train)
+    hamming = [min(sum(a != b for a, b in zip(q, t, strict=True)) for t in train) for q in queries]
+    assert metric == "hamming" and dist.tolist() == hamming and dist[-1] == 0
+    ragged = [*train, "ACG"]
+    dist, metric = nearest_distance(queries, ragged)
+    assert metric == "levenshtein"
+    assert dist.tolist() == [min(levenshtein(q, t) for t in ragged) for q in queries]

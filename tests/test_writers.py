@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,3 +120,48 @@ def test_atomic_write_errors_are_one_line(tmp_path):
         pass
     with pytest.raises(InvalidInputError, match="is a folder"):
         write_fasta(RECORDS, tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl"])
+def test_write_table_round_trips(tmp_path, fmt):
+    import csv
+    import json
+
+    from seqflow.data import write_table
+
+    rows = [
+        {"id": "a", "sequence": "ACGT", "gc": 0.5, "ok": True},
+        {"id": "b,c", "sequence": "GG", "ok": False},  # a comma and a missing cell
+    ]
+    path = tmp_path / f"t.{fmt}"
+    assert write_table(iter(rows), path, fmt=fmt, columns=["id", "sequence", "gc", "ok"]) == 2
+    if fmt == "jsonl":
+        back = [json.loads(line) for line in path.read_text().splitlines()]
+        assert back[0] == rows[0] and back[1] == {**rows[1], "gc": None}
+        return
+    back = list(csv.DictReader(path.open(), delimiter="," if fmt == "csv" else "\t"))
+    assert back == [
+        {"id": "a", "sequence": "ACGT", "gc": "0.5", "ok": "true"},
+        {"id": "b,c", "sequence": "GG", "gc": "", "ok": "false"},
+    ]
+
+
+def test_write_table_leaves_nothing_on_error(tmp_path):
+    from seqflow.data import write_table
+
+    def rows():
+        yield {"id": "a"}
+        raise RuntimeError("scoring crashed")
+
+    with pytest.raises(RuntimeError):
+        write_table(rows(), tmp_path / "t.csv", fmt="csv", columns=["id"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_to_a_device_writes_through_and_keeps_it(tmp_path):
+    """``-o /dev/null`` must not replace the device with a regular file."""
+    devnull = Path(os.devnull)
+    before = devnull.stat()
+    assert write_fasta(RECORDS, devnull) == 2
+    after = devnull.stat()
+    assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino

@@ -12,6 +12,10 @@ A run folder holds two files:
   random generator states, data order and EMA counter.
 
 Both are written atomically (temporary file in the same folder + ``os.replace``).
+
+``seqflow export --format safetensors`` writes an inference bundle: ``model.safetensors``
+without the raw ``model.*`` weights (:func:`save_inference_model`); :func:`load_model` reads it
+as it reads a run.
 """
 
 from __future__ import annotations
@@ -226,6 +230,13 @@ def save_model(
     save_tensors(tensors, path, meta.to_metadata(), make_folder=True)
 
 
+def save_inference_model(path: Path, ema_state: dict[str, Tensor], meta: ModelMeta) -> None:
+    """Write only the EMA weights (``ema.*``) with ``meta`` atomically to ``path``: an inference
+    bundle (no raw weights, no trainer state) that :func:`load_model` reads as it is."""
+    tensors = {f"ema.{k}": v for k, v in ema_state.items()}
+    save_tensors(tensors, path, meta.to_metadata())
+
+
 def load_model(
     path: str | Path, *, weights: str = "ema", device: torch.device | str = "cpu"
 ) -> tuple[VelocityField, ModelMeta]:
@@ -241,6 +252,8 @@ def load_model(
     model = meta.build()
     prefix = f"{weights}."
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{file}: holds no {weights} weights")
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -25,3 +25,7 @@ class ConfigError(SeqflowError):
 
 class CheckpointError(SeqflowError):
     """A checkpoint or run folder is missing, damaged or incompatible."""
+
+
+class ExportError(SeqflowError):
+    """An export did not reproduce its model (the check before it is written failed)."""

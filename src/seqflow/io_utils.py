@@ -45,10 +45,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
 
+    A target that exists but is not a regular file (``/dev/null``, ``/dev/stdout``, a named
+    pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
+
     Raises:
         InvalidInputError: ``path`` is a folder, its folder is missing, or it is not writable.
     """
     target = Path(path)
+    if target.exists() and not target.is_dir() and not target.is_file():
+        yield target
+        return
     temp = _temp_beside(target)
     try:
         yield temp

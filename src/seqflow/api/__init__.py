@@ -1,4 +1,4 @@
-"""The Python API behind the CLI: ``fit``, ``sample``, ``evaluate`` and oracles.
+"""The Python API behind the CLI: ``fit``, ``sample``, ``evaluate``, ``export`` and oracles.
 
 Each function takes keyword-only typed arguments and returns a frozen result dataclass, so one
 signature serves the command line and notebooks. Progress leaves through callbacks; nothing
@@ -7,6 +7,7 @@ here prints.
 
 from seqflow.api._config import build_config, resolve_device
 from seqflow.api.evaluate import EvaluateResult, OracleReport, evaluate
+from seqflow.api.export import ExportResult, export
 from seqflow.api.fit import CONFIG_FILE, METRICS_FILE, FitPlan, FitResult, fit
 from seqflow.api.oracle import fit_oracle, load_oracle
 from seqflow.api.sample import SampleResult, sample
@@ -15,12 +16,14 @@ __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
     "EvaluateResult",
+    "ExportResult",
     "FitPlan",
     "FitResult",
     "OracleReport",
     "SampleResult",
     "build_config",
     "evaluate",
+    "export",
     "fit",
     "fit_oracle",
     "load_oracle",

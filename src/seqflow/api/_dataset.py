@@ -33,6 +33,7 @@ class Dataset:
         n_test: rows of the ``test`` split (never used for training or validation).
         value: standardisation of the value condition, or None.
         signal: standardisation of the signal condition, or None.
+        train_rows: the table rows of ``train``, shape ``(N_train,)``, int64.
     """
 
     table: SequenceTable
@@ -41,6 +42,7 @@ class Dataset:
     n_test: int
     value: Standardizer | None
     signal: Standardizer | None
+    train_rows: Tensor | None = None
 
     @property
     def vocab(self) -> int:
@@ -94,7 +96,9 @@ def load_dataset(
     def subset(idx: Tensor) -> TrainingSet:
         return TrainingSet(tokens=table.tokens[idx], cond=cond.select(idx))
 
-    return Dataset(table, subset(train_idx), subset(valid_idx), n_test, value, signal)
+    return Dataset(
+        table, subset(train_idx), subset(valid_idx), n_test, value, signal, train_rows=train_idx
+    )
 
 
 def _inside(table: SequenceTable) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import time
@@ -15,6 +16,7 @@ import yaml
 
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
+from seqflow.api._sets import decode_tokens
 from seqflow.checkpoint import (
     MODEL_FILE,
     STATE_FILE,
@@ -27,12 +29,16 @@ from seqflow.checkpoint import (
 from seqflow.config import Config, load_preset
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
 from seqflow.flow import FisherFlow, make_coupling
-from seqflow.io_utils import atomic_write
+from seqflow.io_utils import atomic_path, atomic_write
 from seqflow.models import count_parameters, resolve_arch
 from seqflow.training import Progress, Trainer
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
+TRAIN_FILE = "train.fasta.gz"
+"""The training split as gzipped FASTA (original ids): the reference of ``sample
+--min-novelty`` and ``evaluate --train``, kept with the run so the novelty check needs
+nothing else."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,8 @@ def fit(
     """Train a Fisher-Flow model on the sequences in ``data`` and checkpoint it.
 
     The run folder (``out``, default ``runs/<data name>``) receives ``model.safetensors``,
-    ``state.safetensors``, ``config.yaml`` and ``metrics.jsonl``. With ``resume`` the run
+    ``state.safetensors``, ``config.yaml``, ``metrics.jsonl`` and ``train.fasta.gz`` (the
+    training split). With ``resume`` the run
     continues from its saved state (only ``train.*`` and ``sample.*`` settings may change).
     The keyword arguments that mirror config keys (``steps`` is ``train.steps``, ``value_col``
     is ``data.value_col``, ...) override the preset when not None.
@@ -169,6 +176,7 @@ def fit(
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(run_dir / CONFIG_FILE) as handle:
         yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
+    write_training_set(ds, run_dir / TRAIN_FILE)
 
     def checkpoint(tr: Trainer) -> None:
         meta = _meta(cfg, ds, step=tr.step)
@@ -218,6 +226,21 @@ def fit(
         run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=trainer.step, loss=last.loss,
         valid_loss=last.valid_loss, seconds=time.perf_counter() - started,
     )  # fmt: skip
+
+
+def write_training_set(ds: Dataset, path: Path) -> None:
+    """Write the training split of ``ds`` as gzipped FASTA, atomically (mtime 0: the same data
+    gives the same bytes)."""
+    table = ds.table
+    rows = ds.train_rows if ds.train_rows is not None else torch.arange(len(ds.train))
+    seqs = decode_tokens(table.alphabet, table.tokens[rows].long(), table.pad_token)
+    with (
+        atomic_path(path) as temp,
+        open(temp, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as handle,
+    ):
+        for i, seq in zip(rows.tolist(), seqs, strict=True):
+            handle.write(f">{table.ids[i]}\n{seq}\n".encode())
 
 
 def _first_missing(path: Path) -> Path | None:

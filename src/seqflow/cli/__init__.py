@@ -9,6 +9,7 @@ module registers its commands on the one Typer app, in the order ``--help`` list
 from seqflow.cli import train  # noqa: F401
 from seqflow.cli import generate  # noqa: F401
 from seqflow.cli import evaluate  # noqa: F401
+from seqflow.cli import export  # noqa: F401
 from seqflow.cli._app import app, run
 
 # isort: on

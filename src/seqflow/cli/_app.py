@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from seqflow._version import __version__
 from seqflow.config import list_presets
@@ -39,7 +40,8 @@ app = typer.Typer(
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     """Warnings from the library as one yellow line each (no source line, no traceback)."""
-    err.print(f"[bold yellow]warning:[/] {message}", soft_wrap=True, markup=True, highlight=False)
+    text = escape(str(message))  # a message's own brackets (seqflow[onnx]) are not markup
+    err.print(f"[bold yellow]warning:[/] {text}", soft_wrap=True, markup=True, highlight=False)
 
 
 def _user_errors(fn: F) -> F:
@@ -51,7 +53,7 @@ def _user_errors(fn: F) -> F:
                 warnings.showwarning = _show_warning
                 return fn(*args, **kwargs)
         except SeqflowError as error:
-            err.print(f"[bold red]error:[/] {error}", soft_wrap=True, markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, markup=True)
             raise typer.Exit(error.exit_code) from None
 
     return wrapper  # type: ignore[return-value]

@@ -68,18 +68,122 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="FASTA file to write; default or - is stdout."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write (.fasta, .csv, .tsv or .jsonl); default or - is stdout.",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="fasta, csv, tsv or jsonl \\[default: from the -o suffix, else fasta]. Tables "
+            "add length, GC, longest run, a column per rule checked, novelty, score.",
+            show_default=False,
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="Fixed letters and free positions (N, ? or .), e.g. ACGTNNNNNNACGT; fixed "
+            "letters are clamped during integration, so the free part fits its context.",
+            rich_help_panel="Design constraints",
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(help="Fixed 5' flank (start).", rich_help_panel="Design constraints"),
+    ] = None,
+    suffix: Annotated[
+        str | None,
+        typer.Option(help="Fixed 3' flank (end).", rich_help_panel="Design constraints"),
+    ] = None,
+    forbid: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="MOTIF",
+            help="Motif that must not occur (repeatable; DNA/RNA: both strands), e.g. "
+            "--forbid GGTCTC for BsaI.",
+            rich_help_panel="Design constraints",
+        ),
+    ] = None,
+    max_homopolymer: Annotated[
+        int | None,
+        typer.Option(
+            help="Longest run of one letter allowed.", rich_help_panel="Design constraints"
+        ),
+    ] = None,
+    gc_min: Annotated[
+        float | None,
+        typer.Option(help="Lowest GC fraction, e.g. 0.4.", rich_help_panel="Design constraints"),
+    ] = None,
+    gc_max: Annotated[
+        float | None,
+        typer.Option(help="Highest GC fraction, e.g. 0.6.", rich_help_panel="Design constraints"),
+    ] = None,
+    min_novelty: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep sequences at least this many mismatches (edit distance for varying "
+            "lengths) from every training sequence.",
+            rich_help_panel="Design constraints",
+        ),
+    ] = None,
+    train: Annotated[
+        str | None,
+        typer.Option(
+            help="Training sequences for --min-novelty and the novelty column \\[default: the "
+            "run's train.fasta.gz].",
+            rich_help_panel="Design constraints",
+        ),
+    ] = None,
+    max_candidates: Annotated[
+        int | None,
+        typer.Option(
+            help="Give up after this many candidates \\[default: 10 x -n, at least 1000].",
+            rich_help_panel="Design constraints",
+        ),
+    ] = None,
+    oracle: Annotated[
+        str | None,
+        typer.Option(
+            help="Oracle to score with (.safetensors from `seqflow oracle fit`, or TorchScript).",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    score: Annotated[
+        str | None,
+        typer.Option(
+            help="Oracle output used as the score \\[default: its only one, or --label].",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            help="Write the K best-scoring of the -n sequences, best first (needs --oracle).",
+            rich_help_panel="Output",
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Generate sequences from a trained run and write them as FASTA.
+    """Generate sequences from a trained run: FASTA, or an order sheet (CSV/TSV/JSONL).
 
-    Headers carry the conditions (label=, value=, signal=FILE:ROW). Examples:
+    Headers carry the conditions (label=, value=, signal=FILE:ROW). Rules (--forbid,
+    --max-homopolymer, --gc-*, --min-novelty) reject candidates and draw more until -n pass;
+    the acceptance rate is reported, and a request that cannot be met ends with exit code 2
+    naming the rules that failed. Examples:
 
       seqflow sample runs/dhs -n 1000 -o designs.fasta
 
       seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 > k562.fasta
+
+      seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT --forbid GGTCTC
+      --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 --min-novelty 20 -o order.csv
     """
     to_file = output not in (None, "-")
     bar = None
@@ -103,11 +207,25 @@ def sample(
             checkpoint, n=n, label=label, value=value, signal=signal, guidance=guidance,
             steps=steps, solver=solver,
             decode=decode, seed=seed, output=output, batch_size=batch_size, device=device,
-            on_progress=progress,
+            template=template, prefix=prefix, suffix=suffix, forbid=forbid or (),
+            max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max,
+            min_novelty=min_novelty, train=train, max_candidates=max_candidates,
+            oracle=oracle, score=score, top=top, fmt=fmt, on_progress=progress,
         )  # fmt: skip
     finally:
         if bar is not None:
             bar.stop()
+    if result.candidates > len(result.sequences):
+        why = ", ".join(
+            f"{k} x{v}" for k, v in sorted(result.rejected.items(), key=lambda kv: -kv[1])
+        )
+        err.print(
+            f"kept {len(result.sequences)} of {result.candidates} candidates; "
+            f"{result.passed} passed every rule ({100 * result.acceptance:.1f}%)"
+            + (f"; rejected by {why}" if why else ""),
+            soft_wrap=True,
+            markup=False,
+        )
     if to_file:
         err.print(
             f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "

@@ -1,4 +1,4 @@
-"""Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers, signal files and FASTA writers."""
+"""Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers, signal files, FASTA and table writers."""
 
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
 from seqflow.data.readers import read_sequences
@@ -12,12 +12,13 @@ from seqflow.data.table import (
     RecordIds,
     SequenceTable,
 )
-from seqflow.data.writers import write_fasta
+from seqflow.data.writers import TABLE_FORMATS, write_fasta, write_table
 
 __all__ = [
     "SPLIT_TEST",
     "SPLIT_TRAIN",
     "SPLIT_VALID",
+    "TABLE_FORMATS",
     "Alphabet",
     "DuplicateIdWarning",
     "ReadReport",
@@ -27,4 +28,5 @@ __all__ = [
     "read_signal",
     "resolve_alphabet",
     "write_fasta",
+    "write_table",
 ]

@@ -1,9 +1,12 @@
-"""Write sequences as FASTA, to a file (atomically) or to standard output."""
+"""Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically) or to
+standard output."""
 
 from __future__ import annotations
 
+import csv
+import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -53,3 +56,59 @@ def write_fasta(
         return count
     with atomic_write(path) as handle:
         return _write_records(records, handle, width)
+
+
+TABLE_FORMATS = ("csv", "tsv", "jsonl")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_table(
+    rows: Iterable[dict[str, object]],
+    path: str | Path | None,
+    *,
+    fmt: str,
+    columns: Sequence[str],
+) -> int:
+    """Write records as CSV/TSV (one header line, ``columns`` in order) or JSON Lines.
+
+    Args:
+        rows: one dict per record; missing keys are empty cells (``null`` in JSON).
+        path: output file, written atomically; ``None`` or ``"-"`` writes to standard output.
+        fmt: ``csv``, ``tsv`` or ``jsonl``.
+        columns: the fields written, in order.
+
+    Returns:
+        the number of records written.
+    """
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"fmt must be one of {TABLE_FORMATS}, got {fmt!r}")
+
+    def emit(handle: TextIO) -> int:
+        count = 0
+        if fmt == "jsonl":
+            for row in rows:
+                handle.write(json.dumps({c: row.get(c) for c in columns}) + "\n")
+                count += 1
+            return count
+        writer = csv.writer(handle, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row.get(c)) for c in columns])
+            count += 1
+        return count
+
+    if path is None or str(path) == "-":
+        count = emit(sys.stdout)
+        sys.stdout.flush()
+        return count
+    with atomic_write(path) as handle:
+        return emit(handle)

@@ -9,6 +9,11 @@ axis and distances add up over positions.
 Numerical safety: ``acos`` is clamped, and every ``sin(a) / sin(b)`` ratio switches to its
 small-angle limit below a dtype-keyed tolerance (``EPS``) through ``torch.where`` with a safe
 denominator, so gradients and values stay finite at one-hot points.
+
+TorchScript: the methods sampling uses (``proj_tangent``, ``proj_orthant``, ``exp``,
+``to_simplex``, ``from_normal``) compile with ``torch.jit.script`` as they are, so that
+``seqflow export`` ships this very code; keep them free of ``finfo``, dtype dicts and
+keyword-only arguments.
 """
 
 from __future__ import annotations
@@ -27,7 +32,29 @@ EPS: dict[torch.dtype, float] = {
 
 
 def _eps(x: Tensor) -> float:
-    return EPS.get(x.dtype, 1e-4)
+    """``EPS[x.dtype]`` (1e-4 for other dtypes), as a chain of tests: TorchScript, which
+    compiles these functions for ``seqflow export``, has no dict keyed by dtype."""
+    if x.dtype == torch.float64:
+        return 1e-7
+    if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
+        return 1e-3
+    return 1e-4
+
+
+def _tiny(x: Tensor) -> float:
+    """``torch.finfo(x.dtype).tiny``, the smallest positive normal number of a floating dtype,
+    written out because TorchScript has no ``finfo``."""
+    if x.dtype == torch.float64:
+        return 2.2250738585072014e-308
+    if x.dtype == torch.float16:
+        return 6.103515625e-05
+    return 1.1754943508222875e-38  # float32 and bfloat16
+
+
+def _norm(x: Tensor) -> Tensor:
+    """Euclidean norm over the last axis, shape ``(..., 1)`` (what ``x.norm(dim=-1,
+    keepdim=True)`` computes, in a form TorchScript accepts)."""
+    return torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
 
 def _inner(x: Tensor, y: Tensor) -> Tensor:
@@ -87,7 +114,7 @@ class PositiveSphere:
     def to_simplex(x: Tensor) -> Tensor:
         """Map sphere points ``x`` (..., K) back to probabilities ``x**2`` (renormalised)."""
         p = x.square()
-        return p / p.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
+        return p / p.sum(dim=-1, keepdim=True).clamp_min(_tiny(p))
 
     # --- projections ------------------------------------------------------------------------
     @staticmethod
@@ -102,9 +129,9 @@ class PositiveSphere:
         A vector with no positive entry maps to the uniform point ``1/sqrt(K)``.
         """
         x = x.clamp_min(0.0)
-        norm = x.norm(dim=-1, keepdim=True)
+        norm = _norm(x)
         uniform = torch.full_like(x, x.shape[-1] ** -0.5)
-        tiny = torch.finfo(x.dtype).tiny
+        tiny = _tiny(x)
         return torch.where(norm > tiny, x / norm.clamp_min(tiny), uniform)
 
     # --- exponential and logarithm -----------------------------------------------------------
@@ -116,12 +143,12 @@ class PositiveSphere:
             x: base points, shape ``(..., K)``, unit norm.
             v: tangent vectors at ``x``, shape ``(..., K)``.
         """
-        n = v.norm(dim=-1, keepdim=True)
+        n = _norm(v)
         small = n < _eps(n)
         safe = torch.where(small, torch.ones_like(n), n)
         sinc = torch.where(small, 1.0 - n.square() / 6.0, torch.sin(safe) / safe)
         y = torch.cos(n) * x + sinc * v
-        return y / y.norm(dim=-1, keepdim=True)
+        return y / _norm(y)
 
     @staticmethod
     def log(x: Tensor, y: Tensor) -> Tensor:
@@ -175,8 +202,15 @@ class PositiveSphere:
         rotation invariant and the orthant's reflections are isometries); on the simplex this
         is Dirichlet(1/2, ..., 1/2).
         """
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype).abs_()
-        return z / z.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return PositiveSphere.from_normal(z)
+
+    @staticmethod
+    def from_normal(z: Tensor) -> Tensor:
+        """``|z| / ||z||``: standard normal draws ``z`` (..., K) to uniform samples on the
+        positive orthant (see :meth:`sample_uniform`, which draws ``z`` and calls this)."""
+        z = z.abs()
+        return z / _norm(z).clamp_min(_tiny(z))
 
     # --- pairwise costs for optimal transport -------------------------------------------------
     @staticmethod

@@ -20,6 +20,7 @@ from seqflow.metrics.nearest import (
     MemorisationReport,
     NoveltyReport,
     memorisation,
+    nearest_distance,
     novelty,
     novelty_and_memorisation,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "length_tv",
     "levenshtein",
     "memorisation",
+    "nearest_distance",
     "novelty",
     "novelty_and_memorisation",
     "position_composition",

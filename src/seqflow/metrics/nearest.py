@@ -106,6 +106,37 @@ def _edit_nearest(x: Encoded, y: Encoded) -> np.ndarray:
     return best
 
 
+def _edit_nearest_counts(x: Encoded, y: Encoded) -> np.ndarray:
+    """Smallest edit distance (a count) from each row of ``x`` to the rows of ``y``, (N,)."""
+    best = np.zeros(len(x.lengths), dtype=np.int64)
+    rows_per_chunk = max(1, _EDIT_PAIRS // max(len(y.lengths), 1))
+    for start in range(0, len(x.lengths), rows_per_chunk):
+        rows = np.arange(start, min(start + rows_per_chunk, len(x.lengths)))
+        i, j = np.repeat(rows, len(y.lengths)), np.tile(np.arange(len(y.lengths)), rows.size)
+        best[rows] = levenshtein_pairs(x, y, i, j).reshape(rows.size, -1).min(axis=1)
+    return best
+
+
+def nearest_distance(queries: Sequence[str], train: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Distance of each query to its nearest training sequence, over the whole training set.
+
+    Unlike :func:`novelty` nothing is subsampled and distances are counts, not fractions: the
+    number of mismatches (Hamming) when every sequence has one length, else the edit
+    (Levenshtein) distance. Costs ``len(queries) * len(train)`` comparisons.
+
+    Returns:
+        distances, shape ``(len(queries),)``, int64; and the metric, ``hamming`` or
+        ``levenshtein``.
+    """
+    queries_u, train_u = check_set(queries, "queries"), check_set(train, "train")
+    letters = infer_letters(queries_u, train_u)
+    x, y = encode(queries_u, letters, "queries"), encode(train_u, letters, "train")
+    lengths = np.concatenate([x.lengths, y.lengths])
+    if bool(np.all(lengths == lengths[0])):
+        return hamming_nearest(x, y), "hamming"
+    return _edit_nearest_counts(x, y), "levenshtein"
+
+
 def _nearest(queries: list[Encoded], train: Encoded, equal: bool) -> list[np.ndarray]:
     if equal:
         length = max(int(train.lengths[0]), 1)

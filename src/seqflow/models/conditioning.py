@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -129,7 +130,8 @@ class ValueEmbedding(nn.Module):
             covers them).
     """
 
-    w: Tensor
+    if TYPE_CHECKING:  # for mypy; TorchScript cannot read a string class annotation
+        w: Tensor
 
     def __init__(self, dim: int, scale: float = 1.0) -> None:
         super().__init__()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,8 @@ class GaussianFourierTime(nn.Module):
         scale: standard deviation of the random frequencies.
     """
 
-    w: Tensor
+    if TYPE_CHECKING:  # for mypy; TorchScript cannot read a string class annotation
+        w: Tensor
 
     def __init__(self, dim: int, scale: float = 16.0) -> None:
         super().__init__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from seqflow.config import ModelConfig
@@ -57,6 +58,7 @@ class VelocityField(nn.Module):
         """Whether the model takes any condition."""
         return self.labels is not None or self.values is not None or self.signal_channels > 0
 
+    @torch.jit.unused
     def forward(self, x_t: Tensor, t: Tensor, cond: Condition | None = None) -> Tensor:
         """Velocity at ``x_t``.
 
@@ -69,18 +71,43 @@ class VelocityField(nn.Module):
             Tangent vectors at ``x_t``, shape ``(batch, length, vocab)``.
         """
         cond = cond or Condition()
+        return self.velocity(x_t, t, cond.labels, cond.values, cond.signal)
+
+    @torch.jit.export
+    def velocity(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        labels: Tensor | None = None,
+        values: Tensor | None = None,
+        signal: Tensor | None = None,
+    ) -> Tensor:
+        """:meth:`forward` with the conditions as separate tensors: the form TorchScript
+        compiles (``seqflow export``), since it cannot take a :class:`Condition`.
+
+        Args:
+            x_t: points, shape ``(batch, length, vocab)``.
+            t: times, shape ``(batch,)``.
+            labels: class indices ``(batch,)`` int64 (``num_labels`` = none), or None.
+            values: standardised values ``(batch,)`` (NaN = none), or None.
+            signal: standardised tracks ``(batch, length, channels)`` (all-NaN = none), or None.
+
+        Returns:
+            Tangent vectors at ``x_t``, shape ``(batch, length, vocab)``.
+        """
         batch, length, _ = x_t.shape
         c = self.time(t)
         if self.labels is not None:
-            c = c + self.labels(cond.labels, batch, x_t.device)
+            c = c + self.labels(labels, batch, x_t.device)
         if self.values is not None:
-            c = c + self.values(cond.values, batch, x_t.device)
-        extra = None
-        if self.signal_channels:
+            c = c + self.values(values, batch, x_t.device)
+        if self.signal_channels > 0:
             extra = signal_features(
-                cond.signal, batch, length, self.signal_channels, x_t.device, x_t.dtype
+                signal, batch, length, self.signal_channels, x_t.device, x_t.dtype
             )
-        v = self.backbone(x_t, c, extra) if extra is not None else self.backbone(x_t, c)
+            v = self.backbone(x_t, c, extra)
+        else:
+            v = self.backbone(x_t, c)
         return PositiveSphere.proj_tangent(x_t, v.to(x_t.dtype))
 
 

@@ -9,6 +9,13 @@ letters by argmax of its probabilities ``x**2`` or by drawing from them.
 Variable-length models have one more category than letters, the end/pad category: a sequence
 ends at its first position decoded as pad (never position 0), and every later position is set
 to pad, so the tokens' lengths are ``(tokens != pad).sum(-1)``.
+
+Fixed positions (inpainting, a template with given flanks) are clamped *during* integration,
+not overwritten at the end: after every step at time t a fixed position is put back on the
+conditional path the model was trained on, the geodesic from its own prior point x_0 to the
+vertex of its letter, ``x_t = geodesic(x_0, e_a, t)`` (Davis et al. 2024, Sec. 3). The free
+positions thus see their context as it looks at that time in training, and every fixed
+position reaches its letter exactly at t = 1.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from torch import Tensor
 from seqflow.errors import ConfigError
 from seqflow.geometry import PositiveSphere
 from seqflow.models import Condition, VelocityField
-from seqflow.sampling.solvers import VectorField, integrate
+from seqflow.sampling.solvers import Constraint, VectorField, integrate
 
 DECODERS = ("argmax", "sample")
 
@@ -41,18 +48,46 @@ def guided_field(model: VelocityField, cond: Condition | None, guidance: float) 
     return field
 
 
+def clamp_fixed(x_0: Tensor, fixed: Tensor) -> Constraint:
+    """The constraint that keeps positions on the geodesic to their fixed letters.
+
+    Args:
+        x_0: the prior points of the batch, shape ``(batch, length, vocab)``.
+        fixed: category per position, shape ``(length,)``, int64; -1 marks a free position.
+    """
+    where = fixed >= 0
+    cols = torch.nonzero(where).flatten().to(x_0.device)
+    x_0f = x_0[:, cols]
+    x_1f = torch.nn.functional.one_hot(fixed[where].to(x_0.device), x_0.shape[-1])
+    x_1f = x_1f.to(x_0.dtype).expand_as(x_0f)
+
+    def constrain(x: Tensor, t: float) -> Tensor:
+        times = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
+        x = x.clone()
+        x[:, cols] = PositiveSphere.geodesic(x_0f, x_1f, times).x_t
+        return x
+
+    return constrain
+
+
 def decode(
-    x_1: Tensor, how: str, generator: torch.Generator | None = None, pad: int | None = None
+    x_1: Tensor,
+    how: str,
+    generator: torch.Generator | None = None,
+    pad: int | None = None,
+    min_length: int = 1,
 ) -> Tensor:
     """Categories from end points ``x_1`` (batch, length, vocab) -> tokens ``(batch, length)``.
 
     Args:
         how: ``argmax`` (most likely category) or ``sample`` (draw from ``x**2``).
         pad: the end/pad category of a variable-length model, or None.
+        min_length: with ``pad``, the first ``min_length`` positions are never decoded as the
+            end (a sequence has at least one letter).
     """
     p = PositiveSphere.to_simplex(x_1.float())
-    if pad is not None:  # a sequence has at least one letter
-        p[:, 0, pad] = 0.0
+    if pad is not None:
+        p[:, :min_length, pad] = 0.0
     if how == "argmax":
         tokens = p.argmax(dim=-1)
     elif how == "sample":
@@ -79,6 +114,8 @@ def generate(
     solver: str = "euler",
     decoder: str = "argmax",
     pad: int | None = None,
+    fixed: Tensor | None = None,
+    min_length: int = 1,
     batch_size: int = 1024,
     seed: int = 0,
     device: torch.device | None = None,
@@ -93,6 +130,9 @@ def generate(
         cond: conditions with one row (shared by all ``n`` sequences) or ``n`` rows (one per
             sequence, e.g. a signal track each); None for an unconditional model.
         pad: the end/pad category of a variable-length model (see module docstring), or None.
+        fixed: category per position, shape ``(length,)``, -1 where free: positions clamped
+            during integration (see module docstring); None leaves every position free.
+        min_length: with ``pad``, positions before this one never end the sequence.
 
     Yields:
         Tokens on the CPU, shape ``(chunk, length)``, int64.
@@ -111,8 +151,14 @@ def generate(
         if cond is not None and rows:
             idx = torch.arange(done, done + b) if rows == n else torch.zeros(b, dtype=torch.long)
             chunk = cond.select(idx).to(device)
-        x_1 = integrate(guided_field(model, chunk, guidance), x_0, steps=steps, solver=solver)
-        tokens = decode(x_1, decoder, generator, pad).cpu()
+        constrain = clamp_fixed(x_0, fixed) if fixed is not None and (fixed >= 0).any() else None
+        field = guided_field(model, chunk, guidance)
+        x_1 = integrate(field, x_0, steps=steps, solver=solver, constrain=constrain)
+        tokens = decode(x_1, decoder, generator, pad, min_length)
+        if constrain is not None:
+            assert fixed is not None
+            tokens = torch.where(fixed.to(tokens.device) >= 0, fixed.to(tokens.device), tokens)
+        tokens = tokens.cpu()
         done += b
         if on_batch is not None:
             on_batch(b)

@@ -23,6 +23,9 @@ from seqflow.errors import ConfigError
 from seqflow.geometry import PositiveSphere
 
 VectorField = Callable[[Tensor, Tensor], Tensor]
+Constraint = Callable[[Tensor, float], Tensor]
+"""``constrain(x, t)``: the state after a step that ends at time ``t`` (e.g. clamped positions)."""
+FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
 SOLVERS = ("euler", "midpoint", "rk4", "dopri5")
 
 _M = PositiveSphere
@@ -40,6 +43,7 @@ def integrate(
     solver: str = "euler",
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    constrain: Constraint | None = None,
 ) -> Tensor:
     """Solve the flow from ``x_0`` at t=0 to t=1.
 
@@ -49,6 +53,8 @@ def integrate(
         x_0: start points on the positive orthant, shape ``(batch, length, vocab)``.
         steps: number of fixed steps (ignored by ``dopri5`` except as its first step size).
         solver: one of ``euler``, ``midpoint``, ``rk4``, ``dopri5``.
+        constrain: applied to the state after every step with the step's end time (fixed-step
+            solvers only), e.g. to clamp positions to given letters during integration.
 
     Returns:
         End points on the positive orthant, shape of ``x_0``.
@@ -56,6 +62,11 @@ def integrate(
     if solver not in SOLVERS:
         raise ConfigError(f"sample.solver: unknown solver {solver!r}; choose one of {SOLVERS}")
     if solver == "dopri5":
+        if constrain is not None:
+            raise ConfigError(
+                "sample.solver: dopri5 cannot hold positions fixed during integration; "
+                f"choose one of {FIXED_STEP_SOLVERS}"
+            )
         return _dopri5(field, x_0, steps=steps, rtol=rtol, atol=atol)
     h = 1.0 / steps
     batch = x_0.shape[0]
@@ -63,6 +74,8 @@ def integrate(
     for i in range(steps):
         t = torch.full((batch,), i * h, device=x.device, dtype=x.dtype)
         x = _STEPPERS[solver](field, x, t, h)
+        if constrain is not None:
+            x = constrain(x, (i + 1) * h)
     return x
 
 

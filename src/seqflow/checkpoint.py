@@ -33,6 +33,7 @@ from torch import Tensor
 from seqflow._version import __version__
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, SeqflowError
+from seqflow.geometry import Geometry, make_geometry
 from seqflow.io_utils import save_tensors
 from seqflow.models import VelocityField, build_model
 
@@ -135,12 +136,19 @@ class ModelMeta:
         """Index of the end/pad category, or None for fixed-length models."""
         return self.letters if self.variable_length else None
 
+    @property
+    def geometry(self) -> Geometry:
+        """The geometry the model's flow runs on (``flow.geometry``)."""
+        flow = self.config.flow
+        return make_geometry(flow.geometry, smoothing=flow.smoothing)
+
     def build(self) -> VelocityField:
         """A freshly initialised model of this checkpoint's architecture."""
         return build_model(
             self.config.model, vocab=self.vocab, length=self.length,
             num_labels=len(self.labels), value=self.value is not None,
             signal_channels=self.signal.channels if self.signal is not None else 0,
+            tangent=self.geometry.tangent,
         )  # fmt: skip
 
     def to_metadata(self) -> dict[str, str]:

@@ -85,18 +85,25 @@ class ModelConfig:
 class FlowConfig:
     """The flow: geometry, coupling of prior and data, condition dropout for guidance.
 
+    ``geometry``: ``fisher`` (Fisher-Flow on the sphere, Davis et al. 2024; the default),
+    ``simplex`` (linear flow matching on the simplex, Stark et al. 2024's baseline) or
+    ``egeodesic`` (e-geodesic flow in mean-free logits, Boll et al. 2024, whose one-hot targets
+    are smoothed by ``smoothing``).
+
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free
     guidance needs (``label_dropout`` is accepted as its old name).
     """
 
-    geometry: Literal["fisher"] = "fisher"
+    geometry: Literal["fisher", "simplex", "egeodesic"] = "fisher"
     coupling: Literal["independent", "exact", "sinkhorn"] = "exact"
     sinkhorn_reg: float = 0.05
     cond_dropout: float = 0.1
+    smoothing: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
+        _check(0.0 < self.smoothing < 1.0, "flow.smoothing", "must be in (0, 1)")
         _check(0.0 <= self.cond_dropout < 1.0, "flow.cond_dropout", "must be in [0, 1)")
 
 

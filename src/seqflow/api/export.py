@@ -114,6 +114,11 @@ def export(checkpoint: str | Path, *, format: str, output: str | Path) -> Export
     if target.resolve() == source.resolve():
         raise InvalidInputError(f"-o {output}: would overwrite the checkpoint it exports")
     model, meta = load_model(source, device="cpu")
+    if format == "torchscript" and meta.config.flow.geometry != "fisher":
+        raise InvalidInputError(
+            f"--format torchscript: the TorchScript sampler runs the fisher geometry; this "
+            f"run uses {meta.config.flow.geometry} (export onnx or safetensors instead)"
+        )
     spec = _spec(meta)
     facts = ExportFacts(
         file_name=target.name, source=str(checkpoint), version=__version__,

@@ -163,7 +163,9 @@ def fit(
     meta0 = _meta(cfg, ds, step=0)
     model = meta0.build()
     flow = FisherFlow(
-        make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg), ds.vocab
+        make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
+        ds.vocab,
+        geometry=meta0.geometry,
     )
     trainer = Trainer(
         model, flow, cfg.train, train=ds.train, valid=ds.valid,

@@ -1,9 +1,11 @@
-"""Fisher-Flow training targets: prior, coupling, geodesic path and loss.
+"""Flow-matching training targets: prior, coupling, conditional path and loss.
 
-Davis et al. 2024 (arXiv 2405.14664), Sec. 3-4: data are one-hot points ``x_1`` on the positive
-orthant of the product of spheres, the prior is uniform there, and the conditional path is the
-geodesic from ``x_0`` to ``x_1`` with velocity ``u_t``; the network regresses ``u_t`` at ``x_t``.
-Pairs (x_0, x_1) come from a :class:`~seqflow.flow.coupling.Coupling` (minibatch OT by default).
+Davis et al. 2024 (arXiv 2405.14664), Sec. 3-4 (Fisher-Flow, the default geometry): data are
+one-hot points ``x_1`` on the positive orthant of the product of spheres, the prior is uniform
+there, and the conditional path is the geodesic from ``x_0`` to ``x_1`` with velocity ``u_t``;
+the network regresses ``u_t`` at ``x_t``. Any :class:`~seqflow.geometry.Geometry` (linear
+simplex, e-geodesic) plugs in the same way, with its own prior, path and OT cost. Pairs
+(x_0, x_1) come from a :class:`~seqflow.flow.coupling.Coupling` (minibatch OT by default).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from torch import Tensor
 
 from seqflow.flow.coupling import Coupling, grouped_permutation
-from seqflow.geometry import PositiveSphere
+from seqflow.geometry import Geometry, PositiveSphere
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,18 @@ class FlowBatch:
 
 
 class FisherFlow:
-    """Compose the sphere geometry, its uniform prior and a coupling into training targets.
+    """Compose a geometry (the Fisher sphere by default), its prior and a coupling into
+    training targets.
 
     Args:
         coupling: how prior samples are paired with the data of a minibatch.
         vocab: alphabet size K.
+        geometry: where the flow runs (prior, path, OT cost); default the positive sphere.
     """
 
-    def __init__(self, coupling: Coupling, vocab: int) -> None:
-        self.manifold = PositiveSphere()
+    def __init__(self, coupling: Coupling, vocab: int, geometry: Geometry | None = None) -> None:
+        self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
+        self.manifold = self.geometry  # the name of earlier versions
         self.coupling = coupling
         self.vocab = vocab
 
@@ -49,9 +54,7 @@ class FisherFlow:
         self, shape: tuple[int, int], *, generator: torch.Generator, device: torch.device
     ) -> Tensor:
         """Uniform prior samples, shape ``(*shape, vocab)`` for ``shape = (batch, length)``."""
-        return self.manifold.sample_uniform(
-            (*shape, self.vocab), generator=generator, device=device
-        )
+        return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
 
     def couple(
         self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
@@ -70,18 +73,16 @@ class FisherFlow:
         x_0 = self.prior((batch, length), generator=generator, device=tokens.device)
         if not self.coupling.needs_cost and groups is None:
             return x_0
-        cost = (
-            self.manifold.sq_dist_matrix_onehot(x_0, tokens) if self.coupling.needs_cost else None
-        )
+        cost = self.geometry.cost_onehot(x_0, tokens) if self.coupling.needs_cost else None
         cpu_generator = generator if generator.device.type == "cpu" else None
         perm = grouped_permutation(self.coupling, cost, groups, cpu_generator)
         return x_0[perm.to(tokens.device)]
 
     def path(self, x_0: Tensor, tokens: Tensor, t: Tensor) -> FlowBatch:
-        """Targets on the geodesic from ``x_0`` (batch, length, vocab) to one-hot ``tokens``
-        (batch, length) at times ``t`` (batch,)."""
-        x_1 = torch.nn.functional.one_hot(tokens.long(), self.vocab).to(x_0.dtype)
-        p = self.manifold.geodesic(x_0, x_1, t)
+        """Targets on the conditional path from ``x_0`` (batch, length, vocab) to the data
+        points of ``tokens`` (batch, length) at times ``t`` (batch,)."""
+        x_1 = self.geometry.embed(tokens, self.vocab, x_0.dtype)
+        p = self.geometry.interpolate(x_0, x_1, t)
         return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
 
     def targets(

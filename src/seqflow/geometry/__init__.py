@@ -1,5 +1,33 @@
-"""Manifolds on which seqflow's flows run (tensors ``(batch, length, vocab)``)."""
+"""Geometries on which seqflow's flows run (tensors ``(batch, length, vocab)``)."""
 
+from seqflow.geometry.assignment import EGeodesic
+from seqflow.geometry.base import Geometry, sum_zero
+from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere
 
-__all__ = ["EPS", "PathSample", "PositiveSphere"]
+GEOMETRIES = ("fisher", "simplex", "egeodesic")
+"""Names accepted by ``flow.geometry``."""
+
+
+def make_geometry(name: str, *, smoothing: float = 0.1) -> Geometry:
+    """The geometry called ``name`` (see :data:`GEOMETRIES`)."""
+    if name == "fisher":
+        return PositiveSphere()
+    if name == "simplex":
+        return LinearSimplex()
+    if name == "egeodesic":
+        return EGeodesic(smoothing=smoothing)
+    raise ValueError(f"unknown geometry {name!r}; choose one of {GEOMETRIES}")
+
+
+__all__ = [
+    "EPS",
+    "GEOMETRIES",
+    "EGeodesic",
+    "Geometry",
+    "LinearSimplex",
+    "PathSample",
+    "PositiveSphere",
+    "make_geometry",
+    "sum_zero",
+]

@@ -253,3 +253,50 @@ class PositiveSphere:
         index = tokens.long() + torch.arange(length, device=tokens.device) * k  # (B1, L)
         onehot = a.new_zeros(tokens.shape[0], length * k).scatter_(1, index, 1.0)
         return a @ onehot.T
+
+    # --- the Geometry interface (see seqflow.geometry.base) -----------------------------------
+    name = "fisher"
+    tangent = "sphere"
+
+    @staticmethod
+    def sample_prior(
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """The uniform prior (:meth:`sample_uniform`)."""
+        return PositiveSphere.sample_uniform(shape, generator=generator, device=device, dtype=dtype)
+
+    @staticmethod
+    def embed(tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Tokens ``(batch, length)`` as vertices ``e_k`` (one-hot), ``(batch, length, vocab)``."""
+        return torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
+
+    @staticmethod
+    def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        """The conditional path: the geodesic (:meth:`geodesic`)."""
+        return PositiveSphere.geodesic(x_0, x_1, t)
+
+    @staticmethod
+    def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
+        """Squared Fisher-Rao (geodesic) cost to one-hot targets (:meth:`sq_dist_matrix_onehot`)."""
+        return PositiveSphere.sq_dist_matrix_onehot(x_0, tokens)
+
+    @staticmethod
+    def step(x: Tensor, v: Tensor, h: float) -> Tensor:
+        """One exponential-map step ``exp_x(h P_x v)``, projected back to the orthant."""
+        return PositiveSphere.proj_orthant(
+            PositiveSphere.exp(x, h * PositiveSphere.proj_tangent(x, v))
+        )
+
+    @staticmethod
+    def normalize(y: Tensor) -> Tensor:
+        """Radial projection ``y / |y|`` of an ambient point onto the sphere."""
+        return y / y.norm(dim=-1, keepdim=True)
+
+    @staticmethod
+    def to_domain(y: Tensor) -> Tensor:
+        """Projection of an ambient point to the positive orthant (:meth:`proj_orthant`)."""
+        return PositiveSphere.proj_orthant(y)

@@ -18,10 +18,11 @@ from seqflow.models.embedding import GaussianFourierTime
 from seqflow.models.transformer import TransformerNet
 
 CNN_MAX_VOCAB = 8
+TANGENTS = ("sphere", "sum_zero")
 
 
 class VelocityField(nn.Module):
-    """A time- and condition-dependent vector field tangent to the product of spheres.
+    """A time- and condition-dependent vector field tangent to the flow's geometry.
 
     Args:
         backbone: maps ``(x, c, extra)`` with x ``(batch, length, vocab)``, c ``(batch,
@@ -31,6 +32,8 @@ class VelocityField(nn.Module):
         labels: label embedding, or None when the model takes no class label.
         values: scalar-value embedding, or None when the model takes no value.
         signal_channels: channels of the per-position signal the model takes (0: none).
+        tangent: the tangent spaces the output is projected onto: ``sphere`` (``v - <x, v> x``,
+            the Fisher sphere) or ``sum_zero`` (``v - mean(v)``: the simplex and T_0).
     """
 
     def __init__(
@@ -40,13 +43,17 @@ class VelocityField(nn.Module):
         labels: LabelEmbedding | None = None,
         values: ValueEmbedding | None = None,
         signal_channels: int = 0,
+        tangent: str = "sphere",
     ) -> None:
         super().__init__()
+        if tangent not in TANGENTS:
+            raise ValueError(f"tangent must be one of {TANGENTS}, got {tangent!r}")
         self.backbone = backbone
         self.time = time
         self.labels = labels
         self.values = values
         self.signal_channels = signal_channels
+        self.sum_zero = tangent == "sum_zero"
 
     @property
     def num_labels(self) -> int:
@@ -108,7 +115,10 @@ class VelocityField(nn.Module):
             v = self.backbone(x_t, c, extra)
         else:
             v = self.backbone(x_t, c)
-        return PositiveSphere.proj_tangent(x_t, v.to(x_t.dtype))
+        v = v.to(x_t.dtype)
+        if self.sum_zero:
+            return v - v.mean(dim=-1, keepdim=True)
+        return PositiveSphere.proj_tangent(x_t, v)
 
 
 def resolve_arch(cfg: ModelConfig, vocab: int) -> str:
@@ -126,6 +136,7 @@ def build_model(
     num_labels: int = 0,
     value: bool = False,
     signal_channels: int = 0,
+    tangent: str = "sphere",
 ) -> VelocityField:
     """Build the velocity field a config describes (same result for the same seed).
 
@@ -136,6 +147,8 @@ def build_model(
         num_labels: classes of the label condition (0: none).
         value: whether the model takes a scalar value.
         signal_channels: channels of a per-position signal (0: none).
+        tangent: ``sphere`` or ``sum_zero``, the geometry's tangent spaces (see
+            :class:`VelocityField`).
     """
     arch = resolve_arch(cfg, vocab)
     extra = signal_channels + 1 if signal_channels else 0
@@ -164,7 +177,7 @@ def build_model(
     time = GaussianFourierTime(cfg.time_dim, cfg.time_scale)
     labels = LabelEmbedding(num_labels, cfg.time_dim) if num_labels > 0 else None
     values = ValueEmbedding(cfg.time_dim) if value else None
-    return VelocityField(backbone, time, labels, values, signal_channels)
+    return VelocityField(backbone, time, labels, values, signal_channels, tangent)
 
 
 def count_parameters(model: nn.Module) -> int:

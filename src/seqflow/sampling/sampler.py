@@ -26,11 +26,12 @@ import torch
 from torch import Tensor
 
 from seqflow.errors import ConfigError
-from seqflow.geometry import PositiveSphere
+from seqflow.geometry import Geometry, PositiveSphere
 from seqflow.models import Condition, VelocityField
 from seqflow.sampling.solvers import Constraint, VectorField, integrate
 
 DECODERS = ("argmax", "sample")
+_SPHERE = PositiveSphere()
 
 
 def guided_field(model: VelocityField, cond: Condition | None, guidance: float) -> VectorField:
@@ -48,23 +49,25 @@ def guided_field(model: VelocityField, cond: Condition | None, guidance: float) 
     return field
 
 
-def clamp_fixed(x_0: Tensor, fixed: Tensor) -> Constraint:
-    """The constraint that keeps positions on the geodesic to their fixed letters.
+def clamp_fixed(x_0: Tensor, fixed: Tensor, geometry: Geometry | None = None) -> Constraint:
+    """The constraint that keeps positions on the conditional path to their fixed letters.
 
     Args:
         x_0: the prior points of the batch, shape ``(batch, length, vocab)``.
         fixed: category per position, shape ``(length,)``, int64; -1 marks a free position.
+        geometry: the flow's geometry (default: the Fisher sphere, whose path is the geodesic).
     """
+    m = geometry if geometry is not None else _SPHERE
     where = fixed >= 0
     cols = torch.nonzero(where).flatten().to(x_0.device)
     x_0f = x_0[:, cols]
-    x_1f = torch.nn.functional.one_hot(fixed[where].to(x_0.device), x_0.shape[-1])
-    x_1f = x_1f.to(x_0.dtype).expand_as(x_0f)
+    x_1f = m.embed(fixed[where].to(x_0.device)[None], x_0.shape[-1], x_0.dtype)
+    x_1f = x_1f.expand_as(x_0f)
 
     def constrain(x: Tensor, t: float) -> Tensor:
         times = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
         x = x.clone()
-        x[:, cols] = PositiveSphere.geodesic(x_0f, x_1f, times).x_t
+        x[:, cols] = m.interpolate(x_0f, x_1f, times).x_t
         return x
 
     return constrain
@@ -76,6 +79,7 @@ def decode(
     generator: torch.Generator | None = None,
     pad: int | None = None,
     min_length: int = 1,
+    geometry: Geometry | None = None,
 ) -> Tensor:
     """Categories from end points ``x_1`` (batch, length, vocab) -> tokens ``(batch, length)``.
 
@@ -84,8 +88,9 @@ def decode(
         pad: the end/pad category of a variable-length model, or None.
         min_length: with ``pad``, the first ``min_length`` positions are never decoded as the
             end (a sequence has at least one letter).
+        geometry: the flow's geometry, which maps points to probabilities (default: sphere).
     """
-    p = PositiveSphere.to_simplex(x_1.float())
+    p = (geometry if geometry is not None else _SPHERE).to_simplex(x_1.float())
     if pad is not None:
         p[:, :min_length, pad] = 0.0
     if how == "argmax":
@@ -116,6 +121,7 @@ def generate(
     pad: int | None = None,
     fixed: Tensor | None = None,
     min_length: int = 1,
+    geometry: Geometry | None = None,
     batch_size: int = 1024,
     seed: int = 0,
     device: torch.device | None = None,
@@ -133,6 +139,7 @@ def generate(
         fixed: category per position, shape ``(length,)``, -1 where free: positions clamped
             during integration (see module docstring); None leaves every position free.
         min_length: with ``pad``, positions before this one never end the sequence.
+        geometry: the geometry the model was trained on (default: the Fisher sphere).
 
     Yields:
         Tokens on the CPU, shape ``(chunk, length)``, int64.
@@ -143,18 +150,19 @@ def generate(
     if rows not in (0, 1, n):
         raise ValueError(f"cond has {rows} rows; expected 1 or n={n}")
     model.eval()
+    m = geometry if geometry is not None else _SPHERE
     done = 0
     while done < n:
         b = min(batch_size, n - done)
-        x_0 = PositiveSphere.sample_uniform((b, length, vocab), generator=generator, device=device)
+        x_0 = m.sample_prior((b, length, vocab), generator=generator, device=device)
         chunk = None
         if cond is not None and rows:
             idx = torch.arange(done, done + b) if rows == n else torch.zeros(b, dtype=torch.long)
             chunk = cond.select(idx).to(device)
-        constrain = clamp_fixed(x_0, fixed) if fixed is not None and (fixed >= 0).any() else None
+        constrain = clamp_fixed(x_0, fixed, m) if fixed is not None and (fixed >= 0).any() else None
         field = guided_field(model, chunk, guidance)
-        x_1 = integrate(field, x_0, steps=steps, solver=solver, constrain=constrain)
-        tokens = decode(x_1, decoder, generator, pad, min_length)
+        x_1 = integrate(field, x_0, steps=steps, solver=solver, constrain=constrain, geometry=m)
+        tokens = decode(x_1, decoder, generator, pad, min_length, m)
         if constrain is not None:
             assert fixed is not None
             tokens = torch.where(fixed.to(tokens.device) >= 0, fixed.to(tokens.device), tokens)

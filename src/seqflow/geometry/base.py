@@ -1,0 +1,79 @@
+"""The interface every flow geometry implements, and the registry of geometries by name.
+
+A geometry fixes where the points of a flow live (a chart of the product of L probability
+simplices), the prior, the conditional path between a prior point and a data point, the
+pairwise cost minibatch OT uses, and how a solver moves along a velocity. The trainer, the
+coupling, the sampler and the checkpoint only talk to this interface, so a geometry is one
+small module (Riemannian flow matching, Chen and Lipman 2024: choose a manifold, a prior and
+its geodesics, and the training and sampling loops are shared).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from seqflow.geometry.sphere import PathSample
+
+
+class Geometry(Protocol):
+    """A chart of the product of simplices with a prior, paths, a cost and a retraction.
+
+    Points are tensors ``(batch, length, vocab)``. ``tangent`` names the tangent spaces the
+    velocity network projects onto: ``sphere`` (``v - <x, v> x``) or ``sum_zero`` (``v -
+    mean(v)``, the tangent space of the simplex and the mean-free logit space T_0).
+    """
+
+    name: str
+    tangent: str
+
+    def sample_prior(
+        self,
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Prior points, shape ``shape = (batch, length, vocab)``."""
+        ...
+
+    def embed(self, tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Data tokens ``(batch, length)`` as points ``(batch, length, vocab)``."""
+        ...
+
+    def interpolate(self, x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        """``x_t`` and its velocity ``u_t`` on the conditional path, t of shape ``(batch,)``."""
+        ...
+
+    def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:
+        """Pairwise cost from prior points ``(B0, L, K)`` to data tokens ``(B1, L)``:
+        ``(B0, B1)``, the squared distance of the geometry summed over positions."""
+        ...
+
+    def proj_tangent(self, x: Tensor, v: Tensor) -> Tensor:
+        """Tangent part of ambient vectors ``v`` at ``x``."""
+        ...
+
+    def step(self, x: Tensor, v: Tensor, h: float) -> Tensor:
+        """Move from ``x`` along velocity ``v`` for time ``h`` and stay in the domain."""
+        ...
+
+    def normalize(self, y: Tensor) -> Tensor:
+        """An ambient point (e.g. a Runge-Kutta stage) put back on the chart."""
+        ...
+
+    def to_domain(self, y: Tensor) -> Tensor:
+        """The final projection of a solver's end point into the domain."""
+        ...
+
+    def to_simplex(self, x: Tensor) -> Tensor:
+        """Probabilities ``(..., K)`` of points ``x`` (what decoding reads)."""
+        ...
+
+
+def sum_zero(v: Tensor) -> Tensor:
+    """``v - mean(v)`` over the last axis: the tangent space of the simplex (and T_0)."""
+    return v - v.mean(dim=-1, keepdim=True)

@@ -1,0 +1,89 @@
+"""Linear flow matching on the probability simplex (the baseline of Stark et al. 2024).
+
+Points are probabilities ``p`` (batch, length, vocab); the prior is Dirichlet(1), uniform on
+the simplex; the conditional path is the straight line ``x_t = (1 - t) x_0 + t x_1`` to the
+vertex of the data letter with constant velocity ``u_t = x_1 - x_0`` (Lipman et al. 2023's
+conditional OT path; Stark et al. 2024, Sec. 3, "linear FM"). Stark et al. point out that its
+conditional paths pass through ever smaller faces of the simplex as K grows; it is here as the
+baseline every discrete-flow paper compares against.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from seqflow.geometry.base import sum_zero
+from seqflow.geometry.sphere import PathSample
+
+
+class LinearSimplex:
+    """The simplex with the Euclidean metric: straight paths, Dirichlet(1) prior."""
+
+    name = "simplex"
+    tangent = "sum_zero"
+
+    @staticmethod
+    def sample_prior(
+        shape: tuple[int, ...],
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Dirichlet(1, ..., 1) draws (normalised Exp(1) variables), shape ``shape``."""
+        e = torch.empty(shape, device=device, dtype=dtype).exponential_(generator=generator)
+        return e / e.sum(dim=-1, keepdim=True)
+
+    @staticmethod
+    def embed(tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Tokens ``(batch, length)`` as vertices of the simplex, ``(batch, length, vocab)``."""
+        return torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
+
+    @staticmethod
+    def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        """``x_t = (1 - t) x_0 + t x_1`` and ``u_t = x_1 - x_0``; t of shape ``(batch,)``."""
+        t = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
+        return PathSample(x_t=(1.0 - t) * x_0 + t * x_1, u_t=x_1 - x_0)
+
+    @staticmethod
+    def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
+        """``C[i, j] = sum_l |x_0[i, l] - e_{tokens[j, l]}|^2``, shape ``(B0, B1)``.
+
+        ``|x - e_k|^2 = |x|^2 + 1 - 2 x_k`` is linear in the one-hot code: one matrix product.
+        """
+        b0, length, k = x_0.shape
+        flat = x_0.reshape(b0, length * k)
+        index = tokens.long() + torch.arange(length, device=tokens.device) * k
+        onehot = flat.new_zeros(tokens.shape[0], length * k).scatter_(1, index, 1.0)
+        return (flat.square().sum(dim=1) + length)[:, None] - 2.0 * (flat @ onehot.T)
+
+    @staticmethod
+    def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
+        """Sum-zero part of ``v`` (the tangent space of the simplex; ``x`` unused)."""
+        return sum_zero(v)
+
+    @staticmethod
+    def step(x: Tensor, v: Tensor, h: float) -> Tensor:
+        """Euler step ``x + h P v``, then the nearest simplex point (clamp, renormalise)."""
+        return LinearSimplex.to_domain(x + h * sum_zero(v))
+
+    @staticmethod
+    def normalize(y: Tensor) -> Tensor:
+        """Back onto the simplex (:meth:`to_domain`)."""
+        return LinearSimplex.to_domain(y)
+
+    @staticmethod
+    def to_domain(y: Tensor) -> Tensor:
+        """Clamp at 0 and renormalise; a point with no positive entry becomes uniform."""
+        y = y.clamp_min(0.0)
+        total = y.sum(dim=-1, keepdim=True)
+        tiny = torch.finfo(y.dtype).tiny
+        return torch.where(
+            total > tiny, y / total.clamp_min(tiny), torch.full_like(y, 1.0 / y.shape[-1])
+        )
+
+    @staticmethod
+    def to_simplex(x: Tensor) -> Tensor:
+        """Probabilities: the points themselves, renormalised."""
+        return LinearSimplex.to_domain(x)

@@ -1,0 +1,165 @@
+"""Every geometry behind one interface: path endpoints, the target velocity as the path's
+derivative, points in the domain at one-hot ends, the OT cost against a direct loop, the
+e-geodesic identity, a joint distribution no per-position product can give, and the run
+folder round trip (fit, sample, export) with ``flow.geometry``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqflow import api
+from seqflow.checkpoint import load_model
+from seqflow.config import ModelConfig, TrainConfig
+from seqflow.errors import InvalidInputError
+from seqflow.flow import FisherFlow, make_coupling
+from seqflow.geometry import GEOMETRIES, EGeodesic, LinearSimplex, make_geometry, sum_zero
+from seqflow.models import build_model
+from seqflow.sampling import generate
+from seqflow.training import Trainer, TrainingSet
+
+B, L, K = 5, 3, 4
+
+
+def points(name: str, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prior points, data tokens and data points in float64."""
+    m = make_geometry(name)
+    g = torch.Generator().manual_seed(seed)
+    x_0 = m.sample_prior((B, L, K), generator=g, dtype=torch.float64)
+    tokens = torch.randint(0, K, (B, L), generator=g)
+    return x_0, tokens, m.embed(tokens, K, torch.float64)
+
+
+def in_domain(name: str, x: torch.Tensor) -> bool:
+    if not torch.isfinite(x).all():
+        return False
+    if name == "fisher":
+        return bool((x >= 0).all() and torch.allclose(x.norm(dim=-1), torch.ones(()).double()))
+    if name == "simplex":
+        return bool((x >= 0).all() and torch.allclose(x.sum(-1), torch.ones(()).double()))
+    return bool(torch.allclose(x.sum(-1), torch.zeros(()).double(), atol=1e-9))  # T_0
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+def test_path_endpoints_and_domain(name):
+    m = make_geometry(name)
+    x_0, _, x_1 = points(name)
+    assert in_domain(name, x_0) and in_domain(name, x_1)
+    zero, one = torch.zeros(B).double(), torch.ones(B).double()
+    torch.testing.assert_close(m.interpolate(x_0, x_1, zero).x_t, x_0)
+    torch.testing.assert_close(m.interpolate(x_0, x_1, one).x_t, x_1)
+    for t in (0.0, 1e-9, 0.3, 0.999999, 1.0):
+        x_t = m.interpolate(x_0, x_1, torch.full((B,), t).double()).x_t
+        assert in_domain(name, x_t), (name, t)
+    p = m.to_simplex(x_1)
+    assert torch.allclose(p.sum(-1), torch.ones(()).double())
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+@pytest.mark.parametrize("t", [0.1, 0.5, 0.9])
+def test_target_velocity_is_the_paths_derivative(name, t):
+    m = make_geometry(name)
+    x_0, _, x_1 = points(name, seed=1)
+    h = 1e-6
+    at = lambda s: m.interpolate(x_0, x_1, torch.full((B,), s, dtype=torch.float64)).x_t  # noqa: E731
+    finite = (at(t + h) - at(t - h)) / (2 * h)
+    torch.testing.assert_close(
+        m.interpolate(x_0, x_1, torch.full((B,), t, dtype=torch.float64)).u_t,
+        finite,
+        atol=1e-6,
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+def test_cost_equals_a_direct_loop(name):
+    m = make_geometry(name)
+    x_0, tokens, x_1 = points(name, seed=2)
+    cost = m.cost_onehot(x_0, tokens)
+    naive = torch.zeros(B, B, dtype=torch.float64)
+    for i in range(B):
+        for j in range(B):
+            for pos in range(L):
+                if name == "fisher":
+                    inner = (x_0[i, pos] * x_1[j, pos]).sum().clamp(-1, 1)
+                    naive[i, j] += torch.acos(inner) ** 2
+                else:
+                    naive[i, j] += ((x_0[i, pos] - x_1[j, pos]) ** 2).sum()
+    torch.testing.assert_close(cost, naive)
+
+
+def test_egeodesic_is_the_normalised_geometric_mean():
+    m = EGeodesic(smoothing=0.2)
+    g = torch.Generator().manual_seed(3)
+    p_0 = torch.softmax(torch.randn(B, L, K, generator=g, dtype=torch.float64), -1)
+    p_1 = torch.softmax(3 * torch.randn(B, L, K, generator=g, dtype=torch.float64), -1)
+    v_0, v_1 = m.lift(p_0), m.lift(p_1)
+    for t in (0.0, 0.25, 0.7, 1.0):
+        got = m.to_simplex(m.interpolate(v_0, v_1, torch.full((B,), t).double()).x_t)
+        geo = p_0 ** (1 - t) * p_1**t
+        torch.testing.assert_close(got, geo / geo.sum(-1, keepdim=True))
+    # a smoothed vertex: (1 - eps) e_k + eps / K, lifted to a (e_k - 1/K)
+    tokens = torch.tensor([[2, 0, 1]])
+    p = m.to_simplex(m.embed(tokens, K, torch.float64))
+    expect = 0.8 * torch.nn.functional.one_hot(tokens, K).double() + 0.2 / K
+    torch.testing.assert_close(p, expect)
+
+
+def test_priors():
+    g = torch.Generator().manual_seed(4)
+    p = LinearSimplex.sample_prior((20000, 1, K), generator=g, dtype=torch.float64)
+    # Dirichlet(1): mean 1/K, variance (K - 1) / (K^2 (K + 1))
+    torch.testing.assert_close(p.mean(0).squeeze(), torch.full((K,), 1 / K).double(), atol=5e-3,
+                               rtol=0)  # fmt: skip
+    var = (K - 1) / (K**2 * (K + 1))
+    assert abs(float(p.var(0).mean()) - var) < 3e-3
+    v = EGeodesic().sample_prior((7, L, K), generator=g)
+    torch.testing.assert_close(v, sum_zero(v))
+
+
+@pytest.mark.parametrize("name", GEOMETRIES)
+def test_a_joint_distribution_a_product_cannot_give(name):
+    """Length 2, 2 letters, P(x_1 = x_2) = 0.9: independent positions would give 0.5 (Boll et
+    al. 2024: averaging over the prior makes a factorised flow represent a coupled joint)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 2, (4000,), generator=g)
+    b = torch.where(torch.rand(4000, generator=g) < 0.9, a, 1 - a)
+    m = make_geometry(name)
+    model_cfg = ModelConfig(arch="cnn", hidden=32, depth=2, kernel_size=3, dilations=(1,),
+                            time_dim=16)  # fmt: skip
+    net = build_model(model_cfg, vocab=2, length=2, tangent=m.tangent)
+    cfg = TrainConfig(steps=300, batch_size=128, lr=3e-3, warmup_steps=20, ema_decay=0.99,
+                      log_every=300, eval_every=10**9, checkpoint_every=10**9, seed=0,
+                      device="cpu", precision="fp32")  # fmt: skip
+    trainer = Trainer(net, FisherFlow(make_coupling("exact"), 2, geometry=m), cfg,
+                      train=TrainingSet(tokens=torch.stack([a, b], 1)), valid=None,
+                      cond_dropout=0.0, device=torch.device("cpu"))  # fmt: skip
+    trainer.run()
+    trainer.ema.copy_to(trainer.ema_model)
+    out = torch.cat(list(generate(trainer.ema_model, n=2000, length=2, vocab=2, steps=20,
+                                  geometry=m, seed=1)))  # fmt: skip
+    same = float((out[:, 0] == out[:, 1]).float().mean())
+    assert same >= 0.85, same
+
+
+@pytest.mark.parametrize("name", ["simplex", "egeodesic"])
+def test_fit_sample_and_export_with_a_geometry(name, tmp_path, tiny_fasta, tiny_fit_kwargs):
+    kwargs = dict(tiny_fit_kwargs)
+    kwargs["overrides"] = [*kwargs["overrides"], f"flow.geometry={name}"]
+    result = api.fit(tiny_fasta, out=tmp_path / "run", **kwargs)
+    model, meta = load_model(result.run_dir)
+    assert meta.config.flow.geometry == name and model.sum_zero
+    out = api.sample(result.run_dir, n=20, output=tmp_path / "s.fa", device="cpu",
+                     template="ACGT" + "N" * 20)  # fmt: skip
+    assert all(len(s) == 24 and s.startswith("ACGT") for s in out.sequences)
+    assert set("".join(out.sequences)) <= set("ACGT")
+    x = torch.rand(3, 24, 4)
+    v = model(x, torch.rand(3))
+    torch.testing.assert_close(v.sum(-1), torch.zeros(3, 24), atol=1e-5, rtol=0)
+    with pytest.raises(InvalidInputError, match="runs the fisher geometry"):
+        api.export(result.run_dir, format="torchscript", output=tmp_path / "m.pt")
+    bundle = api.export(result.run_dir, format="safetensors", output=tmp_path / "m.safetensors")
+    again = api.sample(bundle.output, n=20, output=tmp_path / "t.fa", device="cpu",
+                       template="ACGT" + "N" * 20)  # fmt: skip
+    assert again.sequences == out.sequences

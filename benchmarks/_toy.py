@@ -13,6 +13,7 @@ import torch
 
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FisherFlow, make_coupling
+from seqflow.geometry import make_geometry
 from seqflow.models import Condition, build_model
 from seqflow.training import Trainer, TrainingSet
 from seqflow.training.batches import CoupledBatchStream
@@ -48,11 +49,13 @@ def make_trainer(
     lr: float = 2e-3,
     model: ModelConfig = MODEL,
     prefetch: bool = False,
+    geometry: str = "fisher",
 ) -> Trainer:
     """A CPU :class:`Trainer` of the toy model on ``n_train`` sequences from the target."""
     torch.manual_seed(seed)
-    net = build_model(model, vocab=k, length=LENGTH, num_labels=0)
-    flow = FisherFlow(make_coupling(coupling), vocab=k)
+    m = make_geometry(geometry)
+    net = build_model(model, vocab=k, length=LENGTH, num_labels=0, tangent=m.tangent)
+    flow = FisherFlow(make_coupling(coupling), vocab=k, geometry=m)
     cfg = TrainConfig(
         steps=steps,
         batch_size=batch,

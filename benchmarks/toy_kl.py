@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from seqflow.geometry import make_geometry
 from seqflow.sampling import generate
 
 try:
@@ -50,10 +51,13 @@ def kl_per_position(target: torch.Tensor, tokens: torch.Tensor) -> tuple[float, 
     return float(kl), float(rev.sum(dim=1).mean()), unseen
 
 
-def run_one(k: int, coupling: str, args: argparse.Namespace) -> dict[str, object]:
+def run_one(
+    k: int, coupling: str, args: argparse.Namespace, geometry: str = "fisher"
+) -> dict[str, object]:
     trainer = _toy.make_trainer(
-        k, coupling, steps=args.steps, seed=args.seed, n_train=args.n_train, batch=args.batch
-    )
+        k, coupling, steps=args.steps, seed=args.seed, n_train=args.n_train, batch=args.batch,
+        geometry=geometry,
+    )  # fmt: skip
     t0 = time.perf_counter()
     last = trainer.run()
     train_s = time.perf_counter() - t0
@@ -69,6 +73,7 @@ def run_one(k: int, coupling: str, args: argparse.Namespace) -> dict[str, object
         decoder="argmax",
         batch_size=args.sample_batch,
         seed=args.seed + 3,
+        geometry=make_geometry(geometry),
     )
     tokens = torch.cat(list(chunks))
     sample_s = time.perf_counter() - t1
@@ -78,6 +83,7 @@ def run_one(k: int, coupling: str, args: argparse.Namespace) -> dict[str, object
     return {
         "K": k,
         "coupling": coupling,
+        "geometry": geometry,
         "kl": kl,
         "kl_rev": kl_rev,
         "floor": (k - 1) / (2 * args.samples),

@@ -139,6 +139,26 @@ def test_sinkhorn_plan_has_uniform_marginals(reg):
     np.testing.assert_allclose(plan.sum(1), np.full(b, 1 / b), atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Sinkhorn did not converge")
+@pytest.mark.parametrize("reg", [0.002, 0.05, 1.0])
+def test_sinkhorn_plan_equals_the_log_domain_solution(reg):
+    """The fast plain iterations give POT's log-domain plan; at reg 0.002 they underflow and
+    the coupling must fall back to the log domain (and get its plan, finite)."""
+    import ot
+
+    b = 32
+    cost = fisher_cost(b, 8, 4, seed=5)
+    c = cost.double().numpy()
+    c = c / c.mean()
+    w = np.full(b, 1 / b)
+    ref = ot.sinkhorn(w, w, c, reg, method="sinkhorn_log", numItermax=1000)
+    plan = SinkhornCoupling(reg).plan(cost)
+    assert np.isfinite(plan).all()
+    np.testing.assert_allclose(plan, ref, atol=1e-6 / b)
+    if reg >= 0.05:  # at 0.002 neither form converges in 1000 iterations
+        np.testing.assert_allclose(plan.sum(0), w, atol=1e-5 / b)
+
+
 def test_sinkhorn_seed_changes_the_draw_at_large_reg():
     b = 24
     cost = fisher_cost(b, 4, 4, seed=1)

@@ -11,8 +11,9 @@ the batch).
   With uniform weights on two sets of equal size, an optimal plan of the Kantorovich problem
   is a permutation matrix (Birkhoff-von Neumann), so the optimal assignment solves it exactly;
   its plan equals the one ``ot.emd`` finds (tested), in a third of the time.
-- ``sinkhorn``: entropic OT (``ot.sinkhorn``, log-domain) with regularisation relative to the
-  mean cost, then a permutation drawn from the plan without replacement.
+- ``sinkhorn``: entropic OT (``ot.sinkhorn``; plain iterations, log-domain when they fail)
+  with regularisation relative to the mean cost, then a permutation drawn from the plan
+  without replacement.
 
 Couplings act within groups when conditioning labels are present, so a prior sample is only
 matched with data of one label.
@@ -20,6 +21,7 @@ matched with data of one label.
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import numpy as np
@@ -99,7 +101,16 @@ class SinkhornCoupling:
         c = cost.detach().to("cpu", torch.float64).numpy()
         scale = float(c.mean()) or 1.0
         w = np.full(c.shape[0], 1.0 / c.shape[0])
-        return ot.sinkhorn(w, w, c / scale, self.reg, method="sinkhorn_log", numItermax=1000)
+        # Plain Sinkhorn (matrix-vector products) is ~50x faster than the log-domain form at
+        # B=512 and exact enough at this relative regularisation; when it underflows or does
+        # not converge (a warning, non-finite entries or wrong marginals), redo it in logs.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = ot.sinkhorn(w, w, c / scale, self.reg, method="sinkhorn", numItermax=1000)
+        marginal_error = np.abs(plan.sum(axis=0) - w).max() if np.isfinite(plan).all() else 1.0
+        if caught or marginal_error > 1e-3 / c.shape[0]:
+            plan = ot.sinkhorn(w, w, c / scale, self.reg, method="sinkhorn_log", numItermax=1000)
+        return plan
 
     def permutation(
         self, cost: Tensor | None, batch: int, generator: torch.Generator | None

@@ -163,3 +163,44 @@ def test_fit_sample_and_export_with_a_geometry(name, tmp_path, tiny_fasta, tiny_
     again = api.sample(bundle.output, n=20, output=tmp_path / "t.fa", device="cpu",
                        template="ACGT" + "N" * 20)  # fmt: skip
     assert again.sequences == out.sequences
+
+
+def test_sbcfm_noise_is_the_derivative_of_the_noisy_path():
+    """sigma > 0 (egeodesic): x_t = mu_t + sigma sqrt(t(1-t)) eps with u_t its t-derivative
+    for the same eps; the mean over eps is the plain path and the noise stays in T_0."""
+    m = EGeodesic()
+    flow = FisherFlow(make_coupling("independent"), K, geometry=m, sigma=0.7)
+    x_0, tokens, x_1 = points("egeodesic", seed=6)
+
+    def at(t: float) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = flow.path(x_0, tokens, torch.full((B,), t, dtype=torch.float64),
+                          torch.Generator().manual_seed(9))  # fmt: skip
+        return batch.x_t, batch.u_t
+
+    h = 1e-6
+    for t in (0.2, 0.5, 0.8):
+        torch.testing.assert_close(at(t)[1], (at(t + h)[0] - at(t - h)[0]) / (2 * h), atol=1e-5,
+                                   rtol=1e-5)  # fmt: skip
+        torch.testing.assert_close(at(t)[0].sum(-1), torch.zeros(B, L).double(), atol=1e-9,
+                                   rtol=0)  # fmt: skip
+    many = FisherFlow(make_coupling("independent"), K, geometry=m, sigma=0.7)
+    x0 = x_0[:1].expand(20000, L, K)
+    tok = tokens[:1].expand(20000, L)
+    batch = many.path(x0, tok, torch.full((20000,), 0.5, dtype=torch.float64),
+                      torch.Generator().manual_seed(1))  # fmt: skip
+    mu = m.interpolate(x_0[:1], x_1[:1], torch.full((1,), 0.5).double()).x_t[0]
+    torch.testing.assert_close(batch.x_t.mean(0), mu, atol=0.02, rtol=0)
+    # per-coordinate variance of P_{T_0} eps is 1 - 1/K; times sigma^2 t (1 - t)
+    var = float(batch.x_t.var(0).mean())
+    assert abs(var - 0.49 * 0.25 * (1 - 1 / K)) < 0.005
+
+
+def test_sigma_is_only_for_egeodesic():
+    from seqflow.config import FlowConfig
+    from seqflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"flow\.sigma"):
+        FlowConfig(geometry="fisher", sigma=0.5)
+    with pytest.raises(ConfigError, match=r"flow\.sigma"):
+        FisherFlow(make_coupling("exact"), K, geometry=LinearSimplex(), sigma=0.1)
+    assert FlowConfig(geometry="egeodesic", sigma=0.5).sigma == 0.5

@@ -88,7 +88,8 @@ class FlowConfig:
     ``geometry``: ``fisher`` (Fisher-Flow on the sphere, Davis et al. 2024; the default),
     ``simplex`` (linear flow matching on the simplex, Stark et al. 2024's baseline) or
     ``egeodesic`` (e-geodesic flow in mean-free logits, Boll et al. 2024, whose one-hot targets
-    are smoothed by ``smoothing``).
+    are smoothed by ``smoothing``). ``sigma > 0`` (egeodesic only) adds the Brownian-bridge
+    noise of SB-CFM (Tong et al. 2024) to the paths; pair it with ``coupling: sinkhorn``.
 
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free
@@ -100,9 +101,17 @@ class FlowConfig:
     sinkhorn_reg: float = 0.05
     cond_dropout: float = 0.1
     smoothing: float = 0.1
+    sigma: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
+        _check(self.sigma >= 0, "flow.sigma", "must be >= 0")
+        _check(
+            self.sigma == 0 or self.geometry == "egeodesic",
+            "flow.sigma",
+            "noise (SB-CFM) is defined for geometry egeodesic only: it would push sphere and "
+            "simplex points out of their domain",
+        )
         _check(0.0 < self.smoothing < 1.0, "flow.smoothing", "must be in (0, 1)")
         _check(0.0 <= self.cond_dropout < 1.0, "flow.cond_dropout", "must be in [0, 1)")
 

@@ -166,6 +166,7 @@ def fit(
         make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
         ds.vocab,
         geometry=meta0.geometry,
+        sigma=cfg.flow.sigma,
     )
     trainer = Trainer(
         model, flow, cfg.train, train=ds.train, valid=ds.valid,

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqflow.errors import ConfigError
 from seqflow.flow.coupling import Coupling, grouped_permutation
 from seqflow.geometry import Geometry, PositiveSphere
+
+NOISY_GEOMETRIES = ("egeodesic",)
+"""Geometries whose paths may carry SB-CFM noise (``flow.sigma > 0``)."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,26 @@ class FisherFlow:
         coupling: how prior samples are paired with the data of a minibatch.
         vocab: alphabet size K.
         geometry: where the flow runs (prior, path, OT cost); default the positive sphere.
+        sigma: noise of the Brownian-bridge paths of SB-CFM (Tong et al. 2024), ``x_t = mu_t +
+            sigma sqrt(t (1 - t)) eps``; 0 (default) keeps the deterministic path. Defined for
+            flat geometries only (``egeodesic``, whose T_0 is a vector space): noise would
+            push sphere and simplex points out of their domain.
     """
 
-    def __init__(self, coupling: Coupling, vocab: int, geometry: Geometry | None = None) -> None:
+    def __init__(
+        self, coupling: Coupling, vocab: int, geometry: Geometry | None = None,
+        sigma: float = 0.0,
+    ) -> None:  # fmt: skip
         self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
         self.manifold = self.geometry  # the name of earlier versions
         self.coupling = coupling
         self.vocab = vocab
+        if sigma < 0 or (sigma > 0 and self.geometry.name not in NOISY_GEOMETRIES):
+            raise ConfigError(
+                f"flow.sigma: {sigma} needs sigma >= 0, and noise only for the "
+                f"{', '.join(NOISY_GEOMETRIES)} geometry (not {self.geometry.name})"
+            )
+        self.sigma = sigma
 
     def prior(
         self, shape: tuple[int, int], *, generator: torch.Generator, device: torch.device
@@ -78,12 +95,24 @@ class FisherFlow:
         perm = grouped_permutation(self.coupling, cost, groups, cpu_generator)
         return x_0[perm.to(tokens.device)]
 
-    def path(self, x_0: Tensor, tokens: Tensor, t: Tensor) -> FlowBatch:
+    def path(
+        self, x_0: Tensor, tokens: Tensor, t: Tensor, generator: torch.Generator | None = None
+    ) -> FlowBatch:
         """Targets on the conditional path from ``x_0`` (batch, length, vocab) to the data
         points of ``tokens`` (batch, length) at times ``t`` (batch,)."""
         x_1 = self.geometry.embed(tokens, self.vocab, x_0.dtype)
         p = self.geometry.interpolate(x_0, x_1, t)
-        return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
+        if self.sigma == 0:
+            return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
+        # SB-CFM: x_t = mu_t + sigma s(t) eps with s = sqrt(t (1 - t)), u_t = mu_t' + sigma s'(t)
+        # eps, s' = (1 - 2t) / (2 s): the derivative of the same noisy path (Tong et al. 2024)
+        eps = torch.randn(x_0.shape, generator=generator, device=x_0.device, dtype=x_0.dtype)
+        eps = self.geometry.proj_tangent(p.x_t, eps)
+        tt = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
+        s = (tt * (1.0 - tt)).sqrt().clamp_min(1e-4)
+        x_t = p.x_t + self.sigma * s * eps
+        u_t = p.u_t + self.sigma * (1.0 - 2.0 * tt) / (2.0 * s) * eps
+        return FlowBatch(x_t=x_t, t=t, u_t=u_t)
 
     def targets(
         self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
@@ -91,7 +120,7 @@ class FisherFlow:
         """Couple, draw ``t ~ U(0, 1)`` and return the path targets in one call."""
         x_0 = self.couple(tokens, generator=generator, groups=groups)
         t = torch.rand(tokens.shape[0], generator=generator, device=tokens.device)
-        return self.path(x_0, tokens, t)
+        return self.path(x_0, tokens, t, generator)
 
 
 def flow_matching_loss(v: Tensor, u_t: Tensor) -> Tensor:

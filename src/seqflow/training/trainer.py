@@ -134,7 +134,7 @@ class Trainer:
         x_0 = batch.x_0.to(device, non_blocking=True)
         cond = batch.cond.to(device, non_blocking=True)
         t = torch.rand(tokens.shape[0], generator=generator, device=device)
-        target = self.flow.path(x_0, tokens, t)
+        target = self.flow.path(x_0, tokens, t, generator)
         if drop > 0 and not cond.empty:
             cond = cond.drop_at_random(drop, model.num_labels, generator)
         with self.autocast():

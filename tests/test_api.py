@@ -17,8 +17,8 @@ from seqflow import api
 from seqflow.checkpoint import MODEL_FILE, STATE_FILE, load_model
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
+from seqflow.flow import FisherFlow
 from seqflow.training import TrainingDivergedError
-from seqflow.training import trainer as trainer_module
 
 CELL_TYPES = ("GM12878", "HepG2", "K562", "hESCT0")
 
@@ -214,9 +214,7 @@ def test_diverging_resume_keeps_the_previous_run(
 ):
     run_dir = copy_run(fasta_run[0], tmp_path)
     before = (run_dir / MODEL_FILE).read_bytes()
-    monkeypatch.setattr(
-        trainer_module, "flow_matching_loss", lambda v, u_t: (v - u_t).sum() * float("nan")
-    )
+    monkeypatch.setattr(FisherFlow, "loss", lambda self, v, u_t: (v - u_t).sum() * float("nan"))
     with pytest.raises(TrainingDivergedError):
         api.fit(tiny_fasta, out=run_dir, **resume_kwargs(tiny_fit_kwargs, steps=40))
     assert (run_dir / MODEL_FILE).read_bytes() == before

@@ -13,7 +13,15 @@ from seqflow.checkpoint import load_model
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.errors import InvalidInputError
 from seqflow.flow import FisherFlow, make_coupling
-from seqflow.geometry import GEOMETRIES, EGeodesic, LinearSimplex, make_geometry, sum_zero
+from seqflow.geometry import (
+    GEOMETRIES,
+    DirichletPath,
+    EGeodesic,
+    LinearSimplex,
+    make_geometry,
+    sum_zero,
+)
+from seqflow.geometry.dirichlet import flow_coefficient, gamma_at_least_one
 from seqflow.models import build_model
 from seqflow.sampling import generate
 from seqflow.training import Trainer, TrainingSet
@@ -35,7 +43,7 @@ def in_domain(name: str, x: torch.Tensor) -> bool:
         return False
     if name == "fisher":
         return bool((x >= 0).all() and torch.allclose(x.norm(dim=-1), torch.ones(()).double()))
-    if name == "simplex":
+    if name in ("simplex", "dirichlet"):
         return bool((x >= 0).all() and torch.allclose(x.sum(-1), torch.ones(()).double()))
     return bool(torch.allclose(x.sum(-1), torch.zeros(()).double(), atol=1e-9))  # T_0
 
@@ -46,8 +54,13 @@ def test_path_endpoints_and_domain(name):
     x_0, _, x_1 = points(name)
     assert in_domain(name, x_0) and in_domain(name, x_1)
     zero, one = torch.zeros(B).double(), torch.ones(B).double()
-    torch.testing.assert_close(m.interpolate(x_0, x_1, zero).x_t, x_0)
-    torch.testing.assert_close(m.interpolate(x_0, x_1, one).x_t, x_1)
+    if name == "dirichlet":  # a path of distributions: its mean runs from uniform towards x_1
+        torch.testing.assert_close(m.interpolate(x_0, x_1, zero).x_t, torch.full_like(x_0, 1 / K))
+        tau = m.tau_max
+        torch.testing.assert_close(m.interpolate(x_0, x_1, one).x_t, (1 + tau * x_1) / (K + tau))
+    else:
+        torch.testing.assert_close(m.interpolate(x_0, x_1, zero).x_t, x_0)
+        torch.testing.assert_close(m.interpolate(x_0, x_1, one).x_t, x_1)
     for t in (0.0, 1e-9, 0.3, 0.999999, 1.0):
         x_t = m.interpolate(x_0, x_1, torch.full((B,), t).double()).x_t
         assert in_domain(name, x_t), (name, t)
@@ -117,6 +130,69 @@ def test_priors():
     torch.testing.assert_close(v, sum_zero(v))
 
 
+def test_dirichlet_coefficient_matches_an_independent_computation():
+    """C(x, tau) = -dI_x(a, b)/da B(a, b) / ((1 - x)^b x^tau), a = tau + 1, b = K - 1, with
+    the derivative taken by mpmath at 400 digits (K = 160 cancels far beyond float64)."""
+    mpmath = pytest.importorskip("mpmath")
+
+    def exact(x: float, tau: float, k: int) -> float:
+        with mpmath.workdps(400):
+            a, b, xm = mpmath.mpf(tau) + 1, k - 1, mpmath.mpf(x)
+            d_inc = mpmath.diff(lambda s: mpmath.betainc(s, b, 0, xm, regularized=True), a)
+            return float(-d_inc * mpmath.beta(a, b) / ((1 - xm) ** b * xm ** mpmath.mpf(tau)))
+
+    xs = [0.002, 0.05, 0.2, 0.45, 0.55, 0.8]
+    for k in (2, 4, 21, 160):
+        for tau in (0.0, 0.7, 7.5):
+            x = torch.zeros(len(xs), k, dtype=torch.float64)
+            x[:, 0] = torch.tensor(xs, dtype=torch.float64)
+            got = flow_coefficient(x, torch.tensor(tau, dtype=torch.float64))[:, 0]
+            want = torch.tensor([exact(v, tau, k) for v in xs], dtype=torch.float64)
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-12, msg=f"K={k} tau={tau}")
+
+
+def test_dirichlet_velocity_for_two_letters_in_closed_form():
+    """K = 2: Dir(1 + tau, 1) has CDF x^(1 + tau), so the quantile flow is dx/dtau =
+    -x log x / (1 + tau); a denoiser sure of letter 0 must give exactly that (times tau_max)."""
+    m = DirichletPath(tau_max=5.0)
+    x0 = torch.tensor([0.1, 0.4, 0.75, 0.9], dtype=torch.float64)
+    x = torch.stack([x0, 1 - x0], -1)[:, None, :]  # (4, 1, 2)
+    logits = torch.tensor([60.0, -60.0]).double().expand(4, 1, 2)
+    for t in (0.0, 0.3, 0.9):
+        tau = 5.0 * t
+        v = m.velocity(x, torch.full((4,), t, dtype=torch.float64), logits)[:, 0, 0]
+        torch.testing.assert_close(v, 5.0 * (-x0 * x0.log() / (1 + tau)))
+
+
+def test_dirichlet_path_draws_have_the_dirichlet_moments():
+    g = torch.Generator().manual_seed(0)
+    for alpha in (1.0, 3.0, 9.5):
+        draws = gamma_at_least_one(torch.full((40000,), alpha, dtype=torch.float64), g)
+        assert abs(float(draws.mean()) - alpha) < 0.03 * alpha
+        assert abs(float(draws.var()) - alpha) < 0.06 * alpha
+    again = gamma_at_least_one(torch.full((5,), 2.0), torch.Generator().manual_seed(3))
+    assert torch.equal(again, gamma_at_least_one(torch.full((5,), 2.0),
+                                                 torch.Generator().manual_seed(3)))  # fmt: skip
+    m = DirichletPath(tau_max=6.0)
+    x_1 = torch.nn.functional.one_hot(torch.zeros(30000, 1, dtype=torch.long), K).double()
+    x = m.sample_path(x_1, torch.full((30000,), 0.5, dtype=torch.float64), g)
+    assert in_domain("dirichlet", x)
+    tau = 3.0  # Dir(1 + tau, 1, 1, 1): mean (1 + tau) / (K + tau) for the letter
+    assert abs(float(x[:, 0, 0].mean()) - (1 + tau) / (K + tau)) < 0.005
+    assert abs(float(x[:, 0, 1].mean()) - 1 / (K + tau)) < 0.005
+
+
+def test_dirichlet_takes_no_ot_coupling():
+    from seqflow.config import FlowConfig
+    from seqflow.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="independent"):
+        FlowConfig(geometry="dirichlet")  # the default coupling is exact
+    with pytest.raises(ConfigError, match="nothing to pair"):
+        FisherFlow(make_coupling("exact"), K, geometry=DirichletPath())
+    assert FlowConfig(geometry="dirichlet", coupling="independent").tau_max == 8.0
+
+
 @pytest.mark.parametrize("name", GEOMETRIES)
 def test_a_joint_distribution_a_product_cannot_give(name):
     """Length 2, 2 letters, P(x_1 = x_2) = 0.9: independent positions would give 0.5 (Boll et
@@ -129,10 +205,12 @@ def test_a_joint_distribution_a_product_cannot_give(name):
     model_cfg = ModelConfig(arch="cnn", hidden=32, depth=2, kernel_size=3, dilations=(1,),
                             time_dim=16)  # fmt: skip
     net = build_model(model_cfg, vocab=2, length=2, tangent=m.tangent)
-    cfg = TrainConfig(steps=300, batch_size=128, lr=3e-3, warmup_steps=20, ema_decay=0.99,
-                      log_every=300, eval_every=10**9, checkpoint_every=10**9, seed=0,
+    steps = 800 if name == "dirichlet" else 300  # a denoiser learns the coupling more slowly
+    cfg = TrainConfig(steps=steps, batch_size=128, lr=3e-3, warmup_steps=20, ema_decay=0.99,
+                      log_every=steps, eval_every=10**9, checkpoint_every=10**9, seed=0,
                       device="cpu", precision="fp32")  # fmt: skip
-    trainer = Trainer(net, FisherFlow(make_coupling("exact"), 2, geometry=m), cfg,
+    coupling = "independent" if name == "dirichlet" else "exact"
+    trainer = Trainer(net, FisherFlow(make_coupling(coupling), 2, geometry=m), cfg,
                       train=TrainingSet(tokens=torch.stack([a, b], 1)), valid=None,
                       cond_dropout=0.0, device=torch.device("cpu"))  # fmt: skip
     trainer.run()
@@ -143,20 +221,24 @@ def test_a_joint_distribution_a_product_cannot_give(name):
     assert same >= 0.85, same
 
 
-@pytest.mark.parametrize("name", ["simplex", "egeodesic"])
+@pytest.mark.parametrize("name", ["simplex", "egeodesic", "dirichlet"])
 def test_fit_sample_and_export_with_a_geometry(name, tmp_path, tiny_fasta, tiny_fit_kwargs):
     kwargs = dict(tiny_fit_kwargs)
     kwargs["overrides"] = [*kwargs["overrides"], f"flow.geometry={name}"]
+    if name == "dirichlet":
+        kwargs["overrides"].append("flow.coupling=independent")
     result = api.fit(tiny_fasta, out=tmp_path / "run", **kwargs)
     model, meta = load_model(result.run_dir)
-    assert meta.config.flow.geometry == name and model.sum_zero
+    assert meta.config.flow.geometry == name
+    assert model.raw if name == "dirichlet" else model.sum_zero
     out = api.sample(result.run_dir, n=20, output=tmp_path / "s.fa", device="cpu",
                      template="ACGT" + "N" * 20)  # fmt: skip
     assert all(len(s) == 24 and s.startswith("ACGT") for s in out.sequences)
     assert set("".join(out.sequences)) <= set("ACGT")
     x = torch.rand(3, 24, 4)
     v = model(x, torch.rand(3))
-    torch.testing.assert_close(v.sum(-1), torch.zeros(3, 24), atol=1e-5, rtol=0)
+    if name != "dirichlet":  # a velocity in the sum-zero tangent space (dirichlet: logits)
+        torch.testing.assert_close(v.sum(-1), torch.zeros(3, 24), atol=1e-5, rtol=0)
     with pytest.raises(InvalidInputError, match="runs the fisher geometry"):
         api.export(result.run_dir, format="torchscript", output=tmp_path / "m.pt")
     bundle = api.export(result.run_dir, format="safetensors", output=tmp_path / "m.safetensors")

@@ -16,7 +16,6 @@ from seqflow.flow import FisherFlow, make_coupling
 from seqflow.models import Condition, build_model
 from seqflow.sampling import generate
 from seqflow.training import Trainer, TrainingDivergedError, TrainingSet
-from seqflow.training import trainer as trainer_module
 from seqflow.training.batches import CoupledBatchStream
 
 CPU = torch.device("cpu")
@@ -160,15 +159,15 @@ def test_no_valid_set_gives_no_valid_loss(labelled):
 
 
 def test_nan_loss_raises_training_diverged(labelled, monkeypatch):
-    real = trainer_module.flow_matching_loss
+    real = FisherFlow.loss
 
     calls = itertools.count(1)
 
-    def nan_after_3(v, u_t):
-        loss = real(v, u_t)
+    def nan_after_3(self, v, u_t):
+        loss = real(self, v, u_t)
         return loss * float("nan") if next(calls) > 3 else loss
 
-    monkeypatch.setattr(trainer_module, "flow_matching_loss", nan_after_3)
+    monkeypatch.setattr(FisherFlow, "loss", nan_after_3)
     trainer = make_trainer(labelled, steps=10)
     with pytest.raises(TrainingDivergedError) as info:
         trainer.run()

@@ -140,7 +140,7 @@ class ModelMeta:
     def geometry(self) -> Geometry:
         """The geometry the model's flow runs on (``flow.geometry``)."""
         flow = self.config.flow
-        return make_geometry(flow.geometry, smoothing=flow.smoothing)
+        return make_geometry(flow.geometry, smoothing=flow.smoothing, tau_max=flow.tau_max)
 
     def build(self) -> VelocityField:
         """A freshly initialised model of this checkpoint's architecture."""

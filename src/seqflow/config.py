@@ -86,26 +86,36 @@ class FlowConfig:
     """The flow: geometry, coupling of prior and data, condition dropout for guidance.
 
     ``geometry``: ``fisher`` (Fisher-Flow on the sphere, Davis et al. 2024; the default),
-    ``simplex`` (linear flow matching on the simplex, Stark et al. 2024's baseline) or
+    ``simplex`` (linear flow matching on the simplex, Stark et al. 2024's baseline),
     ``egeodesic`` (e-geodesic flow in mean-free logits, Boll et al. 2024, whose one-hot targets
-    are smoothed by ``smoothing``). ``sigma > 0`` (egeodesic only) adds the Brownian-bridge
-    noise of SB-CFM (Tong et al. 2024) to the paths; pair it with ``coupling: sinkhorn``.
+    are smoothed by ``smoothing``) or ``dirichlet`` (Dirichlet FM, Stark et al. 2024: a
+    denoiser over ``Dir(1 + tau e_i)`` paths up to ``tau_max``; coupling ``independent``).
+    ``sigma > 0`` (egeodesic only) adds the Brownian-bridge noise of SB-CFM (Tong et al. 2024)
+    to the paths; pair it with ``coupling: sinkhorn``.
 
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free
     guidance needs (``label_dropout`` is accepted as its old name).
     """
 
-    geometry: Literal["fisher", "simplex", "egeodesic"] = "fisher"
+    geometry: Literal["fisher", "simplex", "egeodesic", "dirichlet"] = "fisher"
     coupling: Literal["independent", "exact", "sinkhorn"] = "exact"
     sinkhorn_reg: float = 0.05
     cond_dropout: float = 0.1
     smoothing: float = 0.1
     sigma: float = 0.0
+    tau_max: float = 8.0
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
         _check(self.sigma >= 0, "flow.sigma", "must be >= 0")
+        _check(self.tau_max > 0, "flow.tau_max", "must be > 0")
+        _check(
+            self.geometry != "dirichlet" or self.coupling == "independent",
+            "flow.coupling",
+            f"{self.coupling} pairs prior points with data, but dirichlet paths start from no "
+            "prior point; set flow.coupling=independent with flow.geometry=dirichlet",
+        )
         _check(
             self.sigma == 0 or self.geometry == "egeodesic",
             "flow.sigma",

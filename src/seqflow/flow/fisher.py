@@ -66,6 +66,11 @@ class FisherFlow:
                 f"{', '.join(NOISY_GEOMETRIES)} geometry (not {self.geometry.name})"
             )
         self.sigma = sigma
+        if self.geometry.denoiser and coupling.needs_cost:
+            raise ConfigError(
+                f"flow.coupling: the {self.geometry.name} geometry's paths start from no prior "
+                "point, so there is nothing to pair; use flow.coupling=independent"
+            )
 
     def prior(
         self, shape: tuple[int, int], *, generator: torch.Generator, device: torch.device
@@ -101,6 +106,9 @@ class FisherFlow:
         """Targets on the conditional path from ``x_0`` (batch, length, vocab) to the data
         points of ``tokens`` (batch, length) at times ``t`` (batch,)."""
         x_1 = self.geometry.embed(tokens, self.vocab, x_0.dtype)
+        if self.geometry.denoiser:  # the target is the data itself (cross-entropy)
+            x_t = self.geometry.sample_path(x_1, t, generator)  # type: ignore[attr-defined]
+            return FlowBatch(x_t=x_t, t=t, u_t=x_1)
         p = self.geometry.interpolate(x_0, x_1, t)
         if self.sigma == 0:
             return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
@@ -121,6 +129,23 @@ class FisherFlow:
         x_0 = self.couple(tokens, generator=generator, groups=groups)
         t = torch.rand(tokens.shape[0], generator=generator, device=tokens.device)
         return self.path(x_0, tokens, t, generator)
+
+    def loss(self, v: Tensor, u_t: Tensor) -> Tensor:
+        """The training loss of the model's output ``v`` against the batch's ``u_t``: the
+        flow-matching regression, or for a denoiser geometry the cross-entropy of the logits
+        ``v`` with the one-hot data ``u_t``, summed over positions (batch mean)."""
+        if self.geometry.denoiser:
+            return denoiser_loss(v, u_t)
+        return flow_matching_loss(v, u_t)
+
+
+def denoiser_loss(logits: Tensor, x_1: Tensor) -> Tensor:
+    """``-E_batch sum_l log softmax(logits)[x_1]``: cross-entropy summed over positions.
+
+    Args:
+        logits: shape ``(batch, length, vocab)``; x_1: one-hot data, same shape.
+    """
+    return -(x_1.float() * torch.log_softmax(logits.float(), dim=-1)).sum(dim=(1, 2)).mean()
 
 
 def flow_matching_loss(v: Tensor, u_t: Tensor) -> Tensor:

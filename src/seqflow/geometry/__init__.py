@@ -2,14 +2,15 @@
 
 from seqflow.geometry.assignment import EGeodesic
 from seqflow.geometry.base import Geometry, sum_zero
+from seqflow.geometry.dirichlet import DirichletPath
 from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere
 
-GEOMETRIES = ("fisher", "simplex", "egeodesic")
+GEOMETRIES = ("fisher", "simplex", "egeodesic", "dirichlet")
 """Names accepted by ``flow.geometry``."""
 
 
-def make_geometry(name: str, *, smoothing: float = 0.1) -> Geometry:
+def make_geometry(name: str, *, smoothing: float = 0.1, tau_max: float = 8.0) -> Geometry:
     """The geometry called ``name`` (see :data:`GEOMETRIES`)."""
     if name == "fisher":
         return PositiveSphere()
@@ -17,12 +18,15 @@ def make_geometry(name: str, *, smoothing: float = 0.1) -> Geometry:
         return LinearSimplex()
     if name == "egeodesic":
         return EGeodesic(smoothing=smoothing)
+    if name == "dirichlet":
+        return DirichletPath(tau_max=tau_max)
     raise ValueError(f"unknown geometry {name!r}; choose one of {GEOMETRIES}")
 
 
 __all__ = [
     "EPS",
     "GEOMETRIES",
+    "DirichletPath",
     "EGeodesic",
     "Geometry",
     "LinearSimplex",

@@ -35,6 +35,7 @@ class EGeodesic:
 
     name = "egeodesic"
     tangent = "sum_zero"
+    denoiser = False
 
     def __init__(self, smoothing: float = DEFAULT_SMOOTHING, prior_scale: float = 1.0) -> None:
         if not 0.0 < smoothing < 1.0:

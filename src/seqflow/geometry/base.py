@@ -23,11 +23,15 @@ class Geometry(Protocol):
 
     Points are tensors ``(batch, length, vocab)``. ``tangent`` names the tangent spaces the
     velocity network projects onto: ``sphere`` (``v - <x, v> x``) or ``sum_zero`` (``v -
-    mean(v)``, the tangent space of the simplex and the mean-free logit space T_0).
+    mean(v)``, the tangent space of the simplex and the mean-free logit space T_0), or
+    ``none`` for a denoiser. ``denoiser``: the model predicts the letters (cross-entropy) and
+    the geometry turns its output into a velocity (Dirichlet FM); otherwise the model
+    regresses the path's velocity.
     """
 
     name: str
     tangent: str
+    denoiser: bool
 
     def sample_prior(
         self,

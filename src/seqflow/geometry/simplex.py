@@ -22,6 +22,7 @@ class LinearSimplex:
 
     name = "simplex"
     tangent = "sum_zero"
+    denoiser = False
 
     @staticmethod
     def sample_prior(

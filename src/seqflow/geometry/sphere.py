@@ -257,6 +257,7 @@ class PositiveSphere:
     # --- the Geometry interface (see seqflow.geometry.base) -----------------------------------
     name = "fisher"
     tangent = "sphere"
+    denoiser = False
 
     @staticmethod
     def sample_prior(

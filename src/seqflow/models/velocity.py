@@ -18,7 +18,7 @@ from seqflow.models.embedding import GaussianFourierTime
 from seqflow.models.transformer import TransformerNet
 
 CNN_MAX_VOCAB = 8
-TANGENTS = ("sphere", "sum_zero")
+TANGENTS = ("sphere", "sum_zero", "none")
 
 
 class VelocityField(nn.Module):
@@ -33,7 +33,8 @@ class VelocityField(nn.Module):
         values: scalar-value embedding, or None when the model takes no value.
         signal_channels: channels of the per-position signal the model takes (0: none).
         tangent: the tangent spaces the output is projected onto: ``sphere`` (``v - <x, v> x``,
-            the Fisher sphere) or ``sum_zero`` (``v - mean(v)``: the simplex and T_0).
+            the Fisher sphere), ``sum_zero`` (``v - mean(v)``: the simplex and T_0) or
+            ``none`` (raw output: the logits of a denoiser, Dirichlet FM).
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class VelocityField(nn.Module):
         self.values = values
         self.signal_channels = signal_channels
         self.sum_zero = tangent == "sum_zero"
+        self.raw = tangent == "none"
 
     @property
     def num_labels(self) -> int:
@@ -116,6 +118,8 @@ class VelocityField(nn.Module):
         else:
             v = self.backbone(x_t, c)
         v = v.to(x_t.dtype)
+        if self.raw:
+            return v
         if self.sum_zero:
             return v - v.mean(dim=-1, keepdim=True)
         return PositiveSphere.proj_tangent(x_t, v)

@@ -34,19 +34,29 @@ DECODERS = ("argmax", "sample")
 _SPHERE = PositiveSphere()
 
 
-def guided_field(model: VelocityField, cond: Condition | None, guidance: float) -> VectorField:
-    """The vector field to integrate for conditions ``cond`` at guidance weight ``guidance``."""
+def guided_field(
+    model: VelocityField, cond: Condition | None, guidance: float, geometry: Geometry | None = None
+) -> VectorField:
+    """The vector field to integrate for conditions ``cond`` at guidance weight ``guidance``.
+
+    For a denoiser geometry (Dirichlet FM) the guidance mixture acts on the model's logits,
+    which the geometry then turns into a velocity.
+    """
     if cond is None or cond.empty or guidance == 1.0:
-        return lambda x, t: model(x, t, cond)
-    if guidance == 0.0:
-        return lambda x, t: model(x, t, None)
-    both = Condition.cat(cond, cond.null(model.num_labels))
+        out: VectorField = lambda x, t: model(x, t, cond)  # noqa: E731
+    elif guidance == 0.0:
+        out = lambda x, t: model(x, t, None)  # noqa: E731
+    else:
+        both = Condition.cat(cond, cond.null(model.num_labels))
 
-    def field(x: Tensor, t: Tensor) -> Tensor:
-        v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
-        return v_u + guidance * (v_c - v_u)
+        def out(x: Tensor, t: Tensor) -> Tensor:
+            v_c, v_u = model(torch.cat([x, x]), torch.cat([t, t]), both).chunk(2)
+            return v_u + guidance * (v_c - v_u)
 
-    return field
+    if geometry is None or not geometry.denoiser:
+        return out
+    readout = geometry.velocity  # type: ignore[attr-defined]
+    return lambda x, t: readout(x, t, out(x, t))
 
 
 def clamp_fixed(x_0: Tensor, fixed: Tensor, geometry: Geometry | None = None) -> Constraint:
@@ -160,7 +170,7 @@ def generate(
             idx = torch.arange(done, done + b) if rows == n else torch.zeros(b, dtype=torch.long)
             chunk = cond.select(idx).to(device)
         constrain = clamp_fixed(x_0, fixed, m) if fixed is not None and (fixed >= 0).any() else None
-        field = guided_field(model, chunk, guidance)
+        field = guided_field(model, chunk, guidance, m)
         x_1 = integrate(field, x_0, steps=steps, solver=solver, constrain=constrain, geometry=m)
         tokens = decode(x_1, decoder, generator, pad, min_length, m)
         if constrain is not None:

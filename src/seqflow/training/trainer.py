@@ -25,7 +25,7 @@ from torch import Tensor
 
 from seqflow.config import TrainConfig
 from seqflow.errors import SeqflowError
-from seqflow.flow import FisherFlow, flow_matching_loss
+from seqflow.flow import FisherFlow
 from seqflow.models import Condition, VelocityField
 from seqflow.training.batches import CoupledBatch, CoupledBatchStream, coupling_groups
 from seqflow.training.ema import EMA
@@ -139,7 +139,7 @@ class Trainer:
             cond = cond.drop_at_random(drop, model.num_labels, generator)
         with self.autocast():
             v = model(target.x_t, target.t, cond)
-        return flow_matching_loss(v, target.u_t)
+        return self.flow.loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the detached loss (no host sync)."""

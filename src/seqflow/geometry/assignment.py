@@ -19,6 +19,7 @@ import math
 import torch
 from torch import Tensor
 
+from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
 from seqflow.geometry.sphere import PathSample
 
@@ -85,8 +86,7 @@ class EGeodesic:
         b0, length, k = x_0.shape
         a = self.target_scale(k)
         flat = x_0.reshape(b0, length * k)
-        index = tokens.long() + torch.arange(length, device=tokens.device) * k
-        onehot = flat.new_zeros(tokens.shape[0], length * k).scatter_(1, index, 1.0)
+        onehot = flat_onehot(tokens, k, flat)
         const = flat.square().sum(dim=1) + length * a * a * (1.0 - 1.0 / k)
         return const[:, None] - 2.0 * a * (flat @ onehot.T)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
 from seqflow.geometry.sphere import PathSample
 
@@ -55,8 +56,7 @@ class LinearSimplex:
         """
         b0, length, k = x_0.shape
         flat = x_0.reshape(b0, length * k)
-        index = tokens.long() + torch.arange(length, device=tokens.device) * k
-        onehot = flat.new_zeros(tokens.shape[0], length * k).scatter_(1, index, 1.0)
+        onehot = flat_onehot(tokens, k, flat)
         return (flat.square().sum(dim=1) + length)[:, None] - 2.0 * (flat @ onehot.T)
 
     @staticmethod

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from seqflow.geometry._onehot import flat_onehot
+
 EPS: dict[torch.dtype, float] = {
     torch.float16: 1e-3,
     torch.bfloat16: 1e-3,
@@ -250,8 +252,7 @@ class PositiveSphere:
         """
         b0, length, k = x_0.shape
         a = torch.acos(x_0.clamp(-1.0, 1.0)).square_().reshape(b0, length * k)
-        index = tokens.long() + torch.arange(length, device=tokens.device) * k  # (B1, L)
-        onehot = a.new_zeros(tokens.shape[0], length * k).scatter_(1, index, 1.0)
+        onehot = flat_onehot(tokens, k, a)
         return a @ onehot.T
 
     # --- the Geometry interface (see seqflow.geometry.base) -----------------------------------

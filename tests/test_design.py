@@ -334,3 +334,20 @@ def test_cli_reports_acceptance(run, tmp_path, cli_env):
     assert proc.returncode == 0, proc.stderr
     assert "passed every rule" in proc.stderr and "rejected by" in proc.stderr
     assert out.read_text().count(">") == 10
+
+
+def test_novelty_reference_is_read_only_when_asked(run, tmp_path, monkeypatch):
+    import shutil
+
+    from seqflow.api import _design
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "train.fasta.gz").write_bytes(b"not gzip")  # plain sampling must not touch it
+    assert len(api.sample(copy, n=5, output=tmp_path / "a.fa", device="cpu").sequences) == 5
+    monkeypatch.setattr(_design, "MAX_IMPLICIT_REFERENCE", 10)
+    with pytest.warns(UserWarning, match="novelty column left out"):
+        result = api.sample(run, n=5, output=tmp_path / "b.csv", device="cpu")
+    assert result.novelty is None and "novelty" not in (tmp_path / "b.csv").read_text()
+    asked = api.sample(run, n=5, output=tmp_path / "c.csv", device="cpu", min_novelty=0)
+    assert asked.novelty is not None  # an explicit request searches the whole set

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from seqflow.design import Rules, Template, gc_fraction, longest_run, nucleic
 from seqflow.errors import InvalidInputError
 from seqflow.metrics import nearest_distance
 
+MAX_IMPLICIT_REFERENCE = 200_000
+"""Largest recorded training set searched for the novelty column when nobody asked for it."""
 DEFAULT_BUDGET = 10
 """Default candidate budget, as a multiple of the sequences asked for (at least 1,000)."""
 
@@ -112,8 +115,14 @@ def build_design(
     min_novelty: int | None = None,
     train: str | Path | None = None,
     max_candidates: int | None = None,
+    novelty_column: bool = False,
 ) -> Design:
-    """Check the design options against the model and each other (``InvalidInputError``)."""
+    """Check the design options against the model and each other (``InvalidInputError``).
+
+    The novelty reference is read only when ``min_novelty`` or ``train`` asks for it, or for
+    ``novelty_column`` (a table output) when the run's recorded training set is small enough
+    (:data:`MAX_IMPLICIT_REFERENCE` sequences; beyond it a warning says how to get it).
+    """
     letters = str(meta.alphabet["letters"])
     tmpl = _template(meta, letters, template, prefix, suffix)
     rules = Rules.build(
@@ -124,7 +133,9 @@ def build_design(
         raise InvalidInputError(f"impossible constraints: {reason}")
     if min_novelty is not None and min_novelty < 0:
         raise InvalidInputError(f"--min-novelty {min_novelty}: must be >= 0")
-    reference, source = _reference(checkpoint, train, letters, needed=min_novelty is not None)
+    reference, source = _reference(
+        checkpoint, train, letters, needed=min_novelty is not None, wanted=novelty_column
+    )
     budget = max(DEFAULT_BUDGET * n, 1000) if max_candidates is None else max_candidates
     if budget < n:
         raise InvalidInputError(f"--max-candidates {budget}: must be at least -n {n}")
@@ -171,11 +182,15 @@ def _template(
 
 
 def _reference(
-    checkpoint: str | Path, train: str | Path | None, letters: str, *, needed: bool
-) -> tuple[list[str] | None, str | None]:
-    """The novelty reference: ``train`` (any readable sequence file) or the run's own copy."""
+    checkpoint: str | Path, train: str | Path | None, letters: str, *, needed: bool,
+    wanted: bool,
+) -> tuple[list[str] | None, str | None]:  # fmt: skip
+    """The novelty reference: ``train`` (any readable sequence file) or the run's own copy,
+    or None when nothing asks for it."""
     if train is not None:
         return read_set(train, alphabet=letters).seqs, str(train)
+    if not needed and not wanted:
+        return None, None
     folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
     recorded = folder / TRAIN_FILE
     if not recorded.is_file():
@@ -187,6 +202,13 @@ def _reference(
         return None, None
     with gzip.open(recorded, "rt", encoding="utf-8") as handle:
         seqs = [line.strip() for line in handle if line.strip() and not line.startswith(">")]
+    if not needed and len(seqs) > MAX_IMPLICIT_REFERENCE:
+        warnings.warn(
+            f"novelty column left out: {recorded} holds {len(seqs):,} sequences (the search "
+            f"covers all of them); ask for it with --min-novelty 0 or --train FILE",
+            stacklevel=3,
+        )
+        return None, None
     return seqs, str(recorded)
 
 

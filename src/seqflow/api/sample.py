@@ -157,7 +157,7 @@ def sample(
     design = build_design(
         meta, checkpoint, n=n, template=template, prefix=prefix, suffix=suffix, forbid=forbid,
         max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max, min_novelty=min_novelty,
-        train=train, max_candidates=max_candidates,
+        train=train, max_candidates=max_candidates, novelty_column=fmt != "fasta",
     )  # fmt: skip
     if cond_signal is not None and design.rejects:
         raise InvalidInputError(

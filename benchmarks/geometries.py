@@ -90,7 +90,7 @@ def dhs(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--geometries", default="fisher,simplex,egeodesic")
+    p.add_argument("--geometries", default="fisher,simplex,egeodesic,dirichlet")
     p.add_argument("--couplings", default="exact,independent,sinkhorn")
     p.add_argument("--ks", default="5,20", help="toy alphabet sizes (the issue: 5,20,80,160)")
     p.add_argument("--toy-steps", type=int, default=400)

@@ -1,9 +1,13 @@
 """Sanity ladder for ``seqflow evaluate``: do the metrics order sets from real to random?
 
-Data: ``../shared/data/dhs_celltypes.tsv.gz`` (DNA-Diffusion's DHS set, MIT). Reference: the
-real ``test`` split (chr2). Candidate sets of ``--n`` sequences each, from best to worst:
+Data: ``../shared/data/dhs_celltypes.tsv.gz`` (DNA-Diffusion's DHS set, MIT). Reference and
+real held-out set come from the ``test`` split (chr2), split at random into two halves
+(``--held-out test-half``, the default), so the real set is drawn from the reference's own
+distribution; ``--held-out valid`` takes the real set from the ``valid`` split (chr1) instead,
+whose base composition differs from chr2's. Candidate sets of ``--n`` sequences each, from
+best to worst:
 
-1. ``real held-out``: real ``valid``-split sequences (chr1), never trained on;
+1. ``real held-out``: real sequences never trained on (see above);
 2. ``seqflow``: samples of the CPU ``dna`` preset fitted on ``--train-n`` train-split sequences
    (or a FASTA given with ``--generated``);
 3. ``3-mer block shuffle``: real held-out sequences with their non-overlapping 3-mers shuffled
@@ -69,6 +73,8 @@ def main() -> None:
     ap.add_argument("--oracle-steps", type=int, default=1500)
     ap.add_argument("--generated", default=None, help="seqflow samples to use instead of fitting")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--held-out", choices=("test-half", "valid"), default="test-half")
+    ap.add_argument("--sample-steps", type=int, default=None, help="default: the run's")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -80,12 +86,19 @@ def main() -> None:
     split = {name: [r["sequence"] for r in rows if r["split"] == name]
              for name in ("train", "valid", "test")}  # fmt: skip
     train = [split["train"][i] for i in rng.choice(len(split["train"]), args.train_n, False)]
-    held = [split["valid"][i] for i in rng.choice(len(split["valid"]), args.n, False)]
+    test = split["test"]
+    if args.held_out == "valid":
+        held = [split["valid"][i] for i in rng.choice(len(split["valid"]), args.n, False)]
+    else:
+        order = rng.permutation(len(test))
+        half = len(test) // 2
+        held = [test[i] for i in order[half:][: args.n]]
+        test = [test[i] for i in sorted(order[:half])]
     results: dict[str, object] = {"args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         train_fa = fasta(tmp / "train.fa", train)
-        reference = fasta(tmp / "test.fa", split["test"])
+        reference = fasta(tmp / "test.fa", test)
         labelled = tmp / "train.tsv"
         body = [f"{r['sequence']}\t{r['cell_type']}\n" for r in rows if r["split"] == "train"]
         labelled.write_text("sequence\tcell_type\n" + "".join(body))
@@ -102,7 +115,7 @@ def main() -> None:
             t0 = time.perf_counter()
             api.fit(train_fa, preset="dna", steps=args.steps, out=tmp / "run", seed=args.seed)
             api.sample(tmp / "run", n=args.n, seed=args.seed, output=tmp / "gen.fa",
-                       device="cpu")  # fmt: skip
+                       device="cpu", steps=args.sample_steps)  # fmt: skip
             generated = tmp / "gen.fa"
             results["fit_sample_seconds"] = time.perf_counter() - t0
         sets = {

@@ -79,7 +79,7 @@ def coupling_alone(args) -> dict[str, float]:  # type: ignore[no-untyped-def]
         t0 = time.perf_counter()
         x_0 = flow.prior(tuple(tokens.shape), generator=g, device=tokens.device)
         t1 = time.perf_counter()
-        cost = flow.manifold.sq_dist_matrix_onehot(x_0, tokens)
+        cost = flow.geometry.cost_onehot(x_0, tokens)
         t2 = time.perf_counter()
         ot.permutation(cost, args.batch, g)
         t3 = time.perf_counter()

@@ -11,13 +11,14 @@ simplex, e-geodesic) plugs in the same way, with its own prior, path and OT cost
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor
 
 from seqflow.errors import ConfigError
 from seqflow.flow.coupling import Coupling, grouped_permutation
-from seqflow.geometry import Geometry, PositiveSphere
+from seqflow.geometry import Denoiser, Geometry, PositiveSphere
 
 NOISY_GEOMETRIES = ("egeodesic",)
 """Geometries whose paths may carry SB-CFM noise (``flow.sigma > 0``)."""
@@ -57,7 +58,6 @@ class FisherFlow:
         sigma: float = 0.0,
     ) -> None:  # fmt: skip
         self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
-        self.manifold = self.geometry  # the name of earlier versions
         self.coupling = coupling
         self.vocab = vocab
         if sigma < 0 or (sigma > 0 and self.geometry.name not in NOISY_GEOMETRIES):
@@ -107,7 +107,7 @@ class FisherFlow:
         points of ``tokens`` (batch, length) at times ``t`` (batch,)."""
         x_1 = self.geometry.embed(tokens, self.vocab, x_0.dtype)
         if self.geometry.denoiser:  # the target is the data itself (cross-entropy)
-            x_t = self.geometry.sample_path(x_1, t, generator)  # type: ignore[attr-defined]
+            x_t = cast(Denoiser, self.geometry).sample_path(x_1, t, generator)
             return FlowBatch(x_t=x_t, t=t, u_t=x_1)
         p = self.geometry.interpolate(x_0, x_1, t)
         if self.sigma == 0:

@@ -1,7 +1,7 @@
 """Geometries on which seqflow's flows run (tensors ``(batch, length, vocab)``)."""
 
 from seqflow.geometry.assignment import EGeodesic
-from seqflow.geometry.base import Geometry, sum_zero
+from seqflow.geometry.base import Denoiser, Geometry, sum_zero
 from seqflow.geometry.dirichlet import DirichletPath
 from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere
@@ -26,6 +26,7 @@ def make_geometry(name: str, *, smoothing: float = 0.1, tau_max: float = 8.0) ->
 __all__ = [
     "EPS",
     "GEOMETRIES",
+    "Denoiser",
     "DirichletPath",
     "EGeodesic",
     "Geometry",

@@ -78,6 +78,19 @@ class Geometry(Protocol):
         ...
 
 
+class Denoiser(Geometry, Protocol):
+    """A geometry whose model predicts letters (``denoiser = True``, e.g. Dirichlet FM): its
+    training points are drawn around the data, and its velocity is read from the logits."""
+
+    def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Points ``x_t`` drawn on the path towards data points ``x_1``, t of shape ``(batch,)``."""
+        ...
+
+    def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
+        """The sampler's velocity at ``x`` from the model's ``logits`` (same shape)."""
+        ...
+
+
 def sum_zero(v: Tensor) -> Tensor:
     """``v - mean(v)`` over the last axis: the tangent space of the simplex (and T_0)."""
     return v - v.mean(dim=-1, keepdim=True)

@@ -21,12 +21,13 @@ position reaches its letter exactly at t = 1.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 from torch import Tensor
 
 from seqflow.errors import ConfigError
-from seqflow.geometry import Geometry, PositiveSphere
+from seqflow.geometry import Denoiser, Geometry, PositiveSphere
 from seqflow.models import Condition, VelocityField
 from seqflow.sampling.solvers import Constraint, VectorField, integrate
 
@@ -55,7 +56,7 @@ def guided_field(
 
     if geometry is None or not geometry.denoiser:
         return out
-    readout = geometry.velocity  # type: ignore[attr-defined]
+    readout = cast(Denoiser, geometry).velocity
     return lambda x, t: readout(x, t, out(x, t))
 
 
@@ -76,8 +77,7 @@ def clamp_fixed(x_0: Tensor, fixed: Tensor, geometry: Geometry | None = None) ->
 
     def constrain(x: Tensor, t: float) -> Tensor:
         times = torch.full((x.shape[0],), t, device=x.device, dtype=x.dtype)
-        x = x.clone()
-        x[:, cols] = m.interpolate(x_0f, x_1f, times).x_t
+        x[:, cols] = m.interpolate(x_0f, x_1f, times).x_t  # x is the step's own new tensor
         return x
 
     return constrain

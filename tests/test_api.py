@@ -62,7 +62,7 @@ def test_fit_writes_a_complete_run_folder(fasta_run):
     result, _, _ = fasta_run
     run_dir = result.run_dir
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
-        [MODEL_FILE, STATE_FILE, "config.yaml", "metrics.jsonl", "train.fasta.gz"]
+        [MODEL_FILE, STATE_FILE, "checkpoints", "config.yaml", "metrics.jsonl", "train.fasta.gz"]
     )
     assert result.checkpoint == run_dir / MODEL_FILE
     assert result.steps == 30
@@ -196,14 +196,20 @@ def test_failing_fit_on_bad_data_leaves_no_run_folder(tmp_path, tiny_fit_kwargs,
 
 
 def test_diverging_fit_leaves_no_run_folder(tiny_fasta, tiny_fit_kwargs, run_dir):
-    kwargs = {**tiny_fit_kwargs, "overrides": [*tiny_fit_kwargs["overrides"], "train.lr=1e6"]}
+    kwargs = {
+        **tiny_fit_kwargs,
+        "overrides": [*tiny_fit_kwargs["overrides"], "train.lr=1e6", "train.max_bad_steps=3"],
+    }
     with pytest.raises(TrainingDivergedError):
         api.fit(tiny_fasta, out=run_dir, **kwargs)
     assert not run_dir.exists()
 
 
 def test_diverging_fit_removes_the_folders_it_created(tiny_fasta, tiny_fit_kwargs, tmp_path):
-    kwargs = {**tiny_fit_kwargs, "overrides": [*tiny_fit_kwargs["overrides"], "train.lr=1e6"]}
+    kwargs = {
+        **tiny_fit_kwargs,
+        "overrides": [*tiny_fit_kwargs["overrides"], "train.lr=1e6", "train.max_bad_steps=3"],
+    }
     with pytest.raises(TrainingDivergedError):
         api.fit(tiny_fasta, out=tmp_path / "runs" / "nested" / "run", **kwargs)
     assert list(tmp_path.iterdir()) == []
@@ -216,7 +222,9 @@ def test_diverging_resume_keeps_the_previous_run(
     before = (run_dir / MODEL_FILE).read_bytes()
     monkeypatch.setattr(FisherFlow, "loss", lambda self, v, u_t: (v - u_t).sum() * float("nan"))
     with pytest.raises(TrainingDivergedError):
-        api.fit(tiny_fasta, out=run_dir, **resume_kwargs(tiny_fit_kwargs, steps=40))
+        kwargs = resume_kwargs(tiny_fit_kwargs, steps=40)
+        kwargs["overrides"] = [*kwargs["overrides"], "train.max_bad_steps=3"]
+        api.fit(tiny_fasta, out=run_dir, **kwargs)
     assert (run_dir / MODEL_FILE).read_bytes() == before
     assert (run_dir / STATE_FILE).is_file()
 
@@ -304,3 +312,45 @@ def test_sample_writes_to_stdout_without_output(fasta_run, capsys):
 def test_sample_from_a_missing_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="no such"):
         api.sample(tmp_path / "nope", n=3, output=tmp_path / "x.fa", device="cpu")
+
+
+def test_training_set_file_is_chunked_and_byte_identical_for_the_same_data(
+    tiny_fasta, tmp_path, monkeypatch
+):
+    """Decoded a few rows at a time, it holds every training record once, and two writes to
+    different paths give the same bytes (no temporary name or time in the gzip header)."""
+    import gzip
+    import importlib
+
+    from seqflow.api._dataset import load_dataset
+    from seqflow.config import DataConfig
+
+    fit_module = importlib.import_module("seqflow.api.fit")  # the module, not the function
+    ds = load_dataset(tiny_fasta, DataConfig(), seed=0)
+    monkeypatch.setattr(fit_module, "TRAIN_CHUNK_ROWS", 5)
+    a, b = tmp_path / "a.fasta.gz", tmp_path / "b" / "train.fasta.gz"
+    b.parent.mkdir()
+    fit_module.write_training_set(ds, a)
+    fit_module.write_training_set(ds, b)
+    assert a.read_bytes() == b.read_bytes()
+    text = gzip.decompress(a.read_bytes()).decode()
+    assert text.count(">") == len(ds.train)
+    source = {}
+    for block in tiny_fasta.read_text().split(">")[1:]:
+        header, *seq = block.splitlines()
+        source[header.split()[0]] = "".join(seq).upper()
+    written = {}
+    for block in text.split(">")[1:]:
+        header, seq = block.splitlines()
+        written[header.split()[0]] = seq
+    assert len(written) == len(ds.train)
+    assert all(source[i] == seq for i, seq in written.items())
+
+
+def test_auto_transformer_with_heads_not_dividing_hidden_is_a_config_error(tmp_path, run_dir):
+    data = tmp_path / "pep.fasta"
+    data.write_text("".join(f">p{i}\nMKVLAWYRSTDEQ\n" for i in range(8)))
+    with pytest.raises(ConfigError, match=r"model.heads: 3 must divide model.hidden \(64\)"):
+        api.fit(data, out=run_dir, preset="protein", steps=1, device="cpu",
+                overrides=["model.arch=auto", "model.hidden=64", "model.heads=3"])  # fmt: skip
+    assert not run_dir.exists()

@@ -149,7 +149,8 @@ def test_fit_writes_the_default_run_folder(cli):
     fit = cli["fit"]
     run = fit.case.cwd / "runs" / "tiny"
     assert {p.name for p in run.iterdir()} == {
-        "model.safetensors", "state.safetensors", "config.yaml", "metrics.jsonl", "train.fasta.gz"
+        "model.safetensors", "state.safetensors", "checkpoints", "config.yaml", "metrics.jsonl",
+        "train.fasta.gz",
     }  # fmt: skip
     assert fit.stdout == b""  # stdout stays free for sequences
     assert "Traceback" not in fit.stderr

@@ -3,6 +3,7 @@ and learning a known distribution."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -15,7 +16,7 @@ from seqflow.data import read_sequences
 from seqflow.flow import FisherFlow, make_coupling
 from seqflow.models import Condition, build_model
 from seqflow.sampling import generate
-from seqflow.training import Trainer, TrainingDivergedError, TrainingSet
+from seqflow.training import Trainer, TrainingDivergedError, TrainingSet, TrainingStopped
 from seqflow.training.batches import CoupledBatchStream
 
 CPU = torch.device("cpu")
@@ -158,30 +159,100 @@ def test_no_valid_set_gives_no_valid_loss(labelled):
 # --- divergence -------------------------------------------------------------------------------
 
 
-def test_nan_loss_raises_training_diverged(labelled, monkeypatch):
+def nan_on(steps: set[int], monkeypatch) -> None:
+    """Make the training loss NaN on the given (1-based) calls of ``FisherFlow.loss``."""
     real = FisherFlow.loss
-
     calls = itertools.count(1)
 
-    def nan_after_3(self, v, u_t):
+    def patched(self, v, u_t):
         loss = real(self, v, u_t)
-        return loss * float("nan") if next(calls) > 3 else loss
+        return loss * float("nan") if next(calls) in steps else loss
 
-    monkeypatch.setattr(FisherFlow, "loss", nan_after_3)
-    trainer = make_trainer(labelled, steps=10)
+    monkeypatch.setattr(FisherFlow, "loss", patched)
+
+
+def test_nan_steps_are_skipped_without_touching_weights_moments_or_ema(labelled, monkeypatch):
+    """Steps 4-6 get a NaN loss: each leaves weights, Adam moments, Adam's step count and the
+    EMA exactly as they were, is counted, and training goes on to a finite end."""
+    nan_on({4, 5, 6}, monkeypatch)
+    trainer = make_trainer(labelled, steps=10, eval_every=100)
+    for _ in range(3):
+        trainer.train_step()
+    before = copy.deepcopy(
+        (trainer.model.state_dict(), trainer.optimizer.state_dict()["state"], trainer.ema.shadow)
+    )
+    for _ in range(3):
+        trainer.train_step()
+    after = (
+        trainer.model.state_dict(),
+        trainer.optimizer.state_dict()["state"],
+        trainer.ema.shadow,
+    )
+    for name, value in before[0].items():
+        assert torch.equal(value, after[0][name]), name
+    for index, moments in before[1].items():
+        for key, value in moments.items():
+            assert torch.equal(value, after[1][index][key]), (index, key)
+    for name, value in before[2].items():
+        assert torch.equal(value, after[2][name]), f"ema {name}"
+    assert int(trainer.skipped) == 3 and int(trainer.bad_run) == 3
+    trainer.train_step()
+    assert int(trainer.skipped) == 3 and int(trainer.bad_run) == 0
+    changed = [n for n, v in before[0].items() if not torch.equal(v, trainer.model.state_dict()[n])]
+    assert changed  # the next good step updates again
+
+
+def test_skipped_steps_are_reported_and_the_loss_stays_finite(labelled, monkeypatch):
+    nan_on({2, 3}, monkeypatch)
+    reports = []
+    trainer = make_trainer(labelled, steps=10, eval_every=100)
+    last = trainer.run(on_progress=reports.append)
+    assert [r.skipped for r in reports] == [2, 2]
+    assert all(r.loss is not None and math.isfinite(r.loss) for r in reports)
+    assert last.step == 10
+
+
+def test_persistent_nan_stops_with_the_last_good_checkpoint_named(labelled, monkeypatch):
+    nan_on(set(range(11, 100)), monkeypatch)  # steps 11 on (call 11 is step 11: no validation yet)
+    saved = []
+    trainer = make_trainer(labelled, steps=40, max_bad_steps=6, checkpoint_every=10, eval_every=100)
     with pytest.raises(TrainingDivergedError) as info:
-        trainer.run()
+        trainer.run(on_checkpoint=lambda tr: saved.append(
+            (tr.step, {k: v.clone() for k, v in tr.model.state_dict().items()})
+        ))  # fmt: skip
     message = str(info.value)
     assert "\n" not in message
-    assert "nan" in message
-    assert "step 5" in message  # detected at the first report after the NaN
-    assert "train.lr" in message
+    assert "non-finite" in message and "train.lr" in message
+    # detected at the first report with >= 6 bad steps in a row, before its checkpoint
+    assert "10 steps in a row up to step 20" in message
+    assert "checkpoint of step 10 is the last good one" in message
+    assert [s for s, _ in saved] == [10]
+    for name, value in saved[0][1].items():  # the skipped steps left the weights of step 10
+        assert torch.all(torch.isfinite(value)), name
+        assert torch.equal(value, trainer.model.state_dict()[name])
 
 
 def test_absurd_learning_rate_diverges(labelled):
-    trainer = make_trainer(labelled, steps=30, lr=1e6, warmup_steps=0, log_every=10)
+    trainer = make_trainer(
+        labelled, steps=60, lr=1e6, warmup_steps=0, log_every=10, max_bad_steps=5
+    )
     with pytest.raises(TrainingDivergedError):
         trainer.run()
+
+
+def test_stop_request_checkpoints_then_raises(labelled):
+    trainer = make_trainer(labelled, steps=40, checkpoint_every=100)
+    saved = []
+
+    def progress(p):
+        if p.step == 15:
+            trainer.request_stop("SIGTERM", 143)
+
+    with pytest.raises(TrainingStopped) as info:
+        trainer.run(on_progress=progress, on_checkpoint=lambda tr: saved.append(tr.step))
+    assert saved == [15]
+    assert info.value.step == 15 and info.value.exit_code == 143
+    assert "SIGTERM" in str(info.value) and "step 15" in str(info.value)
 
 
 # --- the batch stream -------------------------------------------------------------------------
@@ -365,3 +436,14 @@ def test_coupling_groups_pair_within_labels_and_value_bins():
     assert coupling_groups(Condition()) is None
     only_values = coupling_groups(Condition(values=values))
     assert only_values.tolist() == [i // 4 for i in range(16)]
+
+
+@pytest.mark.slow
+def test_compiled_training_step_matches_eager(labelled):
+    """``train.compile`` compiles the training forward; its losses equal eager ones to float
+    tolerance (a minute or two of compiling on a CPU: slow)."""
+    eager = make_trainer(labelled, steps=6, eval_every=100)
+    compiled = make_trainer(labelled, steps=6, eval_every=100, compile=True)
+    for _ in range(6):
+        a, b = eager.train_step(), compiled.train_step()
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -34,8 +34,8 @@ from seqflow._version import __version__
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, SeqflowError
 from seqflow.geometry import Geometry, make_geometry
-from seqflow.io_utils import save_tensors
-from seqflow.models import VelocityField, build_model
+from seqflow.io_utils import save_tensors, verify_checksum
+from seqflow.models import SetVelocityField, VelocityField, build_model, resolve_arch
 
 FORMAT = "seqflow"
 FORMAT_VERSION = 2
@@ -143,11 +143,26 @@ class ModelMeta:
         return make_geometry(flow.geometry, smoothing=flow.smoothing, tau_max=flow.tau_max)
 
     def build(self) -> VelocityField:
-        """A freshly initialised model of this checkpoint's architecture."""
+        """A freshly initialised model of this checkpoint's architecture (sequence mode)."""
+        if self.config.mode == "library":
+            raise CheckpointError(
+                "this is a library-mode run: sample it with seqflow sample RUN --libraries M"
+            )
         return build_model(
             self.config.model, vocab=self.vocab, length=self.length,
             num_labels=len(self.labels), value=self.value is not None,
             signal_channels=self.signal.channels if self.signal is not None else 0,
+            tangent=self.geometry.tangent,
+        )  # fmt: skip
+
+    def build_library(self) -> SetVelocityField:
+        """A freshly initialised set velocity field (library mode, ``mode: library``)."""
+        m, lib = self.config.model, self.config.library
+        return SetVelocityField(
+            self.vocab, max_length=self.length, hidden=m.hidden, heads=m.heads,
+            point_layers=lib.point_layers, set_layers=lib.set_layers,
+            arch=resolve_arch(m, self.vocab), depth=m.depth, kernel_size=m.kernel_size,
+            dilations=m.dilations, num_labels=len(self.labels), time_scale=m.time_scale,
             tangent=self.geometry.tangent,
         )  # fmt: skip
 
@@ -169,7 +184,14 @@ class ModelMeta:
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str] | None, source: str) -> ModelMeta:
-        """Parse and check header metadata; any problem is a :class:`CheckpointError`."""
+        """Parse and check header metadata; any problem is a :class:`CheckpointError`.
+
+        Sizes are checked for plausibility too, so that damaged or hostile metadata cannot make
+        :meth:`build` allocate more than the file holds: the model has at least
+        ``hidden * (length + depth * hidden + letters + time_dim)`` weights (position embedding,
+        a hidden-by-hidden map per layer, input and time layers), which the file ``source``,
+        when it is one, must hold at 2 bytes or more each.
+        """
         if not meta or meta.get("format") != FORMAT:
             raise CheckpointError(f"{source}: not a seqflow checkpoint (no seqflow metadata)")
         try:
@@ -184,9 +206,15 @@ class ModelMeta:
         try:
             config = Config.from_dict(json.loads(meta["config"]), source=f"{source} [config]")
             alphabet = json.loads(meta["alphabet"])
-            labels = tuple(str(x) for x in json.loads(meta["labels"]))
+            raw_labels = json.loads(meta["labels"])
+            if not isinstance(raw_labels, list):
+                raise ValueError("labels must be a list")
+            labels = tuple(str(x) for x in raw_labels)
             length, step = int(meta["length"]), int(meta["step"])
-            if not isinstance(alphabet, dict) or len(alphabet.get("letters", "")) < 2:
+            if length < 1 or step < 0:
+                raise ValueError(f"length {length} or step {step} out of range")
+            letters = alphabet.get("letters") if isinstance(alphabet, dict) else None
+            if not isinstance(letters, str) or len(letters) < 2:
                 raise ValueError("alphabet")
             variable = json.loads(meta.get("variable_length", "false"))
             if not isinstance(variable, bool):
@@ -195,10 +223,29 @@ class ModelMeta:
                 Standardizer.from_dict(raw) if (raw := json.loads(meta.get(key, "null"))) else None
                 for key in ("value", "signal")
             )
+            numbers = [x for s in (value, signal) if s for x in (*s.mean, *s.std)]
+            if not all(abs(x) < float("inf") for x in numbers):
+                raise ValueError("value or signal standardisation is not finite")
         except SeqflowError as err:
             raise CheckpointError(str(err)) from None
-        except (KeyError, ValueError, TypeError) as err:
-            raise CheckpointError(f"{source}: damaged checkpoint metadata ({err})") from None
+        except (KeyError, ValueError, TypeError, RecursionError) as err:
+            problem = " ".join(str(err).split())[:200]
+            raise CheckpointError(f"{source}: damaged checkpoint metadata ({problem})") from None
+
+        model = config.model
+        vocab = len(letters) + int(variable)
+        if resolve_arch(model, vocab) == "transformer" and model.hidden % model.heads:
+            raise CheckpointError(
+                f"{source}: damaged checkpoint metadata (transformer hidden {model.hidden} is not "
+                f"a multiple of heads {model.heads})"
+            )
+        weights = model.hidden * (length + model.depth * model.hidden + vocab + model.time_dim)
+        file = Path(source)
+        if file.is_file() and 2 * weights > file.stat().st_size:
+            raise CheckpointError(
+                f"{source}: damaged checkpoint metadata (length {length}, hidden {model.hidden}, "
+                f"depth {model.depth} need more weights than its {file.stat().st_size} bytes hold)"
+            )
         return cls(
             config=config, alphabet=alphabet, labels=labels, length=length, step=step,
             variable_length=variable, value=value, signal=signal,
@@ -211,10 +258,12 @@ def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata()
-        return load_file(str(path)), metadata
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
+    verify_checksum(tensors, metadata, str(path))
+    return tensors, metadata
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -254,21 +303,48 @@ def load_model(
         path: a run folder or a ``.safetensors`` model file.
         weights: ``ema`` (default, what sampling uses) or ``model`` (the raw weights).
     """
+    file, state, meta = _weights(path, weights)
+    return _loaded(meta.build(), state, file).to(device).eval(), meta
+
+
+def load_library_model(
+    path: str | Path, *, weights: str = "ema", device: torch.device | str = "cpu"
+) -> tuple[SetVelocityField, ModelMeta]:
+    """Rebuild a library-mode model (a :class:`SetVelocityField`) from its checkpoint alone."""
+    file, state, meta = _weights(path, weights)
+    if meta.config.mode != "library":
+        raise CheckpointError(f"{file}: a sequence-mode run; sample it without --libraries")
+    return _loaded(meta.build_library(), state, file).to(device).eval(), meta
+
+
+def read_meta(path: str | Path) -> ModelMeta:
+    """The metadata of a checkpoint (a run folder or a model file), checked."""
+    file = resolve_checkpoint(path)
+    return ModelMeta.from_metadata(_read(file)[1], str(file))
+
+
+def _weights(path: str | Path, weights: str) -> tuple[Path, dict[str, Tensor], ModelMeta]:
     file = resolve_checkpoint(path)
     tensors, metadata = _read(file)
     meta = ModelMeta.from_metadata(metadata, str(file))
-    model = meta.build()
     prefix = f"{weights}."
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     if not state:
         raise CheckpointError(f"{file}: holds no {weights} weights")
+    return file, state, meta
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def _loaded(model: M, state: dict[str, Tensor], file: Path) -> M:
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(
             f"{file}: weights do not match the model in its metadata ({str(err).splitlines()[0]})"
         ) from None
-    return model.to(device).eval(), meta
+    return model
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
@@ -285,8 +361,9 @@ def load_state(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a seqflow training state")
     try:
         return _join(json.loads(metadata["state"]), tensors)
-    except (KeyError, ValueError, TypeError) as err:
-        raise CheckpointError(f"{path}: damaged training state ({err})") from None
+    except (KeyError, ValueError, TypeError, RecursionError) as err:
+        problem = " ".join(str(err).split())[:200]
+        raise CheckpointError(f"{path}: damaged training state ({problem})") from None
 
 
 _TENSOR = "__tensor__"

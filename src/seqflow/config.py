@@ -3,13 +3,17 @@
 A run's configuration is ``Config(data, model, flow, train, sample)``. It is built from a preset
 (``presets/NAME.yaml``) or a YAML file, then ``key=value`` overrides are applied last. Unknown
 keys are an error naming the key and the nearest valid one; values are checked for type and
-range here, so a bad value never reaches the engine.
+range here, so a bad value never reaches the engine. YAML is read by PyYAML's safe loader (no
+Python tags), made stricter: a repeated key is an error rather than silently the last one wins.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +23,9 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from seqflow.errors import ConfigError
+
+MAX_WORKERS = 64
+"""Most batch-preparing threads ``data.num_workers`` may ask for."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,15 @@ class DataConfig:
     spaces, commas or semicolons in one cell), a split (``train``/``valid``/``test``; without
     one, ``valid_frac`` of the records are held out at random). ``signal_file`` is a ``.npy``,
     ``.npz`` or text file of signal rows aligned with the records by order.
+
+    ``cache`` keeps the tokenised file as memory-mappable arrays, so a second run skips
+    tokenising and large files train with flat memory (:mod:`seqflow.data.cache`): ``auto``
+    caches files of 64 MiB or more in ``.seqflow-cache/`` beside the file (or
+    ``$XDG_CACHE_HOME/seqflow`` when that folder is not writable), ``on`` caches any file
+    there, ``off`` never caches, any other value is the cache folder. ``num_workers`` is the
+    number of CPU threads that prepare minibatches (gather rows, draw the prior, couple) ahead
+    of the training step; ``null`` picks one on CUDA and none on a CPU, ``0`` builds each
+    batch on the training thread.
     """
 
     alphabet: str = "auto"
@@ -40,13 +56,26 @@ class DataConfig:
     signal_col: str | None = None
     signal_file: str | None = None
     split_col: str | None = None
+    set_col: str | None = None
     valid_frac: float = 0.05
     on_invalid: Literal["error", "skip", "replace"] = "error"
     max_length: int | None = None
     crop: bool = False
+    cache: str = "auto"
+    num_workers: int | None = None
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.valid_frac < 1.0, "data.valid_frac", "must be in [0, 1)")
+        _check(
+            bool(self.cache.strip()),
+            "data.cache",
+            "must be auto, on, off or a folder, got an empty string",
+        )
+        _check(
+            self.num_workers is None or 0 <= self.num_workers <= MAX_WORKERS,
+            "data.num_workers",
+            f"must be null (auto) or between 0 and {MAX_WORKERS}",
+        )
         _check(self.max_length is None or self.max_length >= 1, "data.max_length", "must be >= 1")
         _check(
             not (self.signal_col and self.signal_file),
@@ -79,6 +108,11 @@ class ModelConfig:
             "must be a non-empty list of integers >= 1",
         )
         _check(self.time_dim % 2 == 0, "model.time_dim", "must be even")
+        _check(
+            self.arch != "transformer" or self.hidden % self.heads == 0,
+            "model.heads",
+            f"must divide model.hidden ({self.hidden}): the transformer splits it into heads",
+        )
 
 
 @dataclass(frozen=True)
@@ -141,18 +175,46 @@ class TrainConfig:
     log_every: int = 25
     eval_every: int = 250
     checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    max_bad_steps: int = 50
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+        for key in (
+            "steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
+            "keep_checkpoints", "max_bad_steps",
+        ):  # fmt: skip
             _check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(0.0 <= self.min_lr_frac <= 1.0, "train.min_lr_frac", "must be in [0, 1]")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
         _check(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class LibraryConfig:
+    """Library mode (``mode: library``): whole libraries as point clouds (Wasserstein flow
+    matching, Haviv et al. 2025).
+
+    ``size`` is the number of sequences S of a training cloud (every library must have at
+    least S); ``outer`` pairs prior clouds with the libraries of a minibatch (``exact``) or
+    not (``none``); ``point_layers``/``set_layers`` are the per-sequence encoder blocks and the
+    transformer blocks over the points of a cloud. ``flow.coupling`` is the coupling of the
+    points within a cloud.
+    """
+
+    size: int = 32
+    outer: Literal["none", "exact"] = "none"
+    point_layers: int = 2
+    set_layers: int = 2
+
+    def __post_init__(self) -> None:
+        for key in ("size", "point_layers", "set_layers"):
+            _check(getattr(self, key) >= 1, f"library.{key}", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -176,11 +238,13 @@ class Config:
 
     description: str = ""
     hardware: Literal["cpu", "gpu"] = "cpu"
+    mode: Literal["sequence", "library"] = "sequence"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    library: LibraryConfig = field(default_factory=LibraryConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists) for YAML/JSON."""
@@ -197,6 +261,30 @@ class Config:
         for dotted, value in overrides.items():
             _assign(raw, dotted, value, source)
         return Config.from_dict(raw, source=source)
+
+
+MAX_CONFIG_BYTES = 64 << 10
+"""Largest config file read (64 KiB; a real one is a few hundred bytes): PyYAML's pure-Python
+loader takes about a second per 30 KB of the worst kinds of YAML."""
+
+MAX_YAML_NESTING = 32
+"""Deepest ``[``/``{`` nesting read; PyYAML's time grows with the square of it."""
+
+_INT64_MAX = 2**63 - 1
+_BRACKETS = re.compile(r"[\[\]{}]")
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxset = 3, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+
+
+def _shown(value: Any) -> str:
+    """A bounded one-line ``repr`` of a YAML value for an error message (deep or huge values,
+    even alias bombs, are cut)."""
+    try:
+        text = _SHORT.repr(value)
+    except ValueError:  # an integer of more than 4300 digits
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -227,6 +315,8 @@ def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
         known = list(node) if isinstance(node, dict) else []
         if part not in known:
             where = ".".join(parts[:i]) or "config"
+            if i < len(parts) - 1:  # more parts follow: only a section fits here
+                known = [k for k in known if isinstance(node[k], dict)]
             raise ConfigError(
                 f"{source}: unknown key '{'.'.join(parts[: i + 1])}' in {where}"
                 f"{_nearest(part, known, f'{where}.' if i else '')}"
@@ -256,7 +346,9 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
     for key, value in raw.items():
         if key not in fields:
             hint = _nearest(str(key), fields, prefix)
-            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+            name = f"{prefix}{key}"
+            shown = f"'{name}'" if name.isprintable() and len(name) <= 80 else _shown(name)
+            raise ConfigError(f"{source}: unknown key {shown}{hint}")
         hint = hints[key]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, prefix=f"{prefix}{key}.", source=source)
@@ -270,7 +362,7 @@ def _build(cls: type, raw: Any, *, prefix: str, source: str) -> Any:
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     origin, args = get_origin(hint), get_args(hint)
-    bad = ConfigError(f"{source}: {key}: expected {_describe(hint)}, got {value!r}")
+    bad = ConfigError(f"{source}: {key}: expected {_describe(hint)}, got {_shown(value)}")
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -279,7 +371,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     if origin is Literal:
         if value not in args:
             raise ConfigError(
-                f"{source}: {key}: {value!r} is not one of {', '.join(map(str, args))}"
+                f"{source}: {key}: {_shown(value)} is not one of {', '.join(map(str, args))}"
             )
         return value
     if origin is tuple:
@@ -290,23 +382,33 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if isinstance(value, bool):
             return value
         raise bad
+    if hint is str and isinstance(value, bool):
+        return "on" if value else "off"  # YAML 1.1 reads unquoted on/off as booleans
     if hint in (int, float) and isinstance(value, str):
         value = _number(value, bad)  # YAML 1.1 reads ``3e-4`` as a string
     if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > _INT64_MAX:
+                raise ConfigError(f"{source}: {key}: {_shown(value)} is too large")
+            return value
         raise bad
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{source}: {key}: expected a finite number, got {_shown(value)}")
+            return number
         raise bad
     if hint is str:
         if isinstance(value, str):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # e.g. a column named 2020
+            return _shown(value)  # e.g. a column named 2020
         raise bad
     raise bad  # pragma: no cover - every field type is handled above
 
@@ -337,24 +439,89 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=3e-4")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, ValueError):
         value = text
     return key.strip(), value
 
 
+class _StrictSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (the loader of ``yaml.safe_load``: no Python tags) that refuses a
+    key repeated in one mapping instead of keeping its last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # unhashable: the SafeLoader reports it
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {_shown(key)}", key_node.start_mark,
+                )  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err: yaml.YAMLError, text: str) -> tuple[str, str]:
+    """``(":line", problem)`` of a PyYAML error, the problem on one line of at most 200 chars."""
+    mark = getattr(err, "problem_mark", None)
+    line = f":{mark.line + 1}" if mark is not None else ""
+    problem = getattr(err, "problem", None) or "invalid YAML"
+    if isinstance(err, yaml.reader.ReaderError):
+        line = f":{text.count(chr(10), 0, err.position) + 1}"
+        code = err.character if isinstance(err.character, int) else ord(err.character)
+        problem = f"{err.reason} (#x{code:04x})"
+    problem = " ".join(str(problem).split())
+    return line, problem if len(problem) <= 200 else problem[:199] + "…"
+
+
+def _nesting(text: str) -> int:
+    """Deepest flow nesting (``[``/``{``) of ``text``; brackets inside quotes count too."""
+    depth = peak = 0
+    for match in _BRACKETS.finditer(text):
+        depth += 1 if match[0] in "[{" else -1
+        peak = max(peak, depth)
+    return peak
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; errors name the file (and line)."""
+    """Read a YAML mapping with ``yaml.safe_load``'s loader (a repeated key is refused).
+
+    Raises:
+        ConfigError: one line naming the file (and line): missing, unreadable, larger than
+            ``MAX_CONFIG_BYTES``, not UTF-8, invalid or too deeply nested YAML, a Python tag,
+            a repeated key, or not a mapping.
+    """
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {size} bytes is too large for a config file (max {MAX_CONFIG_BYTES})"
+            )
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if _nesting(text) > MAX_YAML_NESTING:
+        raise ConfigError(f"{path}: YAML nested too deeply (over {MAX_YAML_NESTING} levels)")
+    try:
+        raw = yaml.load(text, Loader=_StrictSafeLoader)  # a SafeLoader: no Python tags
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
+        line, problem = _yaml_problem(err, text)
         raise ConfigError(f"{path}{line}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
+    except ValueError as err:  # an integer of more than 4300 digits, a date like 2020-13-45
+        message = " ".join(str(err).split())
+        raise ConfigError(f"{path}: invalid value ({message[:120]})") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):

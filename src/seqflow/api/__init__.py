@@ -9,6 +9,11 @@ from seqflow.api._config import build_config, resolve_device
 from seqflow.api.evaluate import EvaluateResult, OracleReport, evaluate
 from seqflow.api.export import ExportResult, export
 from seqflow.api.fit import CONFIG_FILE, METRICS_FILE, FitPlan, FitResult, fit
+from seqflow.api.library import (
+    LibrarySampleResult,
+    evaluate_library_sets,
+    sample_libraries,
+)
 from seqflow.api.oracle import fit_oracle, load_oracle
 from seqflow.api.sample import SampleResult, sample
 
@@ -19,14 +24,17 @@ __all__ = [
     "ExportResult",
     "FitPlan",
     "FitResult",
+    "LibrarySampleResult",
     "OracleReport",
     "SampleResult",
     "build_config",
     "evaluate",
+    "evaluate_library_sets",
     "export",
     "fit",
     "fit_oracle",
     "load_oracle",
     "resolve_device",
     "sample",
+    "sample_libraries",
 ]

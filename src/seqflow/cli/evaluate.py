@@ -10,6 +10,7 @@ from rich.table import Table
 
 from seqflow import api
 from seqflow.cli._app import _user_errors, app, err
+from seqflow.errors import InvalidInputError
 
 oracle_app = typer.Typer(
     help="Oracles for evaluate: train a built-in CNN classifier or regressor.",
@@ -184,6 +185,16 @@ def evaluate(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subsamples some metrics use.")] = 0,
+    set_col: Annotated[
+        str | None,
+        typer.Option(
+            help="Compare libraries, not sequences: the CSV/TSV column naming each record's "
+            "library (FASTA: library=NAME in the headers, as sample --libraries writes; or "
+            "folders of one FASTA per library). Reports 1-NNA (0.5 = indistinguishable) "
+            "under OT and Chamfer set distances and within-library diversity.",
+            rich_help_panel="Library mode",
+        ),
+    ] = None,
 ) -> None:
     """Score generated sequences against real ones: k-mer spectra, GC, composition, diversity,
     novelty, memorisation; with --oracle also Frechet distance, conditional accuracy and MSE.
@@ -195,6 +206,20 @@ def evaluate(
       seqflow evaluate k562.fa -r dhs.tsv --label-col cell_type --split-col split
       --reference-split test --oracle celltype.safetensors
     """
+    if set_col is not None:
+        if reference is None:
+            raise InvalidInputError("--set-col needs the real libraries: -r/--reference")
+        report = api.evaluate_library_sets(
+            generated, reference, set_col=set_col, seed=seed, json_out=json_out
+        )
+        table = Table("metric", "value")
+        for name, value in report.rows():
+            table.add_row(name, value if isinstance(value, str) else
+                          ("-" if value is None else f"{value:.4g}"))  # fmt: skip
+        Console().print(table)
+        if json_out:
+            err.print(f"[green]wrote[/] {json_out}", soft_wrap=True)
+        return
     loaded = None
     if oracle is not None:
         columns = [int(c) for c in oracle_columns.split(",")] if oracle_columns else None

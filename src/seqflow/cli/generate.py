@@ -170,6 +170,31 @@ def sample(
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    libraries: Annotated[
+        int | None,
+        typer.Option(
+            help="Library-mode runs: number of libraries to generate (each a set of --size "
+            "sequences sampled together).",
+            rich_help_panel="Library mode",
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Sequences per generated library \\[default: the training set size].",
+            rich_help_panel="Library mode",
+            show_default=False,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Write one FASTA per library into this folder (instead of one file with "
+            "library= in each header, or a library column in CSV/TSV/JSONL).",
+            rich_help_panel="Library mode",
+        ),
+    ] = None,
 ) -> None:
     """Generate sequences from a trained run: FASTA, or an order sheet (CSV/TSV/JSONL).
 
@@ -184,7 +209,23 @@ def sample(
 
       seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT --forbid GGTCTC
       --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 --min-novelty 20 -o order.csv
+
+      seqflow sample runs/lib --libraries 20 --size 64 --label K562 --out-dir libs/
     """
+    if libraries is not None or size is not None or out_dir is not None:
+        lib = api.sample_libraries(
+            checkpoint, libraries=libraries or 1, size=size, label=label,
+            guidance=guidance if guidance is not None else 1.0, steps=steps, seed=seed,
+            output=output, out_dir=out_dir, device=device,
+        )  # fmt: skip
+        total = sum(len(v) for v in lib.libraries.values())
+        if lib.outputs != ("-",):
+            err.print(
+                f"[green]wrote[/] {len(lib.libraries)} libraries ({total} sequences) to "
+                f"{lib.outputs[0] if len(lib.outputs) == 1 else str(out_dir)}",
+                soft_wrap=True,
+            )
+        return
     to_file = output not in (None, "-")
     bar = None
     if to_file and err.is_terminal:

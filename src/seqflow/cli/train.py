@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,6 +21,8 @@ from seqflow import api
 from seqflow.cli._app import _preset_help, _user_errors, app, err
 from seqflow.config import list_presets
 from seqflow.training import Progress as TrainProgress
+from seqflow.training import TrainingStopped
+from seqflow.training.distributed import shard_from_env
 
 
 class _FitView:
@@ -80,7 +83,8 @@ class _FitView:
         else:
             err.print(
                 f"step {p.step}/{p.total} loss {loss} valid {valid} "
-                f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s",
+                f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s"
+                + (f" skipped {p.skipped} non-finite steps" if p.skipped else ""),
                 soft_wrap=True,
             )
 
@@ -94,9 +98,13 @@ class _FitView:
 @_user_errors
 def fit(
     data: Annotated[
-        str,
-        typer.Argument(help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input."),
-    ],
+        str | None,
+        typer.Argument(
+            help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input. "
+            "Optional with --resume (the run remembers its file).",
+            show_default=False,
+        ),
+    ] = None,
     preset: Annotated[
         str | None,
         typer.Option(
@@ -126,9 +134,25 @@ def fit(
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (train.device).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
+    compile_model: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the training step (train.compile): faster steps on a GPU after "
+            "a minute of compiling; needs a C++ compiler on a CPU.",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")
-    ] = False,
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN_DIR",
+            help="Continue the run in RUN_DIR from its last intact checkpoint (same data "
+            "order, random state, optimizer, EMA and schedule); e.g. seqflow fit --resume "
+            "runs/dhs --steps 8000.",
+        ),
+    ] = None,
     seq_col: Annotated[
         str | None,
         typer.Option(
@@ -170,6 +194,24 @@ def fit(
         str | None,
         typer.Option(
             help="CSV/TSV column train/valid/test; test rows are left out.", rich_help_panel="Data"
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="sequence (default: a model of single sequences) or library: whole "
+            "libraries (--set-col, or a folder / comma list of one FASTA per library) as "
+            "point clouds, Wasserstein flow matching; sample with --libraries.",
+            rich_help_panel="Library mode",
+            show_default=False,
+        ),
+    ] = None,
+    set_col: Annotated[
+        str | None,
+        typer.Option(
+            help="CSV/TSV column naming each record's library (library mode).",
+            rich_help_panel="Library mode",
         ),
     ] = None,
     valid_frac: Annotated[
@@ -220,6 +262,31 @@ def fit(
             show_default=False,
         ),
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            metavar="auto|on|off|DIR",
+            help="Keep DATA tokenised on disk; later runs memory-map it instead of reading "
+            "it again (flat memory for large files). auto: files of 64 MiB or more, in "
+            ".seqflow-cache/ beside DATA; on: any size, same place; off: never; DIR: any "
+            "size, in DIR. A changed file or reading option rebuilds the cache "
+            "(data.cache) \\[default: auto].",
+            rich_help_panel="Data",
+            show_default=False,
+        ),
+    ] = None,
+    num_workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            metavar="N",
+            help="CPU threads preparing minibatches (rows, prior samples, coupling) ahead of "
+            "the training step; 0 builds each one on the training thread "
+            "(data.num_workers) \\[default: 1 on CUDA, 0 on CPU].",
+            rich_help_panel="Data",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
@@ -230,26 +297,43 @@ def fit(
       seqflow fit examples/dhs_4k.csv --label-col cell_type --out runs/dhs_by_cell
 
       seqflow fit peptides.csv --value-col activity --max-length 60 --crop --preset protein
+
+      seqflow fit --resume runs/dhs --steps 8000
+
+      seqflow fit rounds.csv --mode library --set-col round --label-col target --out runs/lib
+
+    SIGTERM, SIGINT (Ctrl-C), SIGHUP and SIGUSR1 stop after the current step with a final
+    checkpoint (exit code 128 + signal number); continue with --resume.
     """
     view = _FitView()
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
-            steps=steps, batch_size=batch_size, device=device, seed=seed, resume=resume,
+            steps=steps, batch_size=batch_size, device=device, seed=seed, compile=compile_model,
+            resume=resume if resume is not None else False,
             seq_col=seq_col, label_col=label_col, value_col=value_col, signal_col=signal_col,
             signal_file=signal_file, split_col=split_col, valid_frac=valid_frac,
             alphabet=alphabet, fmt=fmt, on_invalid=on_invalid, max_length=max_length, crop=crop,
+            cache=cache, num_workers=num_workers, mode=mode, set_col=set_col,
             on_start=view.start, on_progress=view.progress,
         )  # fmt: skip
+    except TrainingStopped as stop:
+        view.stop()
+        if shard_from_env().main:
+            err.print(f"[yellow]stopped[/]: {escape(str(stop))}", soft_wrap=True)
+        raise typer.Exit(stop.exit_code) from None
     except KeyboardInterrupt:
         view.stop()
         err.print(
-            "[yellow]interrupted[/]: the last step is checkpointed; continue with --resume",
+            "[yellow]interrupted[/]: the last step is checkpointed; continue with "
+            "seqflow fit --resume RUN_DIR",
             soft_wrap=True,
         )
         raise typer.Exit(130) from None
     finally:
         view.stop()
+    if not shard_from_env().main:  # under torchrun, rank 0 speaks for the run
+        return
     loss = f"{result.loss:.4g}" if result.loss is not None else "-"
     valid = f", valid loss {result.valid_loss:.4g}" if result.valid_loss is not None else ""
     err.print(

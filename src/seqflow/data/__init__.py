@@ -1,6 +1,9 @@
-"""Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers, signal files, FASTA and table writers."""
+"""Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers and their tokenised cache, signal
+files, FASTA and table writers."""
 
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
+from seqflow.data.cache import read_cached
+from seqflow.data.libraries import LibraryTable, group_libraries, read_libraries
 from seqflow.data.readers import read_sequences
 from seqflow.data.signals import read_signal
 from seqflow.data.table import (
@@ -21,9 +24,13 @@ __all__ = [
     "TABLE_FORMATS",
     "Alphabet",
     "DuplicateIdWarning",
+    "LibraryTable",
     "ReadReport",
     "RecordIds",
     "SequenceTable",
+    "group_libraries",
+    "read_cached",
+    "read_libraries",
     "read_sequences",
     "read_signal",
     "resolve_alphabet",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from seqflow.data._source import RawRecord
+from seqflow.data._source import RawRecord, quote
 from seqflow.data.alphabet import invalid_letter_error
 from seqflow.errors import InvalidInputError
 
@@ -76,8 +76,8 @@ class RecordBuffer:
         if self.max_length is not None and len(seq) > self.max_length:
             if not self.crop:
                 raise InvalidInputError(
-                    f"{self.source}:{record.line}: record {record.id!r} has length {len(seq)} > "
-                    f"max_length {self.max_length} (use crop to cut it)"
+                    f"{self.source}:{record.line}: record {quote(record.id)} has length "
+                    f"{len(seq)} > max_length {self.max_length} (use crop to cut it)"
                 )
             seq = seq[: self.max_length]
             signal = None if signal is None else signal[: self.max_length]
@@ -133,7 +133,7 @@ class RecordBuffer:
 
     def where(self, i: int) -> str:
         """Error prefix of record ``i``: ``"file:line: record 'id'"`` (header or row line)."""
-        return f"{self.source}:{self.lines[i]}: record {self.record_id(i)!r}"
+        return f"{self.source}:{self.lines[i]}: record {quote(self.record_id(i))}"
 
     def letter_where(self, i: int, position: int) -> str:
         """Error prefix naming the line on which letter ``position`` (1-based) of record ``i``

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from seqflow.data._source import quote
 from seqflow.errors import InvalidInputError
 
 SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST = 0, 1, 2
@@ -41,13 +42,13 @@ def parse_value(cell: str, where: str, column: str) -> float:
         number = float(cell)
     except ValueError:
         raise InvalidInputError(
-            f"{where}: value {cell!r} in column {column!r} is not a number"
+            f"{where}: value {quote(cell)} in column {column!r} is not a number"
         ) from None
     if not math.isfinite(number):
-        raise InvalidInputError(f"{where}: value {cell!r} in column {column!r} is not finite")
+        raise InvalidInputError(f"{where}: value {quote(cell)} in column {column!r} is not finite")
     if abs(number) > _FLOAT32_MAX:
         raise InvalidInputError(
-            f"{where}: value {cell!r} in column {column!r} is too large for float32"
+            f"{where}: value {quote(cell)} in column {column!r} is too large for float32"
         )
     return number
 
@@ -83,7 +84,7 @@ def parse_signal(cell: str, where: str, column: str, length: int) -> np.ndarray:
     if bad.size:
         i = int(bad[0])
         raise InvalidInputError(
-            f"{where}: signal value {parts[i]!r} at position {i + 1} is not a finite number "
+            f"{where}: signal value {quote(parts[i])} at position {i + 1} is not a finite number "
             f"(column {column!r})"
         )
     return numbers
@@ -105,6 +106,6 @@ def parse_split(cell: str, where: str, column: str) -> int:
     code = SPLIT_NAMES.get(cell.lower())
     if code is None:
         raise InvalidInputError(
-            f"{where}: split {cell!r} in column {column!r} is not train, valid or test"
+            f"{where}: split {quote(cell)} in column {column!r} is not train, valid or test"
         )
     return code

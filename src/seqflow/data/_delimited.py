@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 from seqflow.data._cells import parse_signal, parse_split, parse_value
-from seqflow.data._source import LineCounter, RawRecord
+from seqflow.data._source import LineCounter, RawRecord, quote
 from seqflow.errors import InvalidInputError
 
 SEQUENCE_COLUMNS = ("sequence", "seq")
@@ -15,6 +15,9 @@ SEQUENCE_COLUMNS = ("sequence", "seq")
 
 ID_COLUMNS = ("id", "name", "dhs_id")
 """Id column names, tried in order (case-insensitive); without one, ids are ``row{n}``."""
+
+MAX_LISTED = 20
+"""Columns listed at most in an unknown-column error."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ def _column(names: Sequence[str], wanted: str | None, where: str, delimiter: str
         if index is not None:
             return index
     looked = repr(wanted) if wanted is not None else "(looked for 'sequence', 'seq')"
-    listing = ", ".join(repr(n) for n in names)
+    listing = ", ".join(quote(n) for n in names[:MAX_LISTED])
+    if len(names) > MAX_LISTED:
+        listing += f", ... ({len(names)} columns)"
     hint = _layout_hint(names, delimiter)
     raise InvalidInputError(f"{where}: no {role} column {looked}; columns: {listing}{hint}")
 
@@ -84,7 +89,7 @@ class _Layout:
         """The record of data row ``n`` (1-based) on ``line``, its cells checked and parsed."""
         names = self.names
         record_id = _cell(row, self.id) or f"row{n}"
-        where = f"{source}:{line}: record {record_id!r}"
+        where = f"{source}:{line}: record {quote(record_id)}"
         seq = _cell(row, self.seq)
         if not seq:
             raise InvalidInputError(f"{where} has no sequence in column {names[self.seq]!r}")

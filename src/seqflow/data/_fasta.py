@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
-from seqflow.data._source import LineCounter, RawRecord
+from seqflow.data._source import LineCounter, RawRecord, quote
 from seqflow.errors import InvalidInputError
 
 
@@ -70,7 +70,7 @@ def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
         record_id = _first_word(title, k)
         if not seq:
             raise InvalidInputError(
-                f"{source}:{header}: record {record_id!r} has an empty sequence"
+                f"{source}:{header}: record {quote(record_id)} has an empty sequence"
             )
         seq_line, width = _layout(header, widths, len(seq))
         yield RawRecord(record_id, seq, header, seq_line, width)
@@ -133,7 +133,7 @@ def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
             record_id = _first_word(title, k)
             if not seq:
                 raise InvalidInputError(
-                    f"{source}:{header}: record {record_id!r} has an empty sequence"
+                    f"{source}:{header}: record {quote(record_id)} has an empty sequence"
                 )
             following = handle.last_text + 1 if handle.done else lines.line
             width = 0 if following - header == 4 else -1
@@ -143,4 +143,6 @@ def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
         raise
     except ValueError as err:
         message = " ".join(str(err).split())
+        if len(message) > 200:
+            message = message[:199] + "…"
         raise InvalidInputError(f"{source}:{lines.line}: malformed FASTQ ({message})") from None

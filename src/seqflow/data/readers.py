@@ -19,7 +19,8 @@ from seqflow.data._assemble import Assembled, assemble, duplicates
 from seqflow.data._buffer import RecordBuffer
 from seqflow.data._delimited import Columns, iter_table
 from seqflow.data._fasta import iter_fasta, iter_fastq
-from seqflow.data._source import GZIP_ERRORS, LineCounter, RawRecord, TextSource, open_text
+from seqflow.data._gzip import GZIP_ERRORS
+from seqflow.data._source import LineCounter, RawRecord, TextSource, open_text, quote
 from seqflow.data._tokenise import POLICIES, detect, tokenise
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
 from seqflow.data.table import (
@@ -102,7 +103,7 @@ def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) 
     """Stream the records of ``path`` into ``buffer``; returns the resolved format."""
     with open_text(path) as source:
         kind = _resolve_format(fmt, path, source)
-        lines = LineCounter(source.handle)
+        lines = LineCounter(source.handle, source.name)
         try:
             for record in _records(source, lines, kind, columns):
                 buffer.add(record)
@@ -112,6 +113,10 @@ def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) 
             ) from None
         except GZIP_ERRORS as err:
             raise InvalidInputError(f"{source.name}: damaged gzip file ({err})") from None
+        except OSError as err:
+            raise InvalidInputError(
+                f"{source.name}: read error after line {lines.line} ({err.strerror or err})"
+            ) from None
     if buffer.n == 0:
         raise InvalidInputError(f"{source.name}: {_NO_RECORDS.get(kind, 'no records')}")
     return kind
@@ -203,7 +208,7 @@ def read_sequences(
     if repeated:
         warnings.warn(
             f"{name}: {repeated} duplicate record ids "
-            f"(first: {arrays.ids[first]!r} at line {arrays.lines[first]})",
+            f"(first: {quote(arrays.ids[first])} at line {arrays.lines[first]})",
             DuplicateIdWarning,
             stacklevel=2,
         )

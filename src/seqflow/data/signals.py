@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqflow.data._source import quote
 from seqflow.errors import InvalidInputError
 
 SUFFIXES = (".npy", ".npz", ".txt", ".csv", ".tsv")
@@ -60,7 +61,7 @@ def _parse_row(text: str, name: str, row: int, line: int) -> np.ndarray:
                 float(part)
             except ValueError:
                 raise InvalidInputError(
-                    f"{name}:{line}: row {row}, position {j}: {part!r} is not a number"
+                    f"{name}:{line}: row {row}, position {j}: {quote(part)} is not a number"
                 ) from None
         raise
 

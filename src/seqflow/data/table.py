@@ -23,6 +23,10 @@ __all__ = [
 ]
 
 
+_ITER_IDS = 1 << 16
+"""Offsets turned into Python ints at a time while iterating over ids."""
+
+
 class DuplicateIdWarning(UserWarning):
     """Several records of a file share an id."""
 
@@ -30,15 +34,22 @@ class DuplicateIdWarning(UserWarning):
 class RecordIds(Sequence[str]):
     """Read-only record ids kept compactly: one UTF-8 buffer and the end offset of each id.
 
+    Nothing is copied: ``data`` and ``ends`` may be memory-mapped arrays (a cached table, see
+    :mod:`seqflow.data.cache`), and an id is decoded only when it is asked for.
+
     Args:
-        data: the ids' UTF-8 bytes, one after another.
+        data: the ids' UTF-8 bytes, one after another (``bytes`` or a uint8 array).
         ends: end offset of each id in ``data``, shape (N,), int64, non-decreasing.
     """
 
-    def __init__(self, data: bytes, ends: np.ndarray) -> None:
-        self._data = data
+    def __init__(self, data: bytes | np.ndarray, ends: np.ndarray) -> None:
+        self._data = data if isinstance(data, bytes) else np.ascontiguousarray(data, np.uint8).data
         self._ends = np.asarray(ends, dtype=np.int64)
-        self._starts = np.concatenate(([0], self._ends[:-1])).astype(np.int64)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids' bytes, shape (bytes,), uint8, and their end offsets, shape (N,), int64
+        (views of the buffers, not copies)."""
+        return np.frombuffer(self._data, dtype=np.uint8), self._ends
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -53,12 +64,15 @@ class RecordIds(Sequence[str]):
         if isinstance(index, slice):
             return tuple(self[i] for i in range(*index.indices(len(self))))
         i = range(len(self))[index]
-        return self._data[self._starts[i] : self._ends[i]].decode("utf-8")
+        start = self._ends[i - 1] if i else 0
+        return str(self._data[start : self._ends[i]], "utf-8")
 
     def __iter__(self) -> Iterator[str]:
-        data = self._data
-        for start, end in zip(self._starts.tolist(), self._ends.tolist(), strict=True):
-            yield data[start:end].decode("utf-8")
+        data, start = self._data, 0
+        for a in range(0, len(self._ends), _ITER_IDS):
+            for end in self._ends[a : a + _ITER_IDS].tolist():
+                yield str(data[start:end], "utf-8")
+                start = end
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):

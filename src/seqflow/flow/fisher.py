@@ -79,20 +79,27 @@ class FisherFlow:
         return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
 
     def couple(
-        self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
+        self,
+        tokens: Tensor,
+        *,
+        generator: torch.Generator,
+        groups: Tensor | None = None,
+        x_0: Tensor | None = None,
     ) -> Tensor:
-        """Draw prior samples and pair them with the data by the coupling.
+        """Draw prior samples (unless given) and pair them with the data by the coupling.
 
         Args:
             tokens: data tokens, shape ``(batch, length)``, integer.
             generator: generator on the tokens' device for x_0 and the coupling.
             groups: label per sequence, shape ``(batch,)``; pairs stay within a group.
+            x_0: prior samples to pair, shape ``(batch, length, vocab)``; None draws them.
 
         Returns:
             x_0 with ``x_0[j]`` paired to ``tokens[j]``, shape ``(batch, length, vocab)``.
         """
         batch, length = tokens.shape
-        x_0 = self.prior((batch, length), generator=generator, device=tokens.device)
+        if x_0 is None:
+            x_0 = self.prior((batch, length), generator=generator, device=tokens.device)
         if not self.coupling.needs_cost and groups is None:
             return x_0
         cost = self.geometry.cost_onehot(x_0, tokens) if self.coupling.needs_cost else None

@@ -16,6 +16,13 @@ from seqflow.metrics.distance import levenshtein
 from seqflow.metrics.evaluate import EvaluationReport, evaluate_by_condition, evaluate_sets
 from seqflow.metrics.frechet import frechet_distance
 from seqflow.metrics.kmers import kmer_js, kmer_js_profile, kmer_spectrum
+from seqflow.metrics.libraries import (
+    LibraryReport,
+    OneNNA,
+    evaluate_libraries,
+    one_nna,
+    within_library_diversity,
+)
 from seqflow.metrics.nearest import (
     MemorisationReport,
     NoveltyReport,
@@ -24,14 +31,18 @@ from seqflow.metrics.nearest import (
     novelty,
     novelty_and_memorisation,
 )
+from seqflow.metrics.sets import set_distance
 from seqflow.metrics.within_set import diversity, uniqueness
 
 __all__ = [
     "EvaluationReport",
+    "LibraryReport",
     "MemorisationReport",
     "NoveltyReport",
+    "OneNNA",
     "diversity",
     "evaluate_by_condition",
+    "evaluate_libraries",
     "evaluate_sets",
     "frechet_distance",
     "gc_content",
@@ -46,7 +57,10 @@ __all__ = [
     "nearest_distance",
     "novelty",
     "novelty_and_memorisation",
+    "one_nna",
     "position_composition",
     "position_divergence",
+    "set_distance",
     "uniqueness",
+    "within_library_diversity",
 ]

@@ -73,16 +73,31 @@ class Condition:
             s = torch.where(signal[:, None, None], torch.full_like(s, math.nan), s)
         return Condition(y, v, s)
 
-    def drop_at_random(self, p: float, num_labels: int, generator: torch.Generator) -> Condition:
+    def drop_at_random(
+        self,
+        p: float,
+        num_labels: int,
+        generator: torch.Generator,
+        *,
+        total: int | None = None,
+        rows: slice | None = None,
+    ) -> Condition:
         """Hide each present kind of condition independently with probability ``p`` per
-        sequence (one uniform draw of shape (batch,) per present kind, in a fixed order)."""
+        sequence (one uniform draw of shape (batch,) per present kind, in a fixed order).
+
+        Args:
+            total, rows: under data parallelism, draw for the ``total`` sequences of the
+                global batch and keep this rank's ``rows`` (the same masks on any number of
+                ranks); None draws for this batch alone.
+        """
         masks: list[Tensor | None] = []
         for t in self:
-            masks.append(
-                torch.rand(t.shape[0], generator=generator, device=t.device) < p
-                if t is not None
-                else None
-            )
+            if t is None:
+                masks.append(None)
+                continue
+            n = t.shape[0] if total is None else total
+            u = torch.rand(n, generator=generator, device=t.device)
+            masks.append((u if rows is None else u[rows]) < p)
         return self.drop(num_labels, labels=masks[0], values=masks[1], signal=masks[2])
 
     def null(self, num_labels: int) -> Condition:

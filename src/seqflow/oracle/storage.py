@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 
 from seqflow._version import __version__
 from seqflow.errors import CheckpointError, SeqflowError
-from seqflow.io_utils import save_tensors
+from seqflow.io_utils import save_tensors, verify_checksum
 from seqflow.oracle.builtin import METRICS, BuiltinOracle
 from seqflow.oracle.encoding import check_letters
 from seqflow.oracle.network import NetworkConfig, OracleCNN
@@ -121,11 +121,14 @@ def load_oracle(path: str | Path) -> BuiltinOracle:
         raise CheckpointError(f"{source}: no such oracle file")
     try:
         with safe_open(source, framework="pt") as handle:
-            fields = _check_header(handle.metadata(), source)
-            state = {k.removeprefix(_PREFIX): handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+            metadata = handle.metadata()
+            fields = _check_header(metadata, source)
+            raw = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
+    verify_checksum(raw, metadata, source)
+    state = {k.removeprefix(_PREFIX): v for k, v in raw.items()}
     network = OracleCNN(len(fields["letters"]), len(fields["output_names"]), fields["config"])
     try:
         network.load_state_dict(state)

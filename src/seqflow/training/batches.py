@@ -4,13 +4,20 @@ The coupling needs only the data and fresh prior noise, never the model, so with
 the minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU
 while the network trains on step n; the trainer enables it on CUDA, where the CPU is otherwise
 idle. SciPy's assignment solver and torch release the GIL, so the two really overlap. The
-stream is deterministic: each batch is a pure function of the stream's generator state, and
-:meth:`state_dict` returns the state *before* the pending batch, so a resumed run rebuilds
-exactly the batch it would have used.
+stream is deterministic: each batch is a pure function of the stream's generator state and its
+batch counter, and :meth:`state_dict` returns the state *before* the pending batch, so a resumed
+run rebuilds exactly the batch it would have used.
+
+Under data parallelism (a :class:`~seqflow.training.distributed.Shard` with ``world > 1``)
+every rank runs the same generator: the same epoch order and the prior noise of the whole
+global batch; each keeps its contiguous shard and couples it alone. The coupling's own random
+choices (Sinkhorn sampling) come from a generator seeded per rank and per batch, so the shared
+stream stays in step on every rank and a saved state resumes every rank.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seqflow.errors import ConfigError
 from seqflow.flow import FisherFlow
 from seqflow.models import Condition
+from seqflow.training.distributed import SINGLE, Shard
 
 
 @dataclass(frozen=True)
@@ -63,15 +72,25 @@ def coupling_groups(cond: Condition) -> Tensor | None:
 class CoupledBatchStream:
     """An endless, reproducible stream of coupled minibatches (epochs without replacement).
 
+    The epoch order comes from the stream's generator; everything else of batch ``n`` (the
+    prior noise of the global batch, the coupling's random choices) from generators seeded by
+    ``(seed, n)`` and ``(seed, rank, n)``. Batches are therefore independent of each other
+    once their indices are known, and ``workers`` threads can build several ahead, in any
+    order, with the same result as building them one by one.
+
     Args:
         tokens: all training tokens, shape ``(N, L)`` (CPU).
         cond: conditions of all sequences (CPU); labels and value bins also group the
             coupling (see :func:`coupling_groups`).
         flow: supplies the prior and the coupling.
         batch_size: sequences per batch (capped at N).
-        seed: seed of the stream's generator.
-        prefetch: build the next batch in a worker thread (False: build on demand).
+        seed: seed of the stream's generators.
+        prefetch: build batches ahead in worker threads (False: build on demand).
         pin_memory: pin the batch tensors for asynchronous copies to a GPU.
+        shard: this process's rank and the number of ranks; ``batch_size`` is the global
+            batch, of which this rank gets ``batch_size / world`` sequences.
+        workers: threads building batches ahead when ``prefetch`` (each keeps one batch in
+            flight; ``data.num_workers``).
     """
 
     def __init__(
@@ -84,77 +103,128 @@ class CoupledBatchStream:
         seed: int,
         prefetch: bool = True,
         pin_memory: bool = False,
+        shard: Shard = SINGLE,
+        workers: int = 1,
     ) -> None:
         self.tokens = tokens.cpu()
         self.cond = cond.to(torch.device("cpu"))
         self.flow = flow
-        self.batch_size = min(batch_size, len(self.tokens))
+        self.shard = shard
+        cap = len(self.tokens) - len(self.tokens) % shard.world
+        self.batch_size = min(batch_size, cap)
+        if self.batch_size < shard.world:
+            raise ConfigError(
+                f"{len(self.tokens)} training sequences cannot feed {shard.world} processes"
+            )
+        if self.batch_size % shard.world:
+            raise ConfigError(
+                f"train.batch_size: {self.batch_size} does not split evenly over "
+                f"{shard.world} processes (it is the global batch)"
+            )
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.randperm(len(self.tokens), generator=self.generator)
         self.cursor = 0
+        self.batches = 0
         self.pin_memory = pin_memory
+        self.depth = max(1, workers) if prefetch else 0
         self._pool = (
-            ThreadPoolExecutor(max_workers=1, initializer=_single_threaded) if prefetch else None
+            ThreadPoolExecutor(max_workers=self.depth, initializer=_single_threaded)
+            if self.depth
+            else None
         )
-        self._pending: Future[tuple[dict[str, Any], CoupledBatch]] | None = None
+        self._pending: deque[tuple[dict[str, Any], Future[CoupledBatch]]] = deque()
 
     def _state(self) -> dict[str, Any]:
         return {
             "generator": self.generator.get_state(),
             "order": self.order.clone(),
             "cursor": self.cursor,
+            "batches": self.batches,
+            "seed": self.seed,
         }
 
-    def _produce(self) -> tuple[dict[str, Any], CoupledBatch]:
+    def _seeded(self, *key: int) -> torch.Generator:
+        """A generator seeded by the stream seed and ``key`` (Python hashes tuples of ints
+        the same way in every process)."""
+        return torch.Generator().manual_seed(hash((self.seed, *key)) & (2**63 - 1))
+
+    def _draw(self) -> tuple[dict[str, Any], Tensor, int]:
+        """Advance the order by one global batch: (state before, its indices, batch number)."""
         before = self._state()
         if self.cursor + self.batch_size > len(self.order):
             self.order = torch.randperm(len(self.tokens), generator=self.generator)
             self.cursor = 0
-        idx = self.order[self.cursor : self.cursor + self.batch_size]
+        batch = self.order[self.cursor : self.cursor + self.batch_size]
         self.cursor += self.batch_size
+        self.batches += 1
+        return before, batch, self.batches - 1
+
+    def _build(self, batch: Tensor, number: int) -> CoupledBatch:
+        """This rank's share of global batch ``batch`` (indices), coupled."""
+        rows = self.shard.rows(self.batch_size)
+        shape = (self.batch_size, self.tokens.shape[1])
+        noise = self.flow.prior(
+            shape, generator=self._seeded(-1, number), device=torch.device("cpu")
+        )
+        idx = batch[rows]
         tokens = self.tokens[idx]
         cond = self.cond.select(idx)
-        x_0 = self.flow.couple(tokens, generator=self.generator, groups=coupling_groups(cond))
+        x_0 = self.flow.couple(
+            tokens, generator=self._seeded(self.shard.rank, number),
+            groups=coupling_groups(cond), x_0=noise[rows],
+        )  # fmt: skip
         if self.pin_memory:
             tokens, x_0 = tokens.pin_memory(), x_0.pin_memory()
             cond = Condition(*(t.pin_memory() if t is not None else None for t in cond))
-        return before, CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
+        return CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
 
-    def _submit(self) -> None:
-        if self._pool is not None:
-            self._pending = self._pool.submit(self._produce)
+    def _fill(self) -> None:
+        assert self._pool is not None
+        while len(self._pending) < self.depth:
+            before, batch, number = self._draw()
+            self._pending.append((before, self._pool.submit(self._build, batch, number)))
 
     def next(self) -> CoupledBatch:
-        """The next minibatch (and start preparing the one after it)."""
-        if self._pending is None:
-            _, batch = self._produce()
-        else:
-            _, batch = self._pending.result()
-        self._submit()
-        return batch
+        """The next minibatch (and keep ``workers`` more in preparation)."""
+        if self._pool is None:
+            _, batch, number = self._draw()
+            return self._build(batch, number)
+        self._fill()
+        _, future = self._pending.popleft()
+        self._fill()
+        return future.result()
 
     def state_dict(self) -> dict[str, Any]:
         """The state from which the next :meth:`next` call's batch is rebuilt."""
-        if self._pending is not None:
-            return self._pending.result()[0]
+        if self._pending:
+            return self._pending[0][0]
         return self._state()
+
+    def _drop_pending(self) -> None:
+        for _, future in self._pending:
+            future.cancel()
+        for _, future in self._pending:
+            if not future.cancelled():
+                future.exception()  # wait; an error of a dropped batch does not matter
+        self._pending.clear()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict` (drops any prepared batch)."""
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        self._drop_pending()
         self.generator.set_state(state["generator"])
         self.order = state["order"].long()
         self.cursor = int(state["cursor"])
+        self.batches = int(state.get("batches", 0))
+        self.seed = int(state.get("seed", self.seed))
 
     def close(self) -> None:
-        """Stop the worker thread; the stream rewinds to before any prepared batch."""
+        """Stop the worker threads; the stream rewinds to before any prepared batch."""
         state = self.state_dict()
+        self._drop_pending()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        self._pending = None
         self.load_state_dict(state)
 
 

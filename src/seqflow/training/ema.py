@@ -26,13 +26,23 @@ class EMA:
         self._params = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def update(self) -> None:
-        """Move the average one step towards the current weights."""
+    def update(self, weight: Tensor | None = None) -> None:
+        """Move the average one step towards the current weights.
+
+        Args:
+            weight: optional scalar on the device multiplying the step (0 leaves the average
+                as it is, without a host sync: a skipped training step).
+        """
         n = self.num_updates
         d = min(self.decay, (1 + n) / (10 + n))
         self.num_updates += 1
         shadows = [self.shadow[k] for k, _ in self._params]
-        torch._foreach_lerp_(shadows, [p.detach() for _, p in self._params], 1.0 - d)
+        params = [p.detach() for _, p in self._params]
+        if weight is None:
+            torch._foreach_lerp_(shadows, params, 1.0 - d)
+            return
+        step = weight.to(shadows[0].dtype) * (1.0 - d) if shadows else weight
+        torch._foreach_lerp_(shadows, params, [step] * len(shadows))
 
     def state_dict(self) -> dict[str, Tensor]:
         """The averaged weights, keyed like the model's ``state_dict``."""

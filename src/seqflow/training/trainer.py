@@ -8,6 +8,16 @@ The loop has no host synchronisation of its own: the loss is accumulated on the 
 once every ``log_every`` steps (the OT coupling, when enabled, moves only the ``(B, B)`` cost
 matrix to the host). Progress leaves through a callback; checkpoints are written by a callback
 the caller provides, so this module does no file I/O.
+
+Numerical faults: a step whose loss or gradient norm is not finite is skipped on the device.
+The fused AdamW kernel takes a ``found_inf`` flag (the mechanism ``torch.amp.GradScaler`` uses)
+and leaves weights, moments and its step count untouched when it is set, and the EMA moves by
+zero; the count of skipped steps is read only at the log points. ``train.max_bad_steps``
+consecutive skipped steps stop the run with :class:`TrainingDivergedError`, the weights (and so
+the last checkpoint) still the last good ones.
+
+A stop request (:meth:`Trainer.request_stop`, e.g. from a SIGTERM handler) is honoured after the
+current step: the checkpoint callback runs and :class:`TrainingStopped` is raised.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -28,6 +38,7 @@ from seqflow.errors import SeqflowError
 from seqflow.flow import FisherFlow
 from seqflow.models import Condition, VelocityField
 from seqflow.training.batches import CoupledBatch, CoupledBatchStream, coupling_groups
+from seqflow.training.distributed import SINGLE, Shard, all_sum, any_rank
 from seqflow.training.ema import EMA
 from seqflow.training.schedule import warmup_cosine
 
@@ -35,7 +46,22 @@ VALID_MAX_SEQUENCES = 2048
 
 
 class TrainingDivergedError(SeqflowError):
-    """The loss became NaN or infinite."""
+    """The loss or the gradients stayed NaN or infinite for ``train.max_bad_steps`` steps."""
+
+
+class TrainingStopped(SeqflowError):
+    """Training stopped early on request (a signal); the state was checkpointed first.
+
+    Attributes:
+        step: the step the run stopped (and was checkpointed) at.
+        reason: what asked for the stop, e.g. ``SIGTERM``.
+    """
+
+    def __init__(self, message: str, *, step: int, reason: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.step = step
+        self.reason = reason
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -59,8 +85,10 @@ class TrainingSet:
 class Progress:
     """One progress report of the training loop.
 
-    ``loss`` is the mean training loss since the previous report; ``valid_loss`` is set on
-    reports that follow a validation pass (EMA weights, fixed noise, so values are comparable).
+    ``loss`` is the mean training loss since the previous report (over the steps that were not
+    skipped; None when all were); ``valid_loss`` is set on reports that follow a validation pass
+    (EMA weights, fixed noise, so values are comparable). ``skipped`` counts the steps skipped
+    for a non-finite loss or gradient since training started.
     """
 
     step: int
@@ -70,6 +98,7 @@ class Progress:
     lr: float
     steps_per_second: float
     elapsed: float
+    skipped: int = 0
 
 
 class Trainer:
@@ -82,6 +111,13 @@ class Trainer:
         train: training sequences; valid: held-out sequences or None.
         cond_dropout: probability of hiding a sequence's conditions (classifier-free guidance).
         device: where to train; bf16 autocast is used on CUDA when ``cfg.precision`` allows.
+        shard: this process's place in a ``torchrun`` job (see
+            :mod:`seqflow.training.distributed`); with ``world > 1`` the model is wrapped in
+            DistributedDataParallel, ``cfg.batch_size`` is the global batch, only rank 0
+            validates, and stop requests take effect at the next log point on every rank.
+        workers: threads building coupled batches ahead (``data.num_workers``); 0 builds
+            each batch when it is needed; None: one thread on CUDA (where the CPU is idle
+            while the GPU trains), none on a CPU (where the network already uses the cores).
     """
 
     def __init__(
@@ -94,24 +130,33 @@ class Trainer:
         valid: TrainingSet | None,
         cond_dropout: float,
         device: torch.device,
+        shard: Shard = SINGLE,
+        workers: int | None = None,
     ) -> None:
         if len(train) == 0:
             raise SeqflowError("no training sequences left after the validation split")
         self.cfg = cfg
         self.flow = flow
         self.device = device
+        self.shard = shard
         self.model = model.to(device)
+        self.net: torch.nn.Module = self.model
+        if shard.distributed:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if cfg.compile:  # the training forward only; EMA, validation and sampling stay eager
+            self.net = cast(torch.nn.Module, torch.compile(self.net))
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.ema = EMA(self.model, cfg.ema_decay)
         self.cond_dropout = cond_dropout if model.conditional else 0.0
-        self.valid_set = valid if valid is not None and len(valid) else None
+        self.valid_set = valid if valid is not None and len(valid) and shard.main else None
         self.stream = CoupledBatchStream(
             train.tokens, train.cond, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
-            prefetch=device.type == "cuda", pin_memory=device.type == "cuda",
+            prefetch=device.type == "cuda" if workers is None else workers > 0,
+            pin_memory=device.type == "cuda", shard=shard, workers=workers or 1,
         )  # fmt: skip
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-        )
+        self.optimizer, self._found_inf = make_adamw(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda s: warmup_cosine(
@@ -120,6 +165,10 @@ class Trainer:
         )
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
         self.step = 0
+        self.skipped = torch.zeros((), dtype=torch.long, device=device)
+        self.bad_run = torch.zeros((), dtype=torch.long, device=device)
+        self._ok = torch.ones((), dtype=torch.bool, device=device)
+        self._stop_reason: tuple[str, int] | None = None
         use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
         self.autocast: Any = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
@@ -127,33 +176,62 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------
     def _loss(
-        self, model: VelocityField, batch: CoupledBatch, generator: torch.Generator, drop: float
+        self,
+        model: torch.nn.Module,
+        batch: CoupledBatch,
+        generator: torch.Generator,
+        drop: float,
+        num_labels: int,
     ) -> Tensor:
         device = self.device
         tokens = batch.tokens.to(device, non_blocking=True)
         x_0 = batch.x_0.to(device, non_blocking=True)
         cond = batch.cond.to(device, non_blocking=True)
-        t = torch.rand(tokens.shape[0], generator=generator, device=device)
+        # times for the global batch, this rank's slice: the same draws on any number of ranks
+        total = tokens.shape[0] * self.shard.world
+        rows = self.shard.rows(total)
+        t = torch.rand(total, generator=generator, device=device)[rows]
         target = self.flow.path(x_0, tokens, t, generator)
         if drop > 0 and not cond.empty:
-            cond = cond.drop_at_random(drop, model.num_labels, generator)
+            cond = cond.drop_at_random(drop, num_labels, generator, total=total, rows=rows)
         with self.autocast():
             v = model(target.x_t, target.t, cond)
         return self.flow.loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
-        """One optimisation step; returns the detached loss (no host sync)."""
+        """One optimisation step; returns the detached loss (no host sync).
+
+        A non-finite loss or gradient skips the update (weights, moments, EMA unchanged) and is
+        counted in :attr:`skipped` and :attr:`bad_run` (consecutive), on the device.
+        """
         self.model.train()
-        loss = self._loss(self.model, self.stream.next(), self.generator, self.cond_dropout)
+        loss = self._loss(
+            self.net, self.stream.next(), self.generator, self.cond_dropout, self.model.num_labels
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        ok = torch.isfinite(norm)  # the all-reduced gradients: every rank agrees
+        if not self.shard.distributed:
+            ok &= torch.isfinite(loss.detach())
+        self._ok = ok
+        if self._found_inf is not None:
+            self._found_inf.copy_(~ok)
+            self.optimizer.step()
+        elif bool(ok):  # no fused AdamW for these parameters: one host sync per step
+            self.optimizer.step()
         self.scheduler.step()
-        self.ema.update()
+        self.ema.update(weight=ok)
+        self.skipped += ~ok
+        self.bad_run.mul_(~ok).add_(~ok)
         self.step += 1
         return loss.detach()
+
+    def request_stop(self, reason: str, exit_code: int = 2) -> None:
+        """Ask the loop to checkpoint and raise :class:`TrainingStopped` after the current step
+        (safe to call from a signal handler: it only sets an attribute)."""
+        self._stop_reason = (reason, exit_code)
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -170,7 +248,7 @@ class Trainer:
             tokens, cond = self.valid_set.tokens[rows], self.valid_set.cond.select(rows)
             x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=coupling_groups(cond))
             batch = CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
-            loss = self._loss(self.ema_model, batch, generator, 0.0)
+            loss = self._loss(self.ema_model, batch, generator, 0.0, self.model.num_labels)
             total += loss * tokens.shape[0]
         return float(total / n)
 
@@ -199,40 +277,69 @@ class Trainer:
         start_time = time.perf_counter()
         window_time, window_step = start_time, self.step
         loss_sum = torch.zeros((), device=self.device)
+        good = torch.zeros((), device=self.device)
         last = Progress(self.step, cfg.steps, None, None, self.lr, 0.0, 0.0)
+        last_checkpoint: int | None = None
         while self.step < cfg.steps:
-            loss_sum += self.train_step()
+            loss = self.train_step()
+            loss_sum += torch.where(self._ok, loss, 0.0)
+            good += self._ok
             step = self.step
             final = step == cfg.steps
             log_now = step % cfg.log_every == 0 or final
             eval_now = step % cfg.eval_every == 0 or final
-            if not (log_now or eval_now):
-                if on_checkpoint is not None and step % cfg.checkpoint_every == 0:
-                    on_checkpoint(self)
-                continue
-            now = time.perf_counter()
-            mean_loss = float(loss_sum) / max(1, step - window_step)
-            if not math.isfinite(mean_loss):
-                raise TrainingDivergedError(
-                    f"training diverged: loss is {mean_loss} at step {step}; "
-                    "lower train.lr or train.grad_clip"
+            checkpoint_now = step % cfg.checkpoint_every == 0 or final
+            if log_now or eval_now:
+                bad_run = int(self.bad_run)
+                if bad_run >= cfg.max_bad_steps:
+                    kept = (
+                        f"the checkpoint of step {last_checkpoint} is the last good one"
+                        if last_checkpoint is not None
+                        else "no checkpoint was written in this session"
+                    )
+                    raise TrainingDivergedError(
+                        f"training diverged: {bad_run} steps in a row up to step {step} had a "
+                        f"non-finite loss or gradient; {kept}; lower train.lr or "
+                        "train.grad_clip, or check the data"
+                    )
+                now = time.perf_counter()
+                sums = all_sum(torch.stack([loss_sum, good]), self.shard)
+                n_good = float(sums[1])
+                last = Progress(
+                    step=step,
+                    total=cfg.steps,
+                    loss=float(sums[0]) / n_good if n_good else None,
+                    valid_loss=self.validate() if eval_now else None,
+                    lr=self.lr,
+                    steps_per_second=(step - window_step) / max(now - window_time, 1e-9),
+                    elapsed=now - start_time,
+                    skipped=int(self.skipped),
                 )
-            last = Progress(
-                step=step,
-                total=cfg.steps,
-                loss=mean_loss,
-                valid_loss=self.validate() if eval_now else None,
-                lr=self.lr,
-                steps_per_second=(step - window_step) / max(now - window_time, 1e-9),
-                elapsed=now - start_time,
-            )
-            loss_sum.zero_()
-            window_time, window_step = time.perf_counter(), step
-            if on_progress is not None:
-                on_progress(last)
-            if on_checkpoint is not None and (step % cfg.checkpoint_every == 0 or final):
+                loss_sum.zero_()
+                good.zero_()
+                window_time, window_step = time.perf_counter(), step
+                if on_progress is not None:
+                    on_progress(last)
+            stop = self._stop_reason
+            if self.shard.distributed:  # ranks agree on stopping at log points only
+                stop = self._agreed_stop(stop) if log_now or eval_now else None
+            if on_checkpoint is not None and (checkpoint_now or stop is not None):
                 on_checkpoint(self)
+                last_checkpoint = step
+            if stop is not None:
+                reason, code = stop
+                raise TrainingStopped(
+                    f"stopped by {reason} at step {step} of {cfg.steps}",
+                    step=step, reason=reason, exit_code=code,
+                )  # fmt: skip
         return last
+
+    def _agreed_stop(self, stop: tuple[str, int] | None) -> tuple[str, int] | None:
+        """Whether any rank was asked to stop (one collective): a signal reaches the ranks
+        at different steps, and they must leave the loop at the same one."""
+        if not any_rank(stop is not None, self.shard, self.device):
+            return None
+        return stop or ("a stop on another rank", 2)
 
     @property
     def lr(self) -> float:
@@ -251,6 +358,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
             "batches": self.stream.state_dict(),
+            "skipped": self.skipped,
+            "bad_run": self.bad_run,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -262,3 +371,26 @@ class Trainer:
         self.generator.set_state(state["generator"])
         self.stream.load_state_dict(state["batches"])
         self.step = int(state["step"])
+        for name in ("skipped", "bad_run"):  # absent from states before 0.4
+            if name in state:
+                getattr(self, name).copy_(state[name])
+
+
+def make_adamw(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.AdamW, Tensor | None]:
+    """AdamW, fused when this torch has a fused kernel for the model's device and dtype.
+
+    Returns:
+        The optimiser and its ``found_inf`` flag (a float scalar on the device: 1 skips the
+        next update without a host sync), or None for the unfused fallback, which then needs
+        one host sync per step to skip.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay), None
+    device = params[0].device if params else torch.device("cpu")
+    found_inf = torch.zeros((), dtype=torch.float32, device=device)
+    optimizer.found_inf = found_inf  # type: ignore[attr-defined]  # read by the fused step
+    optimizer.grad_scale = None  # type: ignore[attr-defined]
+    return optimizer, found_inf

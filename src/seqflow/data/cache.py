@@ -1,0 +1,306 @@
+"""A tokenised on-disk cache of sequence files, opened again as memory maps.
+
+After a file is read, its :class:`SequenceTable` is stored as ``.npy`` arrays plus a JSON
+manifest; the next read with the same file and the same reader options opens the arrays with
+``np.load(mmap_mode="c")`` and wraps them with ``torch.from_numpy``, so nothing is tokenised or
+copied and the operating system pages rows in as they are used. Pages of a memory map are file
+backed: the kernel can drop them under pressure, so a 10M-sequence table costs page cache, not
+anonymous memory. ``"c"`` (copy-on-write) rather than ``"r"``: the mapping is the same and
+equally free, but the tensors are writable, so torch does not warn, and an in-place operation
+on one writes a private copy of the page instead of crashing on a read-only mapping; the cache
+file itself is never written.
+
+An entry is ``<root>/<file name>-<key>/`` where the key hashes the file's absolute path and the
+options, so variants of one file coexist. It is used only when everything that decides the
+table still matches (cache format, seqflow version, options, the file's size, ``mtime_ns`` and
+fingerprint); otherwise it is rebuilt. A damaged entry is rebuilt with a logged warning, never
+an error, and a cache that cannot be written only costs the speed-up. Entries are built in a
+temporary folder beside the target and published with ``os.replace``: a reader never sees a
+half-written entry, and two processes building the same entry both end with a whole one.
+
+``cache`` settings: ``auto`` (the default) caches files of at least :data:`AUTO_MIN_BYTES` in
+``.seqflow-cache/`` beside the file, or in the user cache folder when that one is not
+writable, so small files never litter their folders; ``on`` does the same for any size;
+``off`` never caches; anything else is a folder to cache in, whatever the size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import os
+import shutil
+import stat
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqflow._version import __version__
+from seqflow.data.alphabet import Alphabet
+from seqflow.data.readers import read_sequences
+from seqflow.data.table import DuplicateIdWarning, ReadReport, RecordIds, SequenceTable
+
+__all__ = ["AUTO_MIN_BYTES", "CACHE_FORMAT", "cache_roots", "read_cached"]
+
+CACHE_FORMAT = 1
+"""Layout version of an entry; bump it when the arrays or the manifest change meaning."""
+AUTO_MIN_BYTES = 64 * 2**20
+"""Smallest file that ``cache="auto"`` caches: below it reading takes about a second."""
+FOLDER = ".seqflow-cache"
+MANIFEST = "manifest.json"
+EDGE_BYTES = 2**20
+"""Bytes read from each end of the file for its fingerprint."""
+_REQUIRED = ("tokens", "lengths", "record_index", "ids_data", "ids_ends")
+_OPTIONAL = ("labels", "values", "signal", "splits")
+_READER = inspect.signature(read_sequences)
+
+log = logging.getLogger(__name__)
+
+
+class _Damaged(Exception):
+    """A cache entry exists but cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class SourceStamp:
+    """What identifies the content of a data file without reading all of it.
+
+    The fingerprint is a BLAKE2b hash of the size and the first and last MiB: hashing a 10 GB
+    file would cost about as much as tokenising it, the one thing a cache must avoid. Together
+    with the size and ``mtime_ns`` it catches every ordinary edit (an appended line, a rewrite,
+    a copy of other data), including an edit of the ends that keeps size and mtime. An edit of
+    the middle that keeps size and restores mtime on purpose is not caught: remove the entry
+    or pass ``cache="off"`` after such surgery.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    fingerprint: str
+
+    @classmethod
+    def of(cls, path: Path) -> SourceStamp:
+        """Stamp of the regular file ``path`` (absolute)."""
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            digest = hashlib.blake2b(str(info.st_size).encode(), digest_size=16)
+            digest.update(handle.read(EDGE_BYTES))
+            if info.st_size > EDGE_BYTES:
+                handle.seek(max(EDGE_BYTES, info.st_size - EDGE_BYTES))
+                digest.update(handle.read(EDGE_BYTES))
+        return cls(str(path), info.st_size, info.st_mtime_ns, digest.hexdigest())
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/seqflow``, by default ``~/.cache/seqflow``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "seqflow"
+
+
+def cache_roots(setting: str, path: str | Path) -> list[Path]:
+    """Folders where ``path``'s entries are looked for, in order; empty: do not cache.
+
+    Standard input, pipes and other non-regular files are never cached.
+    """
+    if str(path) == "-" or setting == "off":
+        return []
+    try:
+        info = os.stat(path)
+    except OSError:
+        return []  # the reader names the problem
+    if not stat.S_ISREG(info.st_mode):
+        return []
+    if setting in ("auto", "on"):
+        if setting == "auto" and info.st_size < AUTO_MIN_BYTES:
+            return []
+        return [Path(path).absolute().parent / FOLDER, user_cache_dir()]
+    return [Path(setting).expanduser()]
+
+
+def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> SequenceTable:
+    """:func:`~seqflow.data.read_sequences` through the cache: tokenise once, then memory-map.
+
+    Args:
+        path: the data file (``"-"``, pipes and non-regular files are read without a cache).
+        cache: ``auto``, ``on``, ``off`` or a folder (see the module docstring).
+        options: the keyword arguments of :func:`~seqflow.data.read_sequences`.
+
+    Returns:
+        the table a fresh read returns, tensors backed by the cache's memory maps when cached;
+        a :class:`DuplicateIdWarning` of the first read is repeated on every read.
+    """
+    roots = cache_roots(cache, path)
+    if not roots:
+        return read_sequences(path, **options)
+    source = Path(path).resolve()
+    stamp = SourceStamp.of(source)
+    wanted = _options(options)
+    digest = json.dumps({"path": str(source), "options": wanted}, sort_keys=True).encode()
+    name = f"{source.name[:64]}-{hashlib.blake2b(digest, digest_size=8).hexdigest()}"
+    expect = {
+        "format": CACHE_FORMAT, "seqflow": __version__, "options": wanted,
+        "source": dataclasses.asdict(stamp),
+    }  # fmt: skip
+    for root in roots:
+        table = _open(root / name, expect, str(path))
+        if table is not None:
+            log.info("%s: read from the cache %s", path, root / name)
+            return table
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = read_sequences(path, **options)
+    for w in caught:
+        warnings.warn(w.message, stacklevel=2)
+    if SourceStamp.of(source) != stamp:
+        log.info("%s: changed while it was read; not cached", path)
+        return table
+    duplicates = [str(w.message) for w in caught if issubclass(w.category, DuplicateIdWarning)]
+    manifest = {**expect, **_describe(table), "warnings": duplicates}
+    for i, root in enumerate(roots):
+        try:
+            entry = _store(root, name, table, manifest)
+        except OSError as err:
+            level = logging.INFO if i + 1 < len(roots) else logging.WARNING
+            log.log(level, "%s: cannot write a cache in %s (%s)", path, root, err)
+            continue
+        log.info("%s: cached in %s", path, entry)
+        return _open(entry, expect, str(path), replay=False) or table
+    return table
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """Every reader option with its default filled in; ``seed`` only where it matters."""
+    bound = _READER.bind_partial(**options)
+    bound.apply_defaults()
+    chosen = dict(bound.arguments)
+    if chosen["on_invalid"] != "replace":
+        chosen["seed"] = None  # only the replace policy draws
+    return chosen
+
+
+def _arrays(table: SequenceTable) -> dict[str, np.ndarray]:
+    """The table's arrays by file name (numpy views of its tensors, not copies)."""
+    if not isinstance(table.ids, RecordIds):
+        raise TypeError(f"ids must be RecordIds (as read_sequences gives), not {type(table.ids)}")
+    ids_data, ids_ends = table.ids.arrays()
+    arrays = {
+        "tokens": table.tokens.numpy(),
+        "lengths": table.lengths.numpy(),
+        "record_index": table.record_index.numpy(),
+        "ids_data": ids_data,
+        "ids_ends": ids_ends,
+    }
+    for key in _OPTIONAL:
+        tensor = getattr(table, key)
+        if tensor is not None:
+            arrays[key] = tensor.numpy()
+    return arrays
+
+
+def _describe(table: SequenceTable) -> dict[str, Any]:
+    return {
+        "alphabet": table.alphabet.to_dict(),
+        "label_names": list(table.label_names),
+        "report": dataclasses.asdict(table.report),
+        "arrays": {
+            key: {"dtype": array.dtype.str, "shape": list(array.shape)}
+            for key, array in _arrays(table).items()
+        },
+    }
+
+
+def _store(root: Path, name: str, table: SequenceTable, manifest: dict[str, Any]) -> Path:
+    """Write the entry in a temporary folder beside ``root / name``, then publish it."""
+    root.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
+    target = root / name
+    try:
+        for key, array in _arrays(table).items():
+            with open(temp / f"{key}.npy", "wb") as handle:
+                np.save(handle, array, allow_pickle=False)
+                os.fsync(handle.fileno())
+        with open(temp / MANIFEST, "w", encoding="utf-8") as handle:
+            json.dump(manifest, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _publish(temp, target)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return target
+
+
+def _publish(temp: Path, target: Path) -> None:
+    """Move ``temp`` to ``target``; a stale ``target`` is moved aside first. If another process
+    publishes the same entry in between, its entry is kept (it was built from the same file)."""
+    try:
+        os.replace(temp, target)
+        return
+    except OSError:
+        if not target.exists():
+            raise
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    try:
+        os.replace(target, old / "entry")
+        os.replace(temp, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _open(
+    entry: Path, expect: dict[str, Any], source: str, *, replay: bool = True
+) -> SequenceTable | None:
+    """The table of ``entry``, or None when it is missing, stale (log) or damaged (warning).
+
+    With ``replay``, the duplicate-id warning of the first read is warned again.
+    """
+    if not entry.is_dir():
+        return None
+    try:
+        with open(entry / MANIFEST, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        if not isinstance(manifest, dict):
+            raise _Damaged("the manifest is not a JSON object")
+        stale = [key for key, value in expect.items() if manifest.get(key) != value]
+        if stale:
+            log.info("%s: cache entry %s is out of date (%s); rebuilding", source, entry, stale)
+            return None
+        table = _table(entry, manifest, source)
+        repeated = [DuplicateIdWarning(str(message)) for message in manifest["warnings"]]
+    except Exception as err:  # whatever is wrong with an entry, rebuilding it is the answer
+        log.warning("%s: cache entry %s is damaged (%s); rebuilding it", source, entry, err)
+        return None
+    for warning in repeated if replay else ():
+        warnings.warn(warning, stacklevel=3)
+    return table
+
+
+def _table(entry: Path, manifest: dict[str, Any], source: str) -> SequenceTable:
+    specs = manifest["arrays"]
+    if not set(_REQUIRED) <= set(specs) <= {*_REQUIRED, *_OPTIONAL}:
+        raise _Damaged(f"the manifest lists the arrays {sorted(specs)}")
+    tensors: dict[str, Any] = {}
+    for key, spec in specs.items():
+        array = np.load(entry / f"{key}.npy", mmap_mode="c", allow_pickle=False)
+        if array.dtype.str != spec["dtype"] or list(array.shape) != spec["shape"]:
+            raise _Damaged(f"{key}.npy is {array.dtype.str} {list(array.shape)}, not {spec}")
+        tensors[key] = array
+    ids = RecordIds(tensors.pop("ids_data"), tensors.pop("ids_ends"))
+    torched = {key: torch.from_numpy(array) for key, array in tensors.items()}
+    return SequenceTable(
+        tokens=torched["tokens"], ids=ids, alphabet=Alphabet.from_dict(manifest["alphabet"]),
+        labels=torched.get("labels"), label_names=tuple(manifest["label_names"]),
+        source=source, lengths=torched["lengths"], values=torched.get("values"),
+        signal=torched.get("signal"), splits=torched.get("splits"),
+        record_index=torched["record_index"], report=ReadReport(**manifest["report"]),
+    )  # fmt: skip

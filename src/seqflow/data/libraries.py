@@ -1,0 +1,305 @@
+"""Library-mode input: sequences grouped into libraries (sets of sequences).
+
+Two layouts are read:
+
+- one CSV/TSV file with a set column naming each row's library: the sequences are read by
+  :func:`~seqflow.data.readers.read_sequences` (all its checks and options), and the set column
+  by a second, streaming pass with the ``csv`` module that follows the reader's row rules
+  (``#`` lines and blank lines before the header skipped, blank rows skipped);
+- one file per library (a folder of FASTA/FASTQ files, or a list of paths of any format): the
+  library name is the file name without its sequence suffix (and ``.gz``).
+"""
+
+from __future__ import annotations
+
+import csv
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqflow.data._delimited import _column
+from seqflow.data._source import LineCounter, open_text, quote
+from seqflow.data.readers import _SUFFIXES, read_sequences
+from seqflow.data.table import SequenceTable
+from seqflow.errors import InvalidInputError
+
+FOLDER_FORMATS = ("fasta", "fastq")
+"""Formats of the files taken from a folder (by suffix); other files are ignored."""
+
+
+@dataclass(frozen=True, eq=False)
+class LibraryTable:
+    """Sequences of several libraries in one table.
+
+    Attributes:
+        table: every kept record, tokens of shape (N, L).
+        libraries: library name -> row indices into ``table``, shape (n_i,), int64, in order
+            of first appearance (set column) or of the files.
+    """
+
+    table: SequenceTable
+    libraries: dict[str, np.ndarray]
+
+    def sequences(self) -> dict[str, list[str]]:
+        """Library name -> its sequences as upper-case strings (for the library metrics)."""
+        tokens, lengths = self.table.tokens.numpy(), self.table.lengths.numpy()
+        letters = np.frombuffer(self.table.alphabet.letters.encode("ascii"), dtype=np.uint8)
+        out = {}
+        for name, rows in self.libraries.items():
+            block = tokens[rows]
+            text = letters[np.minimum(block, len(letters) - 1)].tobytes().decode("ascii")
+            width = block.shape[1]
+            out[name] = [text[i * width : i * width + n] for i, n in enumerate(lengths[rows])]
+        return out
+
+
+def _group_codes(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows of each code (one code per row), keyed by name, in order of first appearance."""
+    present, first = np.unique(codes, return_index=True)
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=len(names))[present]
+    parts = np.split(order, np.cumsum(counts)[:-1])
+    by_first = np.argsort(first, kind="stable")
+    return {names[int(present[i])]: parts[i].astype(np.int64) for i in by_first}
+
+
+def group_libraries(table: SequenceTable, set_values: Sequence[str]) -> dict[str, np.ndarray]:
+    """Group the rows of a table by the library each record belongs to.
+
+    Args:
+        table: the table read from a file (rows may be a subset of its records, e.g. after
+            ``on_invalid="skip"``; ``table.record_index`` maps rows to records).
+        set_values: the library of every record of the file, ``table.report.records`` values.
+
+    Returns:
+        library name -> row indices into ``table``, shape (n_i,), int64, in order of first
+        appearance; a library whose records were all dropped is absent.
+    """
+    if len(set_values) != table.report.records:
+        raise InvalidInputError(
+            f"{table.source}: {len(set_values)} set values for {table.report.records} records"
+        )
+    names, codes = np.unique(np.asarray(set_values, dtype=str), return_inverse=True)
+    rows = codes.reshape(-1)[table.record_index.numpy()]
+    return _group_codes(rows, [str(n) for n in names])
+
+
+class _SetColumn:
+    """One streaming pass over a CSV/TSV file collecting the set column's code of each row."""
+
+    def __init__(self, path: str | Path, set_col: str, delimiter: str) -> None:
+        self.codes = array("q")
+        self.names: dict[str, int] = {}
+        self.first_line: list[int] = []
+        with open_text(path) as source:
+            lines = LineCounter(source.handle, source.name)
+            rows = csv.reader(self._body(lines), delimiter=delimiter, strict=True)
+            header = [name.strip() for name in next(rows)]
+            index = _column(header, set_col, f"{source.name}:{lines.line}", delimiter, "set")
+            self.column = header[index]
+            for row in rows:
+                if any(cell.strip() for cell in row):
+                    self._add(
+                        row[index].strip() if index < len(row) else "", lines.line, source.name
+                    )
+
+    @staticmethod
+    def _body(lines: LineCounter) -> Iterator[str]:
+        in_preamble = True
+        for text in lines:
+            if in_preamble and (text.startswith("#") or not text.strip()):
+                continue
+            in_preamble = False
+            yield text
+
+    def _add(self, value: str, line: int, source: str) -> None:
+        if not value:
+            raise InvalidInputError(f"{source}:{line}: empty set value in column {self.column!r}")
+        code = self.names.setdefault(value, len(self.names))
+        if code == len(self.first_line):
+            self.first_line.append(line)
+        self.codes.append(code)
+
+
+def _library_name(path: Path) -> str:
+    """The file name without ``.gz`` and one sequence suffix (``lib1.fa.gz`` -> ``lib1``)."""
+    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
+    stem, suffix = Path(name).stem, Path(name).suffix.lower()
+    return stem if suffix in _SUFFIXES else name
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    suffixes = {s for s, fmt in _SUFFIXES.items() if fmt in FOLDER_FORMATS}
+    files = sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".")
+        and Path(p.name.removesuffix(".gz")).suffix.lower() in suffixes
+    )  # fmt: skip
+    if not files:
+        raise InvalidInputError(
+            f"{folder}: no FASTA/FASTQ files ({', '.join(sorted(suffixes))}, optionally .gz)"
+        )
+    return files
+
+
+def _check_one_alphabet(tables: list[SequenceTable]) -> None:
+    """Raise unless every table has the alphabet of the first (as one file would)."""
+    first = tables[0]
+    for t in tables[1:]:
+        if t.alphabet != first.alphabet:
+            raise InvalidInputError(
+                f"{t.source}: alphabet {t.alphabet.describe()} differs from "
+                f"{first.alphabet.describe()} of {first.source}; give one alphabet"
+            )
+
+
+def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
+    """One table of the rows of ``tables`` (one alphabet), records numbered file after file."""
+    pad = tables[0].pad_token
+    width = max(t.length for t in tables)
+    tokens = torch.cat([torch.nn.functional.pad(t.tokens, (0, width - t.length), value=pad)
+                        for t in tables])  # fmt: skip
+    label_names = tuple(sorted({n for t in tables for n in t.label_names}))
+    labels = None
+    if all(t.labels is not None for t in tables):
+        codes = [np.searchsorted(label_names, t.label_names)[t.labels.numpy()]
+                 for t in tables if t.labels is not None]  # fmt: skip
+        labels = torch.from_numpy(np.concatenate(codes).astype(np.int64))
+    offsets = np.cumsum([0] + [t.report.records for t in tables])
+    index = [t.record_index + int(o) for t, o in zip(tables, offsets[:-1], strict=True)]
+    reports = [t.report for t in tables]
+    report = replace(
+        reports[0],
+        alphabet=tables[0].alphabet.describe(),
+        records=int(offsets[-1]),
+        skipped=sum(r.skipped for r in reports),
+        replaced_records=sum(r.replaced_records for r in reports),
+        replaced_letters=sum(r.replaced_letters for r in reports),
+        cropped=sum(r.cropped for r in reports),
+        duplicate_ids=sum(r.duplicate_ids for r in reports),
+    )
+    return SequenceTable(
+        tokens=tokens, ids=[i for t in tables for i in t.ids], alphabet=tables[0].alphabet,
+        labels=labels, label_names=label_names if labels is not None else (), source=source,
+        lengths=torch.cat([t.lengths for t in tables]), values=None, signal=None, splits=None,
+        record_index=torch.cat(index), report=report,
+    )  # fmt: skip
+
+
+def _check_sizes(sizes: dict[str, int], min_size: int, where: dict[str, str]) -> None:
+    for name, size in sizes.items():
+        if size < min_size:
+            raise InvalidInputError(
+                f"{where[name]}: library {quote(name)} has {size} sequence(s); "
+                f"min_size is {min_size}"
+            )
+
+
+def _read_set_file(path: str | Path, set_col: str, min_size: int, **options: Any) -> LibraryTable:
+    name = str(path)
+    if name == "-":
+        raise InvalidInputError("<stdin>: set_col needs a file (it is read twice), not stdin")
+    table = read_sequences(path, **options)
+    if table.report.format not in ("csv", "tsv"):
+        raise InvalidInputError(
+            f"{name}: set_col needs a CSV or TSV file, not {table.report.format}"
+        )
+    column = _SetColumn(path, set_col, "," if table.report.format == "csv" else "\t")
+    if len(column.codes) != table.report.records:
+        raise InvalidInputError(
+            f"{name}: {len(column.codes)} set values for {table.report.records} records "
+            "(did the file change while it was read?)"
+        )
+    codes = np.frombuffer(column.codes, dtype=np.int64)[table.record_index.numpy()]
+    names = list(column.names)
+    groups = _group_codes(codes, names)
+    where = {
+        n: f"{name}:{line} (column {column.column!r})"
+        for n, line in zip(names, column.first_line, strict=True)
+    }
+    _check_sizes({n: len(groups.get(n, ())) for n in names}, min_size, where)
+    return LibraryTable(table, groups)
+
+
+def _read_files(paths: list[Path], source: str, min_size: int, **options: Any) -> LibraryTable:
+    names = [_library_name(p) for p in paths]
+    seen: dict[str, Path] = {}
+    for name, path in zip(names, paths, strict=True):
+        if name in seen:
+            raise InvalidInputError(f"{path}: library {quote(name)} already read from {seen[name]}")
+        seen[name] = path
+    tables = [read_sequences(p, **options) for p in paths]
+    _check_sizes({n: len(t) for n, t in zip(names, tables, strict=True)}, min_size,
+                 {n: str(p) for n, p in seen.items()})  # fmt: skip
+    ends = np.cumsum([len(t) for t in tables])
+    rows = np.split(np.arange(ends[-1], dtype=np.int64), ends[:-1])
+    _check_one_alphabet(tables)
+    table = _concatenate(tables, source)
+    return LibraryTable(table, dict(zip(names, rows, strict=True)))
+
+
+def read_libraries(
+    path: str | Path | Sequence[str | Path],
+    set_col: str | None = None,
+    *,
+    seq_col: str | None = None,
+    label_col: str | None = None,
+    alphabet: str = "auto",
+    on_invalid: str = "error",
+    max_length: int | None = None,
+    crop: bool = False,
+    min_size: int = 1,
+    seed: int = 0,
+) -> LibraryTable:
+    """Read sequences grouped into libraries.
+
+    Args:
+        path: one CSV/TSV file (with ``set_col``), a folder of FASTA/FASTQ files (one library
+            each), or a list of sequence files of any format (one library each).
+        set_col: column naming each row's library (one file only).
+        seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
+        label_col: CSV/TSV column of class labels.
+        alphabet: as for :func:`~seqflow.data.readers.read_sequences`; with one file per
+            library and ``auto``, every file must resolve to the same alphabet.
+        on_invalid: ``error``, ``skip`` or ``replace`` (see ``read_sequences``).
+        max_length: longest record allowed (None: no limit).
+        crop: cut records longer than ``max_length``.
+        min_size: fewest sequences a library must keep.
+        seed: seed of the ``replace`` draws.
+
+    Returns:
+        the table of all kept records and the row indices of each library.
+
+    Raises:
+        InvalidInputError: one line naming the file (and line, column) of the problem: any
+            reader error, a missing set column, an empty set value, a library below
+            ``min_size``, two files with one library name, a folder without sequence files.
+    """
+    options = {
+        "alphabet": alphabet, "seq_col": seq_col, "label_col": label_col,
+        "on_invalid": on_invalid, "max_length": max_length, "crop": crop, "seed": seed,
+    }  # fmt: skip
+    if min_size < 1:
+        raise InvalidInputError(f"{path}: min_size must be at least 1, got {min_size}")
+    if isinstance(path, str | Path) and not Path(path).is_dir():
+        if set_col is None:
+            raise InvalidInputError(
+                f"{path}: give set_col (the column naming each row's library), or a folder or "
+                "list of files with one library each"
+            )
+        return _read_set_file(path, set_col, min_size, **options)
+    if set_col is not None:
+        raise InvalidInputError(
+            f"{path}: set_col is for one CSV/TSV file; here each file is one library"
+        )
+    if isinstance(path, str | Path):
+        return _read_files(_folder_files(Path(path)), str(path), min_size, **options)
+    paths = [Path(p) for p in path]
+    if not paths:
+        raise InvalidInputError("read_libraries: an empty list of files")
+    return _read_files(paths, ", ".join(map(str, paths)), min_size, **options)

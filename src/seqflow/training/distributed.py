@@ -1,0 +1,118 @@
+"""Data-parallel training under ``torchrun``: who this process is and how ranks agree.
+
+``torchrun --nproc_per_node=N -m seqflow fit ...`` starts N copies of the command with
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment (multi-node: the usual
+``--nnodes/--node_rank/--rdzv_endpoint`` flags); :func:`init_from_env` joins them into one
+``torch.distributed`` process group (NCCL on CUDA, gloo on CPU). seqflow has no launcher of its
+own.
+
+How the work is split (see :class:`~seqflow.training.batches.CoupledBatchStream`): every rank
+draws the same global minibatch order and the same prior noise for the whole global batch, and
+keeps its own contiguous shard of ``batch_size / world`` sequences; the OT coupling runs
+within each rank's shard (the issue's "OT within each rank's minibatch", the cost of one
+rank's ``(b, b)`` problem), with a per-rank, per-batch seed for its random choices. The
+trainer draws the times ``t`` for the global batch and slices them the same way, and
+:class:`torch.nn.parallel.DistributedDataParallel` averages the gradients. With the
+independent coupling on the Fisher geometry a run on N processes therefore computes the same
+steps as one process with the same global batch, up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from seqflow.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's place in a data-parallel run.
+
+    Attributes:
+        rank: global rank in ``[0, world)``; world: number of processes.
+        local_rank: rank on this node (picks the GPU).
+    """
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes files and reports progress (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether more than one process trains."""
+        return self.world > 1
+
+    def rows(self, batch: int) -> slice:
+        """This rank's contiguous share of a global batch of ``batch`` sequences."""
+        size = batch // self.world
+        return slice(self.rank * size, (self.rank + 1) * size)
+
+
+SINGLE = Shard()
+
+
+def shard_from_env() -> Shard:
+    """The shard ``torchrun`` describes in the environment (a single process without it)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ConfigError(
+            "WORLD_SIZE, RANK and LOCAL_RANK must be integers (torchrun sets them)"
+        ) from None
+    if world < 1 or not 0 <= rank < world:
+        raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return Shard(rank=rank, world=world, local_rank=local)
+
+
+def init_from_env(device_type: str) -> Shard:
+    """Join the ``torchrun`` process group when there is one (idempotent).
+
+    Args:
+        device_type: ``cuda`` (NCCL backend, one GPU per local rank) or ``cpu`` (gloo).
+    """
+    shard = shard_from_env()
+    if shard.distributed and not dist.is_initialized():
+        if device_type == "cuda":
+            torch.cuda.set_device(shard.local_rank)
+        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return shard
+
+
+def all_sum(x: torch.Tensor, shard: Shard) -> torch.Tensor:
+    """Sum of ``x`` over ranks (``x`` itself in a single process); one collective."""
+    if shard.distributed:
+        x = x.clone()
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def any_rank(flag: bool, shard: Shard, device: torch.device) -> bool:
+    """Whether ``flag`` is set on any rank (a host sync; call it at log points only)."""
+    if not shard.distributed:
+        return flag
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def barrier(shard: Shard) -> None:
+    """Wait for every rank (nothing in a single process)."""
+    if shard.distributed:
+        dist.barrier()
+
+
+def shutdown(shard: Shard) -> None:
+    """Leave the process group when this process joined one."""
+    if shard.distributed and dist.is_initialized():
+        dist.destroy_process_group()

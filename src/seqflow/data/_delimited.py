@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
 from seqflow.data._cells import parse_signal, parse_split, parse_value
@@ -107,6 +107,16 @@ class _Layout:
         return RawRecord(record_id, seq, line, line, 0, label, value, signal, split)
 
 
+def skip_preamble(lines: Iterable[str]) -> Iterator[str]:
+    """The lines from the header on: ``#`` comments and blank lines before it are skipped."""
+    in_preamble = True
+    for text in lines:
+        if in_preamble and (text.startswith("#") or not text.strip()):
+            continue
+        in_preamble = False
+        yield text
+
+
 def iter_table(
     lines: LineCounter, source: str, *, delimiter: str, columns: Columns
 ) -> Iterator[RawRecord]:
@@ -123,15 +133,7 @@ def iter_table(
             an empty sequence or label cell, a bad value, signal or split cell, a malformed row.
     """
 
-    def body() -> Iterator[str]:
-        in_preamble = True
-        for text in lines:
-            if in_preamble and (text.startswith("#") or not text.strip()):
-                continue
-            in_preamble = False
-            yield text
-
-    rows = csv.reader(body(), delimiter=delimiter, strict=True)
+    rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
     n = 0
     try:
         header = next(rows, None)

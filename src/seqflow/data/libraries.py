@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqflow.data._delimited import _column
+from seqflow.data._delimited import _column, skip_preamble
 from seqflow.data._source import LineCounter, open_text, quote
 from seqflow.data.readers import _SUFFIXES, read_sequences
 from seqflow.data.table import SequenceTable
@@ -98,7 +98,7 @@ class _SetColumn:
         self.first_line: list[int] = []
         with open_text(path) as source:
             lines = LineCounter(source.handle, source.name)
-            rows = csv.reader(self._body(lines), delimiter=delimiter, strict=True)
+            rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
             header = [name.strip() for name in next(rows)]
             index = _column(header, set_col, f"{source.name}:{lines.line}", delimiter, "set")
             self.column = header[index]
@@ -107,15 +107,6 @@ class _SetColumn:
                     self._add(
                         row[index].strip() if index < len(row) else "", lines.line, source.name
                     )
-
-    @staticmethod
-    def _body(lines: LineCounter) -> Iterator[str]:
-        in_preamble = True
-        for text in lines:
-            if in_preamble and (text.startswith("#") or not text.strip()):
-                continue
-            in_preamble = False
-            yield text
 
     def _add(self, value: str, line: int, source: str) -> None:
         if not value:

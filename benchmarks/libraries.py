@@ -42,7 +42,17 @@ ROOT = Path(__file__).resolve().parents[1]
 MOTIFS = ROOT / "tests" / "data" / "jaspar_motifs.jaspar"
 DHS = ROOT.parent / "shared" / "data" / "dhs_celltypes.tsv.gz"
 LETTERS = "ACGT"
-CLASSES = {"X": ("GATA1", "SPI1", "FOXA2"), "Y": ("HNF4A", "CTCF", "REST")}
+CLASSES = "X=GATA1,SPI1,FOXA2;Y=HNF4A,CTCF,REST"
+"""Default classes: each label and its motifs (JASPAR names)."""
+
+
+def parse_classes(text: str) -> dict[str, tuple[str, ...]]:
+    """``"X=GATA1,SPI1;Y=HNF4A"`` -> ``{"X": ("GATA1", "SPI1"), "Y": ("HNF4A",)}``."""
+    out = {}
+    for part in text.split(";"):
+        label, names = part.split("=")
+        out[label.strip()] = tuple(n.strip() for n in names.split(","))
+    return out
 
 
 def decode(tokens: torch.Tensor) -> list[str]:
@@ -51,11 +61,13 @@ def decode(tokens: torch.Tensor) -> list[str]:
 
 def synthetic(args: argparse.Namespace, work: Path) -> dict:
     motifs = {m.name: m for m in read_jaspar(MOTIFS)}
-    length = max(motifs[n].length for names in CLASSES.values() for n in names) + 4
+    classes = parse_classes(args.classes)
+    longest = max(motifs[n].length for names in classes.values() for n in names)
+    length = args.length or longest + 4
     g = torch.Generator().manual_seed(args.seed)
     train: dict[str, tuple[str, list[str]]] = {}
     held: dict[str, tuple[str, list[str]]] = {}
-    for label, names in CLASSES.items():
+    for label, names in classes.items():
         chosen = [motifs[n] for n in names]
         for split, count, out in (("tr", args.libraries, train), ("te", args.held_out, held)):
             libs = synthetic_libraries(chosen, n_libraries=count, size=args.size, length=length,
@@ -86,9 +98,9 @@ def synthetic(args: argparse.Namespace, work: Path) -> dict:
             overrides=[*common, *model, "data.valid_frac=0.02"])  # fmt: skip
     timings["sequence"] = time.perf_counter() - started
 
-    all_motifs = [motifs[n] for names in CLASSES.values() for n in names]
+    all_motifs = [motifs[n] for names in classes.values() for n in names]
     rows = {}
-    for label in CLASSES:
+    for label in classes:
         lib = api.sample_libraries(work / "lib", libraries=args.generate, size=args.size,
                                    label=label, output=work / f"lib_{label}.fasta",
                                    device="cpu", seed=args.seed)  # fmt: skip
@@ -206,6 +218,8 @@ def main() -> None:
     ap.add_argument("--libraries", type=int, default=24, help="train libraries per class")
     ap.add_argument("--held-out", type=int, default=12, help="held-out libraries per class")
     ap.add_argument("--size", type=int, default=32, help="sequences per library")
+    ap.add_argument("--classes", default=CLASSES, help="label=motif,motif;label=... (JASPAR names)")
+    ap.add_argument("--length", type=int, default=0, help="sequence length (0: longest motif + 4)")
     ap.add_argument("--generate", type=int, default=12, help="generated libraries per class")
     ap.add_argument("--library-batch", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=64)

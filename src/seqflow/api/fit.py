@@ -178,8 +178,8 @@ def fit(
     else:
         if (run_dir / MODEL_FILE).exists():
             raise InvalidInputError(
-                f"{run_dir}: already holds a trained run; pass --resume to continue it "
-                "or choose another --out"
+                f"{run_dir}: already holds a trained run; continue it with "
+                f"seqflow fit --resume {run_dir}, or choose another --out"
             )
         assert data is not None
         explicit = build_config(

@@ -148,8 +148,8 @@ def test_library_mode_generates_single_motif_libraries_that_independent_samples_
     density 0.8-1.0. Library mode and an ordinary (unconditional) run get 2000 steps each.
     Library mode's libraries are each dominated by one motif and indistinguishable from
     held-out real libraries by 1-NNA; the ordinary model's samples, dealt into libraries, mix
-    the motifs and are told apart. Measured: purity 0.77 vs 0.52 (a mixture: 0.46), 1-NNA
-    0.50 vs 0.96."""
+    the motifs and are told apart. Measured (``pytest -m slow -s``): purity 0.854 vs 0.513
+    (real 0.99), 1-NNA 0.562 vs 0.917, a majority motif in 11 of 12 libraries vs 6 of 12."""
     import torch
 
     from seqflow.data.motifs import motif_purity, read_jaspar, synthetic_libraries
@@ -200,6 +200,7 @@ def test_library_mode_generates_single_motif_libraries_that_independent_samples_
     assert pure_lib > 0.65 and pure_lib > pure_seq + 0.1, (pure_lib, pure_seq)
     assert abs(nna_lib - 0.5) < abs(nna_seq - 0.5), (nna_lib, nna_seq)
     dominated = [v > 0.5 for v in purities(lib)]  # one motif holds the majority
+    assert sum(dominated) >= 0.75 * len(dominated), dominated
     print(f"purity library mode {pure_lib:.3f}, independent {pure_seq:.3f}; 1-NNA "
           f"{nna_lib:.3f} vs {nna_seq:.3f}; libraries with a majority motif: library mode "
           f"{sum(dominated)}/{len(dominated)}, independent "

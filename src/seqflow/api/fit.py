@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import logging
 import os
 import shutil
 import signal
@@ -40,8 +39,6 @@ from seqflow.io_utils import atomic_path, atomic_write, remove_stale_temps
 from seqflow.models import count_parameters, resolve_arch
 from seqflow.training import Progress, Trainer, TrainingStopped
 from seqflow.training.distributed import Shard, barrier, init_from_env, shutdown
-
-log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"

@@ -48,12 +48,10 @@ class LibraryData:
     """Libraries read for training.
 
     Attributes:
-        names: library names, in reading order.
-        train: their tokens (one ``(n_i, L)`` tensor each) and labels.
+        train: the libraries' tokens (one ``(n_i, L)`` tensor each) and labels.
         source: the table the libraries came from (alphabet, length, report).
     """
 
-    names: tuple[str, ...]
     train: LibrarySet
     source: LibraryTable
 
@@ -86,7 +84,6 @@ def read_library_data(data: str | Path, cfg: Config) -> LibraryData:
             labels.append(int(own[0]))
     label_tensor = torch.tensor(labels, dtype=torch.long) if labels else None
     return LibraryData(
-        names=tuple(tables.libraries),
         train=LibrarySet(libraries, label_tensor, table.label_names if labels else ()),
         source=tables,
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -111,7 +112,15 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
     results: dict[str, object] = {"args": vars(args), "threads": torch.get_num_threads()}
 
-    toy_rows = [{"geometry": g, "coupling": c, **toy(args, g, c, k)} for k in ks for g, c in pairs]
+    start = time.perf_counter()
+
+    def progress(task: str, row: dict[str, object]) -> dict[str, object]:
+        print(f"[{time.perf_counter() - start:7.0f} s] {task} {row['geometry']}/{row['coupling']}"
+              f" done", file=sys.stderr, flush=True)  # fmt: skip
+        return row
+
+    toy_rows = [progress(f"toy K={k}", {"geometry": g, "coupling": c, **toy(args, g, c, k)})
+                for k in ks for g, c in pairs]  # fmt: skip
     results["toy"] = toy_rows
     dhs_rows = []
     if args.dhs_steps > 0:
@@ -128,7 +137,8 @@ def main() -> None:
             data = Path(tmp) / "dhs_train.csv"
             data.write_text("sequence,cell_type\n" + "".join(
                 f"{r['sequence']},{r['cell_type']}\n" for r in train))  # fmt: skip
-            dhs_rows = [{"geometry": g, "coupling": c, **dhs(args, g, c, data, test)}
+            dhs_rows = [progress("dhs", {"geometry": g, "coupling": c,
+                                         **dhs(args, g, c, data, test)})
                         for g, c in pairs]  # fmt: skip
     results["dhs"] = dhs_rows
     if args.json:

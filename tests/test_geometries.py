@@ -21,7 +21,11 @@ from seqflow.geometry import (
     make_geometry,
     sum_zero,
 )
-from seqflow.geometry.dirichlet import flow_coefficient, gamma_at_least_one
+from seqflow.geometry.dirichlet import (
+    flow_coefficient,
+    gamma_at_least_one,
+    tabulated_coefficient,
+)
 from seqflow.models import build_model
 from seqflow.sampling import generate
 from seqflow.training import Trainer, TrainingSet
@@ -149,6 +153,38 @@ def test_dirichlet_coefficient_matches_an_independent_computation():
             got = flow_coefficient(x, torch.tensor(tau, dtype=torch.float64))[:, 0]
             want = torch.tensor([exact(v, tau, k) for v in xs], dtype=torch.float64)
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-12, msg=f"K={k} tau={tau}")
+
+
+def test_tabulated_dirichlet_coefficient_matches_the_series():
+    """The sampler's table (linear in logit(x)) against the series on every entry, over the
+    whole clamp range, for mixed times (one table row each) and for K up to 160."""
+    g = torch.Generator().manual_seed(5)
+    for k in (2, 21, 160):
+        x = torch.rand(48, 3, k, generator=g, dtype=torch.float64) ** 6
+        x[0, 0, :2] = torch.tensor([1e-12, 1.0 - 1e-12], dtype=torch.float64)  # past the clamp
+        x[1, 0, :2] = torch.tensor([0.5, 1.0 - 1e-7], dtype=torch.float64)
+        tau = torch.rand(48, 1, 1, generator=g, dtype=torch.float64) * 8.0
+        tau[24:] = 2.5  # many rows share a time
+        want = flow_coefficient(x, tau)
+        got = tabulated_coefficient(x, tau)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-12, msg=f"K={k}")
+
+
+def test_dirichlet_velocity_of_a_large_batch_equals_the_series_velocity():
+    """A batch large enough for the sampler to read the coefficient off a table gives the
+    velocity of the series formula (components cancel in ``pc - x sum(pc)``, so the tolerance
+    has an absolute part: 1e-7 against velocities of order 0.1)."""
+    m = DirichletPath(tau_max=8.0)
+    g = torch.Generator().manual_seed(6)
+    x = torch.distributions.Dirichlet(torch.ones(40, dtype=torch.float64)).sample((64, 4))
+    logits = torch.randn(64, 4, 40, generator=g, dtype=torch.float64) * 3
+    for t in (0.05, 0.6):
+        tt = torch.full((64,), t, dtype=torch.float64)
+        pc = torch.softmax(logits, -1) * flow_coefficient(x, tt.reshape(-1, 1, 1) * 8.0)
+        want = 8.0 * (pc - x * pc.sum(-1, keepdim=True))
+        got = m.velocity(x, tt, logits)
+        assert float(want.abs().amax()) > 0.05
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
 def test_dirichlet_velocity_for_two_letters_in_closed_form():

@@ -32,6 +32,8 @@ from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import PathSample
 
 DEFAULT_TAU_MAX = 8.0
+_TABLE_POINTS = 8193  # linear interpolation in logit(x): <= 3e-6 relative error (tested)
+_LOGIT_MAX = math.log((1.0 - 1e-9) / 1e-9)  # the clamp of flow_coefficient, in logits
 _GAMMA_ROUNDS = 8  # Marsaglia-Tsang accepts >= 95% per round: all 8 fail with p < 1e-10
 
 
@@ -56,8 +58,11 @@ def gamma_at_least_one(alpha: Tensor, generator: torch.Generator | None = None) 
     return torch.where(first >= 0, draws, alpha)
 
 
-def flow_coefficient(x: Tensor, tau: Tensor) -> Tensor:
+def flow_coefficient(x: Tensor, tau: Tensor, k: int | None = None) -> Tensor:
     """``C(x_i, tau)`` for every entry of ``x`` (..., K) at times ``tau`` (broadcastable to x).
+
+    ``k`` is the alphabet size, by default ``x.shape[-1]`` (give it to evaluate single
+    entries, as :func:`coefficient_table` does).
 
     Computed in float64 with ``x`` clamped into ``[1e-9, 1 - 1e-9]``, one series term at a time
     (memory of x's size whatever K). With ``c_j = (a)_j / j!`` and ``H_j = sum_{m<j} 1/(a+m)``:
@@ -71,7 +76,7 @@ def flow_coefficient(x: Tensor, tau: Tensor) -> Tensor:
     ``C = -B(a, b) x S`` for the sum S chosen. Both branches agree with 400-digit mpmath to
     1e-6 relative for K in {4, 21, 160} (the finite sum alone loses all digits at K = 160).
     """
-    k = x.shape[-1]
+    k = x.shape[-1] if k is None else k
     b = k - 1
     split = min(0.5, 1.0 - 10.0 ** (-6.0 / b))
     n_tail = math.ceil(40.0 / -math.log1p(-split)) + 20
@@ -93,6 +98,44 @@ def flow_coefficient(x: Tensor, tau: Tensor) -> Tensor:
     log_beta = torch.lgamma(a) + math.lgamma(b) - torch.lgamma(a + b)
     series = torch.where(x64 < split, head, -tail)
     return (-torch.exp(log_beta) * x64 * series).to(x.dtype)
+
+
+def coefficient_table(k: int, tau: Tensor) -> Tensor:
+    """``C`` on a grid of ``_TABLE_POINTS`` points evenly spaced in ``logit(x)`` over the clamp
+    range of :func:`flow_coefficient`, one row per time: shape ``(len(tau), _TABLE_POINTS)``,
+    float64, for times ``tau`` of shape ``(U,)``."""
+    u = torch.linspace(-_LOGIT_MAX, _LOGIT_MAX, _TABLE_POINTS, dtype=torch.float64,
+                       device=tau.device)  # fmt: skip
+    grid = torch.sigmoid(u).expand(tau.numel(), -1)
+    return flow_coefficient(grid, tau.double().reshape(-1, 1), k=k)
+
+
+def tabulated_coefficient(x: Tensor, tau: Tensor) -> Tensor:
+    """:func:`flow_coefficient` of ``x`` (batch, length, K) at ``tau`` (batch, 1, 1), read off
+    one :func:`coefficient_table` row per distinct time by linear interpolation in logit(x).
+
+    Every series term is then evaluated on ``_TABLE_POINTS`` grid points instead of on every
+    entry of ``x``: at K = 160 (640 terms) the sampler's velocity for 20,000 sequences of
+    length 4 drops from about 5 minutes to well under a second per step on one CPU core. The
+    sampler gives every sequence the same time, so one row serves the whole batch.
+    """
+    values, inverse = torch.unique(tau.reshape(-1), return_inverse=True)
+    table = coefficient_table(x.shape[-1], values).reshape(-1)
+    u = torch.logit(x.double().clamp(1e-9, 1.0 - 1e-9))
+    pos = (u + _LOGIT_MAX) * ((_TABLE_POINTS - 1) / (2.0 * _LOGIT_MAX))
+    left = pos.floor().clamp(0, _TABLE_POINTS - 2)
+    w = pos - left
+    index = left.long() + (inverse * _TABLE_POINTS).reshape(-1, *([1] * (x.dim() - 1)))
+    return (table[index] * (1.0 - w) + table[index + 1] * w).to(x.dtype)
+
+
+def _coefficient(x: Tensor, tau: Tensor) -> Tensor:
+    """``C(x, tau)`` for the sampler: tabulated when that is cheaper than the series on every
+    entry (many entries, few distinct times), else :func:`flow_coefficient` directly."""
+    distinct = int(torch.unique(tau).numel())  # one host sync per sampler step
+    if distinct * _TABLE_POINTS < x.numel():
+        return tabulated_coefficient(x, tau.expand(x.shape[0], *([1] * (x.dim() - 1))))
+    return flow_coefficient(x, tau)
 
 
 class DirichletPath:
@@ -154,7 +197,7 @@ class DirichletPath:
             logits: the model's output at ``x``, shape ``(batch, length, K)``.
         """
         tau = (t * self.tau_max).reshape(-1, 1, 1)
-        pc = torch.softmax(logits.float(), dim=-1).to(x.dtype) * flow_coefficient(x, tau)
+        pc = torch.softmax(logits.float(), dim=-1).to(x.dtype) * _coefficient(x, tau)
         return self.tau_max * (pc - x * pc.sum(dim=-1, keepdim=True))
 
     @staticmethod

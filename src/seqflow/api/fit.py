@@ -37,6 +37,7 @@ from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
 from seqflow.flow import FisherFlow, make_coupling
 from seqflow.io_utils import atomic_path, atomic_write, remove_stale_temps
 from seqflow.models import count_parameters, resolve_arch
+from seqflow.options import config_flags
 from seqflow.training import Progress, Trainer, TrainingStopped
 from seqflow.training.distributed import Shard, barrier, init_from_env, shutdown
 
@@ -141,17 +142,7 @@ def fit(
     stop training after the current step with a checkpoint and raise
     :class:`~seqflow.training.TrainingStopped` (its ``exit_code`` is 128 + the signal number).
     """
-    flags = {
-        "train.steps": steps, "train.batch_size": batch_size, "train.device": device,
-        "train.seed": seed, "train.compile": compile, "data.seq_col": seq_col,
-        "data.label_col": label_col,
-        "data.value_col": value_col, "data.signal_col": signal_col,
-        "data.signal_file": signal_file, "data.split_col": split_col,
-        "data.valid_frac": valid_frac, "data.alphabet": alphabet, "data.format": fmt,
-        "data.on_invalid": on_invalid, "data.max_length": max_length, "data.crop": crop,
-        "data.cache": cache, "data.num_workers": num_workers, "mode": mode,
-        "data.set_col": set_col,
-    }  # fmt: skip
+    flags = config_flags("fit", locals())
     if not isinstance(resume, bool):
         if out is not None and Path(out) != Path(resume):
             raise ConfigError(f"--resume {resume} and --out {out} name different run folders")

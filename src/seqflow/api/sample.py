@@ -23,6 +23,7 @@ from seqflow.data import TABLE_FORMATS, Alphabet, write_fasta, write_table
 from seqflow.data.signals import read_signal
 from seqflow.errors import InvalidInputError
 from seqflow.models import Condition
+from seqflow.options import config_flags
 from seqflow.sampling import generate
 
 DEFAULT_N = 100
@@ -149,11 +150,7 @@ def sample(
         raise InvalidInputError(f"--top {top}: must lie between 1 and -n {n}")
     if top is not None and oracle is None:
         raise InvalidInputError("--top: ranking needs an --oracle to score with")
-    chosen = {"sample.steps": steps, "sample.solver": solver, "sample.guidance": guidance,
-              "sample.decode": decode, "sample.batch_size": batch_size}  # fmt: skip
-    s = meta.config.with_overrides(
-        {k: v for k, v in chosen.items() if v is not None}, source="command line"
-    ).sample
+    s = meta.config.with_overrides(config_flags("sample", locals()), source="command line").sample
     design = build_design(
         meta, checkpoint, n=n, template=template, prefix=prefix, suffix=suffix, forbid=forbid,
         max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max, min_novelty=min_novelty,

@@ -6,9 +6,10 @@ module registers its commands on the one Typer app, in the order ``--help`` list
 """
 
 # isort: off
-from seqflow.cli import train  # noqa: F401
-from seqflow.cli import generate  # noqa: F401
+from seqflow.cli import fit  # noqa: F401
+from seqflow.cli import sample  # noqa: F401
 from seqflow.cli import evaluate  # noqa: F401
+from seqflow.cli import oracle  # noqa: F401
 from seqflow.cli import export  # noqa: F401
 from seqflow.cli._app import app, run
 

@@ -15,6 +15,7 @@ from rich.markup import escape
 from seqflow._version import __version__
 from seqflow.config import list_presets
 from seqflow.errors import SeqflowError
+from seqflow.options import FLAGS
 
 err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +37,15 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def option(key: str) -> Any:
+    """The Typer option of the flag that sets config ``key`` (:data:`seqflow.options.FLAGS`)."""
+    f = FLAGS[key]
+    return typer.Option(
+        f.flag, help=f.help, rich_help_panel=f.panel, metavar=f.metavar, min=f.min,
+        show_default=False,
+    )  # fmt: skip
 
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:

@@ -18,8 +18,9 @@ from rich.progress import (
 from rich.table import Table
 
 from seqflow import api
-from seqflow.cli._app import _preset_help, _user_errors, app, err
+from seqflow.cli._app import _preset_help, _user_errors, app, err, option
 from seqflow.config import list_presets
+from seqflow.options import flag_keywords
 from seqflow.training import Progress as TrainProgress
 from seqflow.training import TrainingStopped
 from seqflow.training.distributed import shard_from_env
@@ -128,21 +129,11 @@ def fit(
             help="Run folder for checkpoints and metrics \\[default: runs/<data name>].",
         ),
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps (train.steps).")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(help="Minibatch size (train.batch_size).")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (train.device).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
-    compile_model: Annotated[
-        bool | None,
-        typer.Option(
-            "--compile/--no-compile",
-            help="torch.compile the training step (train.compile): faster steps on a GPU after "
-            "a minute of compiling; needs a C++ compiler on a CPU.",
-            show_default=False,
-        ),
-    ] = None,
+    steps: Annotated[int | None, option("train.steps")] = None,
+    batch_size: Annotated[int | None, option("train.batch_size")] = None,
+    device: Annotated[str | None, option("train.device")] = None,
+    seed: Annotated[int | None, option("train.seed")] = None,
+    compile: Annotated[bool | None, option("train.compile")] = None,
     resume: Annotated[
         str | None,
         typer.Option(
@@ -153,140 +144,22 @@ def fit(
             "runs/dhs --steps 8000.",
         ),
     ] = None,
-    seq_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column with sequences \\[default: sequence or seq].",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    label_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column of class labels; sample with --label.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    value_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column of a number per sequence (e.g. activity); sample with --value.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    signal_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column of per-position numbers (one per letter, separated "
-            "by spaces, commas or ;); sample with --signal.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    signal_file: Annotated[
-        str | None,
-        typer.Option(
-            help=".npy/.npz (N, L[, C]) or text file of signal rows, matched to the "
-            "records by order; sample with --signal.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    split_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column train/valid/test; test rows are left out.", rich_help_panel="Data"
-        ),
-    ] = None,
-    mode: Annotated[
-        str | None,
-        typer.Option(
-            "--mode",
-            help="sequence (default: a model of single sequences) or library: whole "
-            "libraries (--set-col, or a folder / comma list of one FASTA per library) as "
-            "point clouds, Wasserstein flow matching; sample with --libraries.",
-            rich_help_panel="Library mode",
-            show_default=False,
-        ),
-    ] = None,
-    set_col: Annotated[
-        str | None,
-        typer.Option(
-            help="CSV/TSV column naming each record's library (library mode).",
-            rich_help_panel="Library mode",
-        ),
-    ] = None,
-    valid_frac: Annotated[
-        float | None,
-        typer.Option(
-            help="Share held out for validation when there is no --split-col \\[default: 0.05].",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    alphabet: Annotated[
-        str | None,
-        typer.Option(
-            help="dna, rna, protein, auto (detected and reported), or the letters "
-            "themselves, e.g. ACGTN.",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="auto (from the suffix, else the content), fasta, fastq, csv or tsv.",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    on_invalid: Annotated[
-        str | None,
-        typer.Option(
-            help="Letters outside the alphabet (e.g. N): error (default; names the "
-            "record and position), skip the record, or replace with a random letter.",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    max_length: Annotated[
-        int | None,
-        typer.Option(
-            help="Longest sequence to model \\[default: the longest in the data]. "
-            "Unequal lengths are modelled with an end category.",
-            rich_help_panel="Data",
-        ),
-    ] = None,
-    crop: Annotated[
-        bool | None,
-        typer.Option(
-            "--crop/--no-crop",
-            help="Cut sequences longer than --max-length instead of stopping with an error.",
-            rich_help_panel="Data",
-            show_default=False,
-        ),
-    ] = None,
-    cache: Annotated[
-        str | None,
-        typer.Option(
-            metavar="auto|on|off|DIR",
-            help="Keep DATA tokenised on disk; later runs memory-map it instead of reading "
-            "it again (flat memory for large files). auto: files of 64 MiB or more, in "
-            ".seqflow-cache/ beside DATA; on: any size, same place; off: never; DIR: any "
-            "size, in DIR. A changed file or reading option rebuilds the cache "
-            "(data.cache) \\[default: auto].",
-            rich_help_panel="Data",
-            show_default=False,
-        ),
-    ] = None,
-    num_workers: Annotated[
-        int | None,
-        typer.Option(
-            min=0,
-            metavar="N",
-            help="CPU threads preparing minibatches (rows, prior samples, coupling) ahead of "
-            "the training step; 0 builds each one on the training thread "
-            "(data.num_workers) \\[default: 1 on CUDA, 0 on CPU].",
-            rich_help_panel="Data",
-            show_default=False,
-        ),
-    ] = None,
+    seq_col: Annotated[str | None, option("data.seq_col")] = None,
+    label_col: Annotated[str | None, option("data.label_col")] = None,
+    value_col: Annotated[str | None, option("data.value_col")] = None,
+    signal_col: Annotated[str | None, option("data.signal_col")] = None,
+    signal_file: Annotated[str | None, option("data.signal_file")] = None,
+    split_col: Annotated[str | None, option("data.split_col")] = None,
+    mode: Annotated[str | None, option("mode")] = None,
+    set_col: Annotated[str | None, option("data.set_col")] = None,
+    valid_frac: Annotated[float | None, option("data.valid_frac")] = None,
+    alphabet: Annotated[str | None, option("data.alphabet")] = None,
+    fmt: Annotated[str | None, option("data.format")] = None,
+    on_invalid: Annotated[str | None, option("data.on_invalid")] = None,
+    max_length: Annotated[int | None, option("data.max_length")] = None,
+    crop: Annotated[bool | None, option("data.crop")] = None,
+    cache: Annotated[str | None, option("data.cache")] = None,
+    num_workers: Annotated[int | None, option("data.num_workers")] = None,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
@@ -305,16 +178,12 @@ def fit(
     SIGTERM, SIGINT (Ctrl-C), SIGHUP and SIGUSR1 stop after the current step with a final
     checkpoint (exit code 128 + signal number); continue with --resume.
     """
+    given = locals()
     view = _FitView()
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
-            steps=steps, batch_size=batch_size, device=device, seed=seed, compile=compile_model,
-            resume=resume if resume is not None else False,
-            seq_col=seq_col, label_col=label_col, value_col=value_col, signal_col=signal_col,
-            signal_file=signal_file, split_col=split_col, valid_frac=valid_frac,
-            alphabet=alphabet, fmt=fmt, on_invalid=on_invalid, max_length=max_length, crop=crop,
-            cache=cache, num_workers=num_workers, mode=mode, set_col=set_col,
+            resume=resume if resume is not None else False, **flag_keywords("fit", given),
             on_start=view.start, on_progress=view.progress,
         )  # fmt: skip
     except TrainingStopped as stop:

@@ -8,7 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err
+from seqflow.cli._app import _user_errors, app, err, option
+from seqflow.options import flag_keywords
 
 
 @app.command()
@@ -45,26 +46,10 @@ def sample(
             rich_help_panel="Conditions",
         ),
     ] = None,
-    guidance: Annotated[
-        float | None,
-        typer.Option(
-            help="Classifier-free guidance weight: 1 = conditional, 0 = unconditional, "
-            ">1 = stronger.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(help="Integration steps \\[default: from run].")
-    ] = None,
-    solver: Annotated[
-        str | None, typer.Option(help="euler, midpoint, rk4 or dopri5 \\[default: from run].")
-    ] = None,
-    decode: Annotated[
-        str | None,
-        typer.Option(
-            help="argmax (most likely letter) or sample (draw from the final probabilities)."
-        ),
-    ] = None,
+    guidance: Annotated[float | None, option("sample.guidance")] = None,
+    steps: Annotated[int | None, option("sample.steps")] = None,
+    solver: Annotated[str | None, option("sample.solver")] = None,
+    decode: Annotated[str | None, option("sample.decode")] = None,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
     output: Annotated[
         str | None,
@@ -168,7 +153,7 @@ def sample(
             rich_help_panel="Output",
         ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per batch.")] = None,
+    batch_size: Annotated[int | None, option("sample.batch_size")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     libraries: Annotated[
         int | None,
@@ -212,6 +197,7 @@ def sample(
 
       seqflow sample runs/lib --libraries 20 --size 64 --label K562 --out-dir libs/
     """
+    given = locals()
     if libraries is not None or size is not None or out_dir is not None:
         lib = api.sample_libraries(
             checkpoint, libraries=libraries or 1, size=size, label=label,
@@ -245,9 +231,8 @@ def sample(
 
     try:
         result = api.sample(
-            checkpoint, n=n, label=label, value=value, signal=signal, guidance=guidance,
-            steps=steps, solver=solver,
-            decode=decode, seed=seed, output=output, batch_size=batch_size, device=device,
+            checkpoint, n=n, label=label, value=value, signal=signal, seed=seed, output=output,
+            device=device, **flag_keywords("sample", given),
             template=template, prefix=prefix, suffix=suffix, forbid=forbid or (),
             max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max,
             min_novelty=min_novelty, train=train, max_candidates=max_candidates,

@@ -16,8 +16,17 @@ import pytest
 import torch
 
 from seqflow import api
-from seqflow.api._design import Design, Tally, _round_seed, draw_designs
-from seqflow.design import Rules, Template, gc_fraction, longest_run, reverse_complement
+from seqflow.design import (
+    Rules,
+    Tally,
+    Template,
+    annotate,
+    draw_designs,
+    gc_fraction,
+    longest_run,
+    reverse_complement,
+    round_seed,
+)
 from seqflow.errors import InvalidInputError
 from seqflow.geometry import PositiveSphere
 from seqflow.metrics import kmer_js
@@ -174,9 +183,8 @@ def test_inpainted_free_part_keeps_the_models_kmer_statistics(run):
 # --- rejection ------------------------------------------------------------------------------
 
 
-def fake_design(rules: Rules, budget: int = 100) -> Design:
-    return Design(template=None, fixed=None, min_length=1, rules=rules, min_novelty=None,
-                  train=None, train_source=None, max_candidates=budget)  # fmt: skip
+def rule_failures(rules: Rules):
+    return lambda seqs: [rules.failures(s) for s in seqs]
 
 
 def test_draw_designs_counts_and_keeps_order():
@@ -188,14 +196,14 @@ def test_draw_designs_counts_and_keeps_order():
         return ["".join(rng.choice(list("AC"), 6)) for _ in range(count)]
 
     rules = Rules.build("ACGT", max_homopolymer=2)
-    kept, tally = draw_designs(draw, 10, fake_design(rules, 10_000), seed=7)
+    kept, tally = draw_designs(draw, 10, rule_failures(rules), max_candidates=10_000, seed=7)
     assert len(kept) == 10 and all(rules.failures(s) == [] for _, s in kept)
     numbers = [i for i, _ in kept]
     assert numbers == sorted(numbers) and len(set(numbers)) == 10
     assert calls[0] == (10, 7)  # round 0: n candidates with the user's seed
     assert tally.candidates == sum(c for c, _ in calls)
     assert tally.passed + tally.rejected["homopolymer > 2"] == tally.candidates
-    assert _round_seed(7, 0) == 7 and _round_seed(7, 1) != _round_seed(8, 1)
+    assert round_seed(7, 0) == 7 and round_seed(7, 1) != round_seed(8, 1)
 
 
 def test_draw_designs_gives_up_at_the_budget_naming_the_rule():
@@ -203,11 +211,30 @@ def test_draw_designs_gives_up_at_the_budget_naming_the_rule():
         return ["GGGGCC"] * count
 
     with pytest.raises(InvalidInputError) as info:
-        draw_designs(draw, 5, fake_design(Rules.build("ACGT", gc_max=0.5), budget=40), seed=0)
+        draw_designs(draw, 5, rule_failures(Rules.build("ACGT", gc_max=0.5)), max_candidates=40,
+                     seed=0)  # fmt: skip
     msg = str(info.value)
     assert "0 of 5 sequences passed in 40 candidates" in msg
     assert "GC window 0-0.5 x40" in msg and "\n" not in msg
     assert Tally().acceptance == 1.0
+
+
+def test_order_sheet_columns_recompute_each_rule():
+    rows = [{"id": "a", "sequence": "ACGGGGTA"}, {"id": "b", "sequence": "ATATATAT"}]
+    rules = Rules.build("ACGT", forbid=["GGTA"], max_homopolymer=3, gc_min=0.3)
+    annotate(rows, letters="ACGT", rules=rules, template=Template.parse("ACNNNNNN", "ACGT"),
+             label="K562", guidance=2.0, novelty=([0, 4], "hamming"), min_novelty=1)  # fmt: skip
+    assert rows[0] == {
+        "id": "a", "sequence": "ACGGGGTA", "label": "K562", "guidance": 2.0, "length": 8,
+        "gc": 0.625, "max_run": 4, "template_ok": True, "forbid_ok": False,
+        "homopolymer_ok": False, "gc_ok": True, "novelty": 0, "novelty_metric": "hamming",
+        "novelty_ok": False,
+    }  # fmt: skip
+    assert (rows[1]["gc"], rows[1]["template_ok"], rows[1]["forbid_ok"]) == (0.0, False, True)
+    assert (rows[1]["gc_ok"], rows[1]["novelty_ok"]) == (False, True)
+    protein = [{"sequence": "MKV"}]
+    annotate(protein, letters="ACDEFGHIKLMNPQRSTVWY", rules=Rules.build("ACDEFGHIKLMNPQRSTVWY"))
+    assert protein == [{"sequence": "MKV", "length": 3, "max_run": 1}]  # no GC for proteins
 
 
 # --- the sample API and CLI ------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from seqflow import api
 from seqflow.cli import app
 from seqflow.errors import InvalidInputError
-from seqflow.metrics import frechet_distance, kmer_js
+from seqflow.metrics import frechet_distance, kmer_js, oracle_report
 
 runner = CliRunner()
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
@@ -134,6 +134,28 @@ def test_paired_mse_when_counts_match(sets, tmp_path):
         g = module(one_hot(random_dna(120, 9)))[:, 0].double().numpy()
         r = module(one_hot(real))[:, 0].double().numpy()
     assert result.oracle.mse_paired == pytest.approx(float(np.mean((g - r) ** 2)), rel=1e-4)
+
+
+def test_oracle_report_from_outputs_matches_direct_formulas():
+    rng = np.random.default_rng(0)
+    gen_emb, ref_emb = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    gen_out = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 2.0], [1.0, 0.0], [0.0, 5.0]])
+    ref_out = gen_out[::-1] + 0.5
+    gen_labels, ref_labels = ["a", "a", "a", "b", "b", None], ["a", "a", "a", "b", "b", "b"]
+    report = oracle_report(
+        "o", (gen_emb, ref_emb), (gen_out, ref_out), (gen_labels, ref_labels),
+        classes=["a", "b"],
+    )  # fmt: skip
+    assert report.frechet == frechet_distance(gen_emb, ref_emb)
+    assert report.frechet_by_label["a"] == frechet_distance(gen_emb[:3], ref_emb[:3])
+    assert report.accuracy_by_label == {"a": 2 / 3, "b": 1 / 2}  # rows 1 and 4 are misread
+    assert report.accuracy == pytest.approx(7 / 12)
+    assert report.mse_paired is None  # b: 2 generated vs 3 real, no pairs
+    one = oracle_report("o", (gen_emb, ref_emb), (gen_out[:, :1], ref_out[:, :1]), (None, None),
+                        values=[1.0, np.nan, 3.0, 0.0, 1.0, 0.0])  # fmt: skip
+    assert one.mse_paired == pytest.approx(float(np.mean((gen_out[:, 0] - ref_out[:, 0]) ** 2)))
+    assert one.mse_value == pytest.approx((1 + 0 + 0 + 0 + 0) / 5)
+    assert one.accuracy_by_label == {} and one.frechet_by_label == {}
 
 
 # --- bad input: one line, exit code 2, no report written ---------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from seqflow.data import read_sequences, write_fasta
+from seqflow.data import format_header, read_header_tags, read_sequences, write_fasta
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_path, atomic_write
 
@@ -165,3 +166,23 @@ def test_atomic_write_to_a_device_writes_through_and_keeps_it(tmp_path):
     assert write_fasta(RECORDS, devnull) == 2
     after = devnull.stat()
     assert stat.S_ISCHR(after.st_mode) and after.st_ino == before.st_ino
+
+
+def test_header_tags_round_trip_through_fasta(tmp_path):
+    tags = [{"label": "K562", "value": 1.5, "guidance": None, "signal": "rows.npy:1"},
+            {"library": "library_001", "score": 0.123456789}, {}]  # fmt: skip
+    headers = [format_header(f"s{i}", t) for i, t in enumerate(tags)]
+    assert headers[0] == "s0 label=K562 value=1.5 signal=rows.npy:1"
+    assert headers[1] == "s1 library=library_001 score=0.123457" and headers[2] == "s2"
+    for name in ("tags.fa", "tags.fa.gz"):
+        path = tmp_path / name
+        if name.endswith(".gz"):
+            with gzip.open(path, "wt") as handle:
+                handle.writelines(f">{h}\nACGT\n" for h in headers)
+        else:
+            write_fasta(((h, "ACGT") for h in headers), path)
+        assert read_header_tags(path) == [
+            {"label": "K562", "value": "1.5", "signal": "rows.npy:1"},
+            {"library": "library_001", "score": "0.123457"}, {},
+        ]  # fmt: skip
+        assert list(read_sequences(path).ids[:]) == ["s0", "s1", "s2"]  # the id is no tag

@@ -1,33 +1,26 @@
-"""Constrained sampling for ``sample``: templates, synthesis rules, novelty and oracle scores.
+"""Constrained sampling for ``sample``: the design options checked against the model.
 
 Fixed positions are clamped during integration (:func:`seqflow.sampling.generate`); every other
-rule is enforced by rejection: candidates are drawn in rounds until ``n`` pass or the candidate
-budget is spent. Round 0 draws ``n`` candidates with the user's seed, so a request whose
-candidates all pass returns what plain sampling returns; later rounds are sized from the
-acceptance seen so far and seeded from ``(seed, round)``. What cannot be met fails with one line
-naming the rules that rejected the candidates, before sampling when the fixed letters alone
-decide it (:meth:`~seqflow.design.Rules.infeasible`).
+rule is enforced by rejection (:func:`seqflow.design.draw_designs`). What cannot be met fails
+with one line, before sampling when the fixed letters alone decide it
+(:meth:`~seqflow.design.Rules.infeasible`).
 """
 
 from __future__ import annotations
 
 import gzip
-import math
 import warnings
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from seqflow.api._sets import read_set
 from seqflow.api.fit import TRAIN_FILE
 from seqflow.checkpoint import ModelMeta
-from seqflow.design import Rules, Template, gc_fraction, longest_run, nucleic
+from seqflow.design import Rules, Template
 from seqflow.errors import InvalidInputError
 from seqflow.metrics import nearest_distance
 
@@ -74,30 +67,21 @@ class Design:
             for s, fails in zip(seqs, out, strict=True):
                 if not self.template.matches(s):  # clamping makes this a bug check
                     fails.append("template")
-        if self.min_novelty is not None and self.train:
-            dist, _ = nearest_distance(list(seqs), self.train)
-            for d, fails in zip(dist.tolist(), out, strict=True):
-                if d < self.min_novelty:
-                    fails.append(f"novelty < {self.min_novelty}")
+        floor = self.min_novelty
+        found = self.novelty(seqs) if floor is not None else None
+        if floor is not None and found is not None:
+            for d, fails in zip(found[0], out, strict=True):
+                if d < floor:
+                    fails.append(f"novelty < {floor}")
         return out
 
-
-@dataclass
-class Tally:
-    """Candidates drawn and why they were rejected (a candidate may break several rules)."""
-
-    candidates: int = 0
-    passed: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def acceptance(self) -> float:
-        """Share of candidates that passed every rule."""
-        return self.passed / self.candidates if self.candidates else 1.0
-
-    def reasons(self) -> str:
-        """The rejection reasons, most frequent first, e.g. ``GC window 0.4-0.6 x812``."""
-        return ", ".join(f"{name} x{count}" for name, count in self.rejected.most_common())
+    def novelty(self, seqs: Sequence[str]) -> tuple[list[int], str] | None:
+        """Distance of each sequence to its nearest training sequence and the distance's name
+        (``hamming`` or ``levenshtein``), or None without a reference."""
+        if not self.train:
+            return None
+        dist, metric = nearest_distance(list(seqs), self.train)
+        return dist.tolist(), metric
 
 
 def build_design(
@@ -210,110 +194,3 @@ def _reference(
         )
         return None, None
     return seqs, str(recorded)
-
-
-def _round_seed(seed: int, round_: int) -> int:
-    """Round 0 uses ``seed`` itself; later rounds a hash of ``(seed, round)``."""
-    if round_ == 0:
-        return seed
-    state = np.random.SeedSequence([abs(seed), round_, int(seed < 0)]).generate_state(1)
-    return int(state[0])
-
-
-def draw_designs(
-    draw: Callable[[int, int], list[str]], n: int, design: Design, seed: int
-) -> tuple[list[tuple[int, str]], Tally]:
-    """Draw candidates in rounds until ``n`` pass the design.
-
-    Args:
-        draw: ``draw(count, seed)`` -> ``count`` candidate sequences (the round's seed).
-        n: sequences wanted.
-        seed: the user's seed (round 0's).
-
-    Returns:
-        ``(candidate number, sequence)`` of the first ``n`` accepted, in draw order (1-based
-        numbers over all rounds), and the tally.
-
-    Raises:
-        InvalidInputError: the budget ran out first; the message names the rules that
-            rejected candidates and how often.
-    """
-    kept: list[tuple[int, str]] = []
-    tally = Tally()
-    round_ = 0
-    while len(kept) < n and tally.candidates < design.max_candidates:
-        need = n - len(kept)
-        if round_ == 0:
-            count = n
-        else:  # aim for what is missing at the acceptance so far, plus a margin
-            rate = max(tally.acceptance, 1.0 / (tally.candidates + 1))
-            count = max(math.ceil(1.2 * need / rate), 16)
-        count = min(count, design.max_candidates - tally.candidates)
-        seqs = draw(count, _round_seed(seed, round_))
-        fails = design.failures(seqs)
-        for offset, (seq, why) in enumerate(zip(seqs, fails, strict=True)):
-            if why:
-                tally.rejected.update(why)
-                continue
-            tally.passed += 1
-            if len(kept) < n:
-                kept.append((tally.candidates + offset + 1, seq))
-        tally.candidates += len(seqs)
-        round_ += 1
-    if len(kept) < n:
-        raise InvalidInputError(
-            f"constraints not met: {len(kept)} of {n} sequences passed in {tally.candidates} "
-            f"candidates (acceptance {100 * tally.acceptance:.1f}%, budget --max-candidates "
-            f"{design.max_candidates}); rejected by {tally.reasons()}: relax these or raise "
-            "--max-candidates"
-        )
-    return kept, tally
-
-
-def annotate(
-    rows: list[dict[str, Any]],
-    design: Design,
-    meta: ModelMeta,
-    *,
-    label: str | None,
-    value: float | None,
-    guidance: float,
-    cond: object | None,
-) -> None:
-    """Add the order sheet's columns to each row (``sequence`` set) in place.
-
-    The checks are recomputed on the final sequences, independently of the sampling loop:
-    conditions, length, GC (DNA/RNA), longest homopolymer run, one ``*_ok`` column per rule
-    in force, and the distance to the nearest training sequence when a reference is known.
-    """
-    letters = str(meta.alphabet["letters"])
-    seqs = [str(r["sequence"]) for r in rows]
-    dist, metric = nearest_distance(seqs, design.train) if design.train else (None, None)
-    rules = design.rules
-    for i, (row, seq) in enumerate(zip(rows, seqs, strict=True)):
-        if label is not None:
-            row["label"] = label
-        if value is not None:
-            row["value"] = value
-        if cond is not None and guidance != 1.0:
-            row["guidance"] = guidance
-        row["length"] = len(seq)
-        if nucleic(letters):
-            row["gc"] = round(gc_fraction(seq), 4)
-        row["max_run"] = longest_run(seq)
-        if design.template is not None:
-            row["template_ok"] = design.template.matches(seq)
-        if rules.forbid:
-            row["forbid_ok"] = not any(m in seq for m in rules.forbid)
-        if rules.max_homopolymer is not None:
-            row["homopolymer_ok"] = longest_run(seq) <= rules.max_homopolymer
-        if rules.gc_window:
-            gc = gc_fraction(seq)
-            row["gc_ok"] = (rules.gc_min is None or gc >= rules.gc_min) and (
-                rules.gc_max is None or gc <= rules.gc_max
-            )
-        if dist is not None:
-            row["novelty"] = int(dist[i])
-            row["novelty_metric"] = metric
-            if design.min_novelty is not None:
-                row["novelty_ok"] = int(dist[i]) >= design.min_novelty

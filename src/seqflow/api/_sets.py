@@ -3,7 +3,6 @@ reference or training sets from any reader format (optionally one split of a spl
 
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqflow.data import Alphabet, SequenceTable, read_sequences
+from seqflow.data import Alphabet, SequenceTable, read_header_tags, read_sequences
 from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
@@ -98,7 +97,9 @@ def read_generated(path: str | Path, *, alphabet: str = "auto") -> SeqSet:
     """Read generated FASTA; ``label=`` and ``value=`` words in headers give the conditions."""
     table = read_sequences(path, alphabet=alphabet, fmt="fasta")
     seqs = decode_tokens(table.alphabet, table.tokens, _pad(table))
-    headers = _headers(Path(str(path)), len(seqs)) if str(path) != "-" else []
+    headers = read_header_tags(path) if str(path) != "-" else []
+    if len(headers) != len(seqs):
+        headers = [{} for _ in seqs]
     labels: list[str | None] = [h.get("label") for h in headers]
     values: list[float] = []
     for i, h in enumerate(headers):
@@ -117,18 +118,6 @@ def read_generated(path: str | Path, *, alphabet: str = "auto") -> SeqSet:
         table.source,
         table.alphabet.letters,
     )
-
-
-def _headers(path: Path, n: int) -> list[dict[str, str]]:
-    """``key=value`` words of each FASTA header, in record order."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    out: list[dict[str, str]] = []
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
-        for line in handle:
-            if line.startswith(">"):
-                words = line[1:].split()[1:]
-                out.append(dict(w.split("=", 1) for w in words if "=" in w))
-    return out if len(out) == n else [{} for _ in range(n)]
 
 
 def _pad(table: SequenceTable) -> int | None:

@@ -1,17 +1,9 @@
 """``evaluate``: score generated sequences against real ones, with or without an oracle.
 
 Oracle-free metrics come from :mod:`seqflow.metrics`, for the whole set and per condition when
-the generated headers carry ``label=`` and the reference has labels. With an oracle:
-
-- Frechet distance between the oracle embeddings of generated and real sets (squared, pooled
-  over the whole sets, as in Stark et al. 2024);
-- conditional accuracy: the share of samples for class c the oracle assigns to c (class names
-  of a classifier oracle matched to the labels);
-- oracle MSE (Sei-style; Avdeyev et al. 2023, Davis et al. 2024): mean squared difference of
-  oracle outputs between generated sequence i and real sequence i of the same condition, when
-  both sets hold the same number (as when sampling one sequence per reference signal row);
-- value MSE: for ``value=`` headers and a one-output oracle, mean squared difference between
-  the oracle's prediction and the value asked for.
+the generated headers carry ``label=`` and the reference has labels. With an oracle, its
+embeddings and outputs give Frechet distance, conditional accuracy and MSEs
+(:mod:`seqflow.metrics.oracle`).
 """
 
 from __future__ import annotations
@@ -19,53 +11,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from seqflow import metrics
 from seqflow.api._plots import write_plots
-from seqflow.api._sets import SeqSet, read_generated, read_set
+from seqflow.api._sets import read_generated, read_set
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
-from seqflow.metrics import EvaluationReport, evaluate_by_condition, evaluate_sets, frechet_distance
+from seqflow.metrics import EvaluationReport, OracleReport, evaluate_by_condition, evaluate_sets
 from seqflow.oracle import Oracle
-
-
-@dataclass(frozen=True)
-class OracleReport:
-    """Oracle-based metrics (None where one does not apply).
-
-    Attributes:
-        name: the oracle file.
-        frechet: squared Frechet distance of embeddings, generated vs reference.
-        frechet_by_label: the same per condition.
-        accuracy_by_label: share of samples for each class the oracle assigns to it.
-        mse_paired: mean squared oracle-output difference of generated/real pairs per condition.
-        mse_value: mean squared difference between predicted and requested values.
-    """
-
-    name: str
-    frechet: float
-    frechet_by_label: dict[str, float] = field(default_factory=dict)
-    accuracy_by_label: dict[str, float] = field(default_factory=dict)
-    mse_paired: float | None = None
-    mse_value: float | None = None
-
-    @property
-    def accuracy(self) -> float | None:
-        """Mean conditional accuracy over classes, or None."""
-        acc = self.accuracy_by_label
-        return float(np.mean(list(acc.values()))) if acc else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "name": self.name, "frechet": self.frechet, "frechet_by_label": self.frechet_by_label,
-            "accuracy": self.accuracy, "accuracy_by_label": self.accuracy_by_label,
-            "mse_paired": self.mse_paired, "mse_value": self.mse_value,
-        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -153,7 +109,12 @@ def evaluate(
         )  # fmt: skip
     oracle_report, outputs = None, None
     if oracle is not None:
-        oracle_report, outputs = _oracle_metrics(oracle, oracle_name, gen, ref)
+        outputs = oracle.predict(gen.seqs), oracle.predict(ref.seqs)
+        oracle_report = metrics.oracle_report(
+            oracle_name, (oracle.embed(gen.seqs), oracle.embed(ref.seqs)), outputs,
+            (gen.labels, ref.labels), values=gen.values,
+            classes=oracle.output_names if oracle.kind == "classifier" else None,
+        )  # fmt: skip
     drawn: list[Path] = []
     if plots is not None:
         scores = (outputs[0][:, 0], outputs[1][:, 0]) if outputs is not None else None
@@ -169,49 +130,3 @@ def evaluate(
             json.dump(result.to_dict(), handle, indent=1, allow_nan=True)
             handle.write("\n")
     return result
-
-
-def _oracle_metrics(
-    oracle: Oracle, name: str, gen: SeqSet, ref: SeqSet
-) -> tuple[OracleReport, tuple[np.ndarray, np.ndarray]]:
-    """The oracle report, and the oracle outputs of generated and real sequences."""
-    gen_emb, ref_emb = oracle.embed(gen.seqs), oracle.embed(ref.seqs)
-    report: dict[str, Any] = {"name": name, "frechet": frechet_distance(gen_emb, ref_emb)}
-    gen_idx, ref_idx = _groups(gen), _groups(ref)
-    shared = [c for c in gen_idx if c in ref_idx]
-    report["frechet_by_label"] = {
-        c: frechet_distance(gen_emb[gen_idx[c]], ref_emb[ref_idx[c]])
-        for c in shared
-        if len(gen_idx[c]) > 1 and len(ref_idx[c]) > 1
-    }
-    gen_out = oracle.predict(gen.seqs)
-    if oracle.kind == "classifier":
-        names = list(oracle.output_names)
-        hits = gen_out.argmax(axis=1)
-        report["accuracy_by_label"] = {
-            c: float((hits[idx] == names.index(c)).mean()) for c, idx in gen_idx.items()
-            if c in names
-        }  # fmt: skip
-    ref_out = oracle.predict(ref.seqs)
-    pairs = [(gen_idx[c], ref_idx[c]) for c in shared] or [
-        (np.arange(len(gen.seqs)), np.arange(len(ref.seqs)))
-    ]
-    if all(len(g) == len(r) for g, r in pairs):
-        diffs = [gen_out[g] - ref_out[r] for g, r in pairs]
-        report["mse_paired"] = float(np.mean(np.concatenate(diffs) ** 2))
-    if gen.values is not None and gen_out.shape[1] == 1:
-        target = np.asarray(gen.values)
-        ok = ~np.isnan(target)
-        report["mse_value"] = float(np.mean((gen_out[ok, 0] - target[ok]) ** 2))
-    return OracleReport(**report), (gen_out, ref_out)
-
-
-def _groups(s: SeqSet) -> dict[str, np.ndarray]:
-    """Row indices of each label (empty without labels)."""
-    if s.labels is None:
-        return {}
-    out: dict[str, list[int]] = {}
-    for i, label in enumerate(s.labels):
-        if label is not None:
-            out.setdefault(label, []).append(i)
-    return {k: np.asarray(v) for k, v in out.items()}

@@ -30,6 +30,8 @@ from seqflow.data import (
     TABLE_FORMATS,
     Alphabet,
     LibraryTable,
+    format_header,
+    read_header_tags,
     read_libraries,
     read_sequences,
     write_fasta,
@@ -181,7 +183,7 @@ def write_library_file(libs: LibraryData, path: Path) -> None:
             index = torch.as_tensor(rows, dtype=torch.long)
             seqs = decode_tokens(table.alphabet, table.tokens[index].long(), table.pad_token)
             text = "".join(
-                f">{table.ids[i]} library={name}\n{seq}\n"
+                f">{format_header(table.ids[i], {'library': name})}\n{seq}\n"
                 for i, seq in zip(index.tolist(), seqs, strict=True)
             )
             handle.write(text.encode())
@@ -263,9 +265,7 @@ def _write_libraries(
     label: str | None,
     guidance: float,
 ) -> tuple[str, ...]:
-    tags = (f" label={label}" if label is not None else "") + (
-        f" guidance={guidance:g}" if guidance != 1.0 else ""
-    )
+    tags = {"label": label, "guidance": guidance if guidance != 1.0 else None}
     if out_dir is not None:
         if output not in (None, "-"):
             raise InvalidInputError("give either -o FILE or --out-dir DIR, not both")
@@ -274,7 +274,10 @@ def _write_libraries(
         written = []
         for name, seqs in libs.items():
             path = folder / f"{name}.fasta"
-            records = ((f"{name}_{j + 1} library={name}{tags}", s) for j, s in enumerate(seqs))
+            records = (
+                (format_header(f"{name}_{j + 1}", {"library": name, **tags}), s)
+                for j, s in enumerate(seqs)
+            )
             write_fasta(records, path)
             written.append(str(path))
         return tuple(written)
@@ -289,7 +292,7 @@ def _write_libraries(
         write_table(rows, output, fmt=fmt, columns=("library", "id", "sequence", "label"))
         return (str(output),)
     records = (
-        (f"{name}_{j + 1} library={name}{tags}", s)
+        (format_header(f"{name}_{j + 1}", {"library": name, **tags}), s)
         for name, seqs in libs.items()
         for j, s in enumerate(seqs)
     )
@@ -338,13 +341,7 @@ def _fasta_libraries(path: Path) -> dict[str, list[str]]:
     table = read_sequences(path, alphabet="auto")
     seqs = decode_tokens(table.alphabet, table.tokens.long(), table.pad_token)
     out: dict[str, list[str]] = {}
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt") as handle:  # type: ignore[operator]
-        names = [
-            next((w[8:] for w in line.split() if w.startswith("library=")), "")
-            for line in handle
-            if line.startswith(">")
-        ]
+    names = [tags.get("library", "") for tags in read_header_tags(path)]
     if len(names) != len(seqs) or not all(names):
         raise InvalidInputError(
             f"{path}: every FASTA header needs library=NAME to group records into libraries"

@@ -15,12 +15,13 @@ import torch
 from torch import Tensor
 
 from seqflow.api._config import resolve_device
-from seqflow.api._design import annotate, build_design, draw_designs
+from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens
 from seqflow.api.oracle import load_oracle
 from seqflow.checkpoint import ModelMeta, load_model
-from seqflow.data import TABLE_FORMATS, Alphabet, write_fasta, write_table
+from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta, write_table
 from seqflow.data.signals import read_signal
+from seqflow.design import COLUMNS, annotate, draw_designs
 from seqflow.errors import InvalidInputError
 from seqflow.models import Condition
 from seqflow.options import config_flags
@@ -175,14 +176,8 @@ def sample(
             batch_size=s.batch_size, seed=seed_, device=dev,
         )  # fmt: skip
 
-    tags = []
-    if label is not None:
-        tags.append(f"label={label}")
-    if value is not None:
-        tags.append(f"value={value:g}")
-    if cond is not None and not cond.empty and s.guidance != 1.0:
-        tags.append(f"guidance={s.guidance:g}")
-    suffix_ = "".join(f" {tag}" for tag in tags)
+    guided = cond is not None and not cond.empty and s.guidance != 1.0
+    tags = {"label": label, "value": value, "guidance": s.guidance if guided else None}
     target = None if output is None or str(output) == "-" else Path(output)
     result = partial(
         SampleResult, output=str(target or "-"), label=label, value=value, format=fmt,
@@ -198,8 +193,8 @@ def sample(
                 for seq in decode_tokens(alphabet, tokens, meta.pad):
                     ids.append(f"{id_prefix}_{len(ids) + 1}")
                     sequences.append(seq)
-                    row = f" signal={Path(str(signal)).name}:{len(ids)}" if signal else ""
-                    yield ids[-1] + suffix_ + row, seq
+                    row = f"{Path(str(signal)).name}:{len(ids)}" if signal else None
+                    yield format_header(ids[-1], {**tags, "signal": row}), seq
                 if on_progress is not None:
                     on_progress(len(sequences), n)
 
@@ -215,20 +210,27 @@ def sample(
             out += decode_tokens(alphabet, tokens, meta.pad)
         return out
 
-    kept, tally = draw_designs(draw, n, design, seed)
+    kept, tally = draw_designs(
+        draw, n, design.failures, max_candidates=design.max_candidates, seed=seed
+    )
     if on_progress is not None:
         on_progress(n, n)
     rows_: list[dict[str, Any]] = [
         {"id": f"{id_prefix}_{i + 1}", "sequence": seq, "candidate": number}
         for i, (number, seq) in enumerate(kept)
     ]
-    annotate(rows_, design, meta, label=label, value=value, guidance=s.guidance, cond=cond)
+    annotate(
+        rows_, letters=alphabet.letters, rules=design.rules, template=design.template,
+        label=label, value=value, guidance=s.guidance if guided else None,
+        novelty=design.novelty([str(r["sequence"]) for r in rows_]),
+        min_novelty=design.min_novelty,
+    )  # fmt: skip
     if scorer is not None:
         for row, y in zip(rows_, scorer([r["sequence"] for r in rows_]), strict=True):
             row["score"] = y
         if top is not None:
             rows_ = sorted(rows_, key=lambda r: -float(r["score"]))[:top]
-    _write(rows_, target, fmt, suffix_, signal)
+    _write(rows_, target, fmt, tags, signal)
     return result(
         sequences=tuple(str(r["sequence"]) for r in rows_),
         ids=tuple(str(r["id"]) for r in rows_), seconds=time.perf_counter() - started,
@@ -237,11 +239,6 @@ def sample(
         novelty=tuple(int(r["novelty"]) for r in rows_) if "novelty" in rows_[0] else None,
     )  # fmt: skip
 
-
-COLUMNS = ("id", "sequence", "length", "label", "value", "guidance", "gc", "max_run",
-           "template_ok", "forbid_ok", "homopolymer_ok", "gc_ok", "novelty", "novelty_metric",
-           "novelty_ok", "score", "candidate")  # fmt: skip
-"""Columns of CSV/TSV/JSONL output, in order; a column none of the rows has is left out."""
 
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -283,7 +280,7 @@ def _scorer(
 
 
 def _write(
-    rows: list[dict[str, Any]], target: Path | None, fmt: str, tags: str,
+    rows: list[dict[str, Any]], target: Path | None, fmt: str, tags: dict[str, Any],
     signal: str | Path | None,
 ) -> None:  # fmt: skip
     if fmt != "fasta":
@@ -292,12 +289,9 @@ def _write(
         return
 
     def header(row: dict[str, Any]) -> str:
-        text = f"{row['id']}{tags}"
-        if signal is not None:
-            text += f" signal={Path(str(signal)).name}:{row['candidate']}"
-        if "score" in row:
-            text += f" score={float(row['score']):.6g}"
-        return text
+        row_signal = f"{Path(str(signal)).name}:{row['candidate']}" if signal is not None else None
+        score = float(row["score"]) if "score" in row else None
+        return format_header(str(row["id"]), {**tags, "signal": row_signal, "score": score})
 
     write_fasta(((header(r), str(r["sequence"])) for r in rows), target)
 

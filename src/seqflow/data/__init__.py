@@ -1,8 +1,9 @@
 """Sequence data: alphabets, FASTA/FASTQ/CSV/TSV readers and their tokenised cache, signal
-files, FASTA and table writers."""
+files, FASTA and table writers, ``key=value`` tags in FASTA headers."""
 
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
 from seqflow.data.cache import read_cached
+from seqflow.data.headers import format_header, read_header_tags
 from seqflow.data.libraries import LibraryTable, group_libraries, read_libraries
 from seqflow.data.readers import read_sequences
 from seqflow.data.signals import read_signal
@@ -28,8 +29,10 @@ __all__ = [
     "ReadReport",
     "RecordIds",
     "SequenceTable",
+    "format_header",
     "group_libraries",
     "read_cached",
+    "read_header_tags",
     "read_libraries",
     "read_sequences",
     "read_signal",

@@ -1,4 +1,5 @@
-"""Designing candidates for the lab: templates, synthesis rules and order-ready records."""
+"""Designing candidates for the lab: templates, synthesis rules, rejection sampling and the
+order sheet."""
 
 from seqflow.design.constraints import (
     WILDCARDS,
@@ -9,13 +10,20 @@ from seqflow.design.constraints import (
     nucleic,
     reverse_complement,
 )
+from seqflow.design.order_sheet import COLUMNS, annotate
+from seqflow.design.rejection import Tally, draw_designs, round_seed
 
 __all__ = [
+    "COLUMNS",
     "WILDCARDS",
     "Rules",
+    "Tally",
     "Template",
+    "annotate",
+    "draw_designs",
     "gc_fraction",
     "longest_run",
     "nucleic",
     "reverse_complement",
+    "round_seed",
 ]

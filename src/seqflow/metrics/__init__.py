@@ -1,4 +1,5 @@
-"""Oracle-free metrics of a generated sequence set against real reference and training sets.
+"""Metrics of a generated sequence set against real reference and training sets, and the
+metrics of an oracle's outputs on them (:mod:`seqflow.metrics.oracle`).
 
 Functions take plain lists of strings (case-insensitive) and, where letters matter, an
 alphabet string; results are floats, arrays or frozen dataclasses.
@@ -31,6 +32,7 @@ from seqflow.metrics.nearest import (
     novelty,
     novelty_and_memorisation,
 )
+from seqflow.metrics.oracle import OracleReport, oracle_report
 from seqflow.metrics.sets import set_distance
 from seqflow.metrics.within_set import diversity, uniqueness
 
@@ -40,6 +42,7 @@ __all__ = [
     "MemorisationReport",
     "NoveltyReport",
     "OneNNA",
+    "OracleReport",
     "diversity",
     "evaluate_by_condition",
     "evaluate_libraries",
@@ -58,6 +61,7 @@ __all__ = [
     "novelty",
     "novelty_and_memorisation",
     "one_nna",
+    "oracle_report",
     "position_composition",
     "position_divergence",
     "set_distance",

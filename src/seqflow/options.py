@@ -1,11 +1,9 @@
-"""The command-line flags that mirror config keys, declared once.
+"""The command-line flags that mirror config keys, declared once (a leaf, like ``config``).
 
-Each :class:`Flag` ties a config key to the command that takes it, its flag, its help text
-and the keyword of the API function behind the command. The CLI builds its Typer options from
-this table (:func:`seqflow.cli._app.option`), the API turns its keywords into config overrides
-with :func:`config_flags`, and ``tests/test_options.py`` checks the table against
-:class:`~seqflow.config.Config`, the API signatures and the registered commands. Like
-``config``, this module is a leaf: it imports nothing of seqflow.
+Each :class:`Flag` ties a config key to its command, flag, help text and API keyword. The CLI
+builds its Typer options from this table (:func:`seqflow.cli._app.option`), the API turns its
+keywords into config overrides with :func:`config_flags`, and ``tests/test_options.py`` checks
+the table against :class:`~seqflow.config.Config`, the API signatures and the commands.
 """
 
 from __future__ import annotations
@@ -14,9 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PANEL_DATA = "Data"
-PANEL_CONDITIONS = "Conditions"
-PANEL_LIBRARY = "Library mode"
+DATA, CONDITIONS, LIBRARY = "Data", "Conditions", "Library mode"
+"""The ``--help`` panels of the flags outside the main one."""
 
 
 @dataclass(frozen=True)
@@ -58,112 +55,54 @@ FLAGS = {
         Flag("train.batch_size", "fit", "Minibatch size (train.batch_size)."),
         Flag("train.device", "fit", "auto, cpu or cuda (train.device)."),
         Flag("train.seed", "fit", "Random seed (train.seed)."),
-        Flag(
-            "train.compile", "fit",
-            "torch.compile the training step (train.compile): faster steps on a GPU after a "
-            "minute of compiling; needs a C++ compiler on a CPU.",
-            flag="--compile/--no-compile",
-        ),
-        Flag(
-            "data.seq_col", "fit", "CSV/TSV column with sequences \\[default: sequence or seq].",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.label_col", "fit", "CSV/TSV column of class labels; sample with --label.",
-            panel=PANEL_CONDITIONS,
-        ),
-        Flag(
-            "data.value_col", "fit",
-            "CSV/TSV column of a number per sequence (e.g. activity); sample with --value.",
-            panel=PANEL_CONDITIONS,
-        ),
-        Flag(
-            "data.signal_col", "fit",
-            "CSV/TSV column of per-position numbers (one per letter, separated by spaces, "
-            "commas or ;); sample with --signal.",
-            panel=PANEL_CONDITIONS,
-        ),
-        Flag(
-            "data.signal_file", "fit",
-            ".npy/.npz (N, L[, C]) or text file of signal rows, matched to the records by "
-            "order; sample with --signal.",
-            panel=PANEL_CONDITIONS,
-        ),
-        Flag(
-            "data.split_col", "fit", "CSV/TSV column train/valid/test; test rows are left out.",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "mode", "fit",
-            "sequence (default: a model of single sequences) or library: whole libraries "
-            "(--set-col, or a folder / comma list of one FASTA per library) as point clouds, "
-            "Wasserstein flow matching; sample with --libraries.",
-            panel=PANEL_LIBRARY,
-        ),
-        Flag(
-            "data.set_col", "fit",
-            "CSV/TSV column naming each record's library (library mode).",
-            panel=PANEL_LIBRARY,
-        ),
-        Flag(
-            "data.valid_frac", "fit",
-            "Share held out for validation when there is no --split-col \\[default: 0.05].",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.alphabet", "fit",
-            "dna, rna, protein, auto (detected and reported), or the letters themselves, "
-            "e.g. ACGTN.",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.format", "fit",
-            "auto (from the suffix, else the content), fasta, fastq, csv or tsv.",
-            keyword="fmt", panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.on_invalid", "fit",
-            "Letters outside the alphabet (e.g. N): error (default; names the record and "
-            "position), skip the record, or replace with a random letter.",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.max_length", "fit",
-            "Longest sequence to model \\[default: the longest in the data]. Unequal lengths "
-            "are modelled with an end category.",
-            panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.crop", "fit",
-            "Cut sequences longer than --max-length instead of stopping with an error.",
-            flag="--crop/--no-crop", panel=PANEL_DATA,
-        ),
-        Flag(
-            "data.cache", "fit",
-            "Keep DATA tokenised on disk; later runs memory-map it instead of reading it again "
-            "(flat memory for large files). auto: files of 64 MiB or more, in .seqflow-cache/ "
-            "beside DATA; on: any size, same place; off: never; DIR: any size, in DIR. A "
-            "changed file or reading option rebuilds the cache (data.cache) \\[default: auto].",
-            panel=PANEL_DATA, metavar="auto|on|off|DIR",
-        ),
-        Flag(
-            "data.num_workers", "fit",
-            "CPU threads preparing minibatches (rows, prior samples, coupling) ahead of the "
-            "training step; 0 builds each one on the training thread (data.num_workers) "
-            "\\[default: 1 on CUDA, 0 on CPU].",
-            panel=PANEL_DATA, metavar="N", min=0,
-        ),
-        Flag(
-            "sample.guidance", "sample",
-            "Classifier-free guidance weight: 1 = conditional, 0 = unconditional, >1 = stronger.",
-            panel=PANEL_CONDITIONS,
-        ),
+        Flag("train.compile", "fit", "torch.compile the training step (train.compile): faster "
+             "steps on a GPU after a minute of compiling; needs a C++ compiler on a CPU.",
+             flag="--compile/--no-compile"),
+        Flag("data.seq_col", "fit", "CSV/TSV column with sequences \\[default: sequence or seq].",
+             panel=DATA),
+        Flag("data.label_col", "fit", "CSV/TSV column of class labels; sample with --label.",
+             panel=CONDITIONS),
+        Flag("data.value_col", "fit", "CSV/TSV column of a number per sequence (e.g. activity); "
+             "sample with --value.", panel=CONDITIONS),
+        Flag("data.signal_col", "fit", "CSV/TSV column of per-position numbers (one per letter, "
+             "separated by spaces, commas or ;); sample with --signal.", panel=CONDITIONS),
+        Flag("data.signal_file", "fit", ".npy/.npz (N, L[, C]) or text file of signal rows, "
+             "matched to the records by order; sample with --signal.", panel=CONDITIONS),
+        Flag("data.split_col", "fit", "CSV/TSV column train/valid/test; test rows are left out.",
+             panel=DATA),
+        Flag("mode", "fit", "sequence (default: a model of single sequences) or library: whole "
+             "libraries (--set-col, or a folder / comma list of one FASTA per library) as point "
+             "clouds, Wasserstein flow matching; sample with --libraries.", panel=LIBRARY),
+        Flag("data.set_col", "fit", "CSV/TSV column naming each record's library (library "
+             "mode).", panel=LIBRARY),
+        Flag("data.valid_frac", "fit", "Share held out for validation when there is no "
+             "--split-col \\[default: 0.05].", panel=DATA),
+        Flag("data.alphabet", "fit", "dna, rna, protein, auto (detected and reported), or the "
+             "letters themselves, e.g. ACGTN.", panel=DATA),
+        Flag("data.format", "fit", "auto (from the suffix, else the content), fasta, fastq, csv "
+             "or tsv.", keyword="fmt", panel=DATA),
+        Flag("data.on_invalid", "fit", "Letters outside the alphabet (e.g. N): error (default; "
+             "names the record and position), skip the record, or replace with a random "
+             "letter.", panel=DATA),
+        Flag("data.max_length", "fit", "Longest sequence to model \\[default: the longest in the "
+             "data]. Unequal lengths are modelled with an end category.", panel=DATA),
+        Flag("data.crop", "fit", "Cut sequences longer than --max-length instead of stopping "
+             "with an error.", flag="--crop/--no-crop", panel=DATA),
+        Flag("data.cache", "fit", "Keep DATA tokenised on disk; later runs memory-map it instead "
+             "of reading it again (flat memory for large files). auto: files of 64 MiB or more, "
+             "in .seqflow-cache/ beside DATA; on: any size, same place; off: never; DIR: any "
+             "size, in DIR. A changed file or reading option rebuilds the cache (data.cache) "
+             "\\[default: auto].", panel=DATA, metavar="auto|on|off|DIR"),
+        Flag("data.num_workers", "fit", "CPU threads preparing minibatches (rows, prior samples, "
+             "coupling) ahead of the training step; 0 builds each one on the training thread "
+             "(data.num_workers) \\[default: 1 on CUDA, 0 on CPU].", panel=DATA, metavar="N",
+             min=0),
+        Flag("sample.guidance", "sample", "Classifier-free guidance weight: 1 = conditional, "
+             "0 = unconditional, >1 = stronger.", panel=CONDITIONS),
         Flag("sample.steps", "sample", "Integration steps \\[default: from run]."),
         Flag("sample.solver", "sample", "euler, midpoint, rk4 or dopri5 \\[default: from run]."),
-        Flag(
-            "sample.decode", "sample",
-            "argmax (most likely letter) or sample (draw from the final probabilities).",
-        ),
+        Flag("sample.decode", "sample", "argmax (most likely letter) or sample (draw from the "
+             "final probabilities)."),
         Flag("sample.batch_size", "sample", "Sequences per batch."),
     )
 }  # fmt: skip

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from seqflow import api
 from seqflow.checkpoint import MODEL_FILE
 from seqflow.errors import ConfigError
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import Condition
 from seqflow.training.batches import CoupledBatchStream
 from seqflow.training.distributed import Shard, shard_from_env
@@ -22,7 +22,7 @@ WORLD = 2
 
 
 def stream(tokens, coupling: str, shard: Shard, batch: int = 8) -> CoupledBatchStream:
-    flow = FisherFlow(make_coupling(coupling), 4)
+    flow = FlowMatching(make_coupling(coupling), 4)
     return CoupledBatchStream(
         tokens, Condition(), flow, batch_size=batch, seed=5, prefetch=False, shard=shard
     )
@@ -138,7 +138,7 @@ def test_torchrun_two_processes_equal_one_process_with_the_same_global_batch(
 def test_batches_built_ahead_by_worker_threads_equal_batches_built_inline(tokens, workers):
     """``data.num_workers`` threads build batches in any order with the same result, and a
     state taken mid-stream (batches in flight) resumes to the same next batch."""
-    flow = FisherFlow(make_coupling("exact"), 4)
+    flow = FlowMatching(make_coupling("exact"), 4)
 
     def make(prefetch: bool) -> CoupledBatchStream:
         return CoupledBatchStream(

@@ -15,14 +15,26 @@ from seqflow.checkpoint import load_state, save_state
 from seqflow.config import TrainConfig
 from seqflow.data.motifs import motif_purity, read_jaspar, synthetic_libraries
 from seqflow.errors import ConfigError, InvalidInputError
-from seqflow.flow import LibraryFlow, inner_coupling
+from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.geometry import PositiveSphere
 from seqflow.models import SetVelocityField
 from seqflow.sampling import generate_libraries
-from seqflow.training import LibrarySet, LibraryTrainer
+from seqflow.training import LibrarySet, LibraryTask, Trainer
 
 JASPAR = Path(__file__).parent / "data" / "jaspar_motifs.jaspar"
 SPHERE = PositiveSphere()
+CPU = torch.device("cpu")
+
+
+def library_flow(inner: str = "exact", outer: str = "none") -> LibraryCoupling:
+    return LibraryCoupling(FlowMatching(make_coupling(inner), 4), outer)
+
+
+def pairing(paired: torch.Tensor, x_0: torch.Tensor) -> torch.Tensor:
+    """``perm`` with ``paired[j] == x_0[perm[j]]`` (every row of ``paired`` is one of ``x_0``)."""
+    match = (paired.flatten(1)[:, None, :] == x_0.flatten(1)[None, :, :]).all(-1)
+    assert torch.equal(match.sum(1), torch.ones(len(paired), dtype=torch.long))
+    return match.long().argmax(1)
 
 
 def tiny_model(length: int, num_labels: int = 0, arch: str = "cnn") -> SetVelocityField:
@@ -41,7 +53,8 @@ def test_inner_coupling_is_the_emd_plan(size, seed):
     g = torch.Generator().manual_seed(seed)
     x_0 = SPHERE.sample_prior((size, 7, 4), generator=g, dtype=torch.float64)
     tokens = torch.randint(4, (size, 7), generator=g)
-    perm = inner_coupling(x_0, tokens)
+    paired = library_flow().couple(tokens[None], generator=g, x_0=x_0[None])[0]
+    perm = pairing(paired, x_0)
     assert sorted(perm.tolist()) == list(range(size))
     cost = SPHERE.cost_onehot(x_0, tokens).numpy()
     w = np.full(size, 1.0 / size)
@@ -68,41 +81,52 @@ def test_sinkhorn_inner_coupling_is_a_seeded_permutation():
     g = torch.Generator().manual_seed(0)
     x_0 = SPHERE.sample_prior((32, 6, 4), generator=g)
     tokens = torch.randint(4, (32, 6), generator=g)
-    a = inner_coupling(x_0, tokens, method="sinkhorn", generator=torch.Generator().manual_seed(1))
-    b = inner_coupling(x_0, tokens, method="sinkhorn", generator=torch.Generator().manual_seed(1))
+    flow = library_flow("sinkhorn")
+    a, b = (
+        pairing(flow.couple(tokens[None], generator=torch.Generator().manual_seed(1),
+                            x_0=x_0[None])[0], x_0)
+        for _ in range(2)
+    )  # fmt: skip
     assert sorted(a.tolist()) == list(range(32))
     assert torch.equal(a, b)
 
 
 def test_couple_pairs_every_library_optimally():
-    flow = LibraryFlow(4, outer="exact")
+    flow = library_flow(outer="exact")
     g = torch.Generator().manual_seed(2)
     tokens = torch.randint(4, (3, 8, 6), generator=g)
-    x_0 = flow.prior((3, 8, 6), generator=g, device=torch.device("cpu"))
+    x_0 = flow.flow.prior((3, 8, 6), generator=g, device=CPU)
     paired = flow.couple(tokens, generator=g, x_0=x_0)
     assert paired.shape == x_0.shape
     # every prior point is used exactly once, and each cloud is optimally assigned
     assert torch.equal(paired.flatten(0, 1).sort(dim=0).values,
                        x_0.flatten(0, 1).sort(dim=0).values)  # fmt: skip
     for b in range(3):
-        assert torch.equal(inner_coupling(paired[b], tokens[b]), torch.arange(8))
+        again = library_flow().couple(tokens[b][None], generator=g, x_0=paired[b][None])[0]
+        assert torch.equal(again, paired[b])  # already optimal: the assignment keeps it
 
 
-def test_library_flow_refuses_bad_options():
+def test_library_coupling_refuses_bad_options():
     with pytest.raises(ConfigError):
-        LibraryFlow(4, inner="nearest")
+        library_flow(inner="nearest")
     with pytest.raises(ConfigError):
-        LibraryFlow(4, outer="sinkhorn")
+        library_flow(outer="sinkhorn")
+    from seqflow.geometry import DirichletPath
+
+    dirichlet = FlowMatching(make_coupling("independent"), 4, geometry=DirichletPath())
+    with pytest.raises(ConfigError, match="library mode needs prior points"):
+        LibraryCoupling(dirichlet)
 
 
 # --- path -------------------------------------------------------------------------------------
 
 
 def test_path_ends_at_the_prior_and_at_the_library():
-    flow = LibraryFlow(4)
+    coupling = library_flow()
+    flow = coupling.flow
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(4, (2, 5, 6), generator=g)
-    x_0 = flow.couple(tokens, generator=g).double()
+    x_0 = coupling.couple(tokens, generator=g).double()
     start = flow.path(x_0, tokens, torch.zeros(2, dtype=torch.float64))
     end = flow.path(x_0, tokens, torch.ones(2, dtype=torch.float64))
     torch.testing.assert_close(start.x_t, x_0)
@@ -111,10 +135,11 @@ def test_path_ends_at_the_prior_and_at_the_library():
 
 
 def test_velocity_is_the_time_derivative_with_one_time_per_library():
-    flow = LibraryFlow(4)
+    coupling = library_flow()
+    flow = coupling.flow
     g = torch.Generator().manual_seed(1)
     tokens = torch.randint(4, (3, 4, 5), generator=g)
-    x_0 = flow.couple(tokens, generator=g).double()
+    x_0 = coupling.couple(tokens, generator=g).double()
     t = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
     h = 1e-6
     fd = (flow.path(x_0, tokens, t + h).x_t - flow.path(x_0, tokens, t - h).x_t) / (2 * h)
@@ -159,10 +184,11 @@ def test_model_is_permutation_equivariant_and_tangent(arch):
 def test_loss_is_invariant_to_shuffling_the_points():
     torch.manual_seed(0)
     model = tiny_model(6).double().eval()
-    flow = LibraryFlow(4)
+    coupling = library_flow()
+    flow = coupling.flow
     g = torch.Generator().manual_seed(4)
     tokens = torch.randint(4, (2, 8, 6), generator=g)
-    x_0 = flow.couple(tokens, generator=g).double()
+    x_0 = coupling.couple(tokens, generator=g).double()
     t = torch.tensor([0.25, 0.75], dtype=torch.float64)
     perm = torch.randperm(8, generator=g)
     with torch.no_grad():
@@ -183,15 +209,16 @@ def toy_libraries(labelled: bool) -> LibrarySet:
     return LibrarySet(libs, labels, ("a", "b") if labelled else ())
 
 
-def make_trainer(data: LibrarySet, *, init_seed: int = 0, steps: int = 12) -> LibraryTrainer:
-    cfg = TrainConfig(
+def make_trainer(data: LibrarySet, *, init_seed: int = 0, steps: int = 12, **train_kw) -> Trainer:
+    settings = dict(
         steps=steps, batch_size=3, lr=3e-3, warmup_steps=2, ema_decay=0.9, log_every=3,
         checkpoint_every=6, seed=3, device="cpu",
     )  # fmt: skip
+    cfg = TrainConfig(**{**settings, **train_kw})
     torch.manual_seed(init_seed)
     model = tiny_model(6, num_labels=len(data.label_names))
-    return LibraryTrainer(model, LibraryFlow(4, outer="exact"), cfg, train=data, size=8,
-                          cond_dropout=0.5)  # fmt: skip
+    task = LibraryTask(library_flow(outer="exact"), cfg, data, size=8)
+    return Trainer(model, task, cfg, cond_dropout=0.5, device=CPU)
 
 
 class _Interrupt(Exception):
@@ -208,7 +235,7 @@ def test_trainer_resumes_bit_exactly(tmp_path):
 
     path = tmp_path / "state.safetensors"
 
-    def save_and_stop(tr: LibraryTrainer) -> None:
+    def save_and_stop(tr: Trainer) -> None:
         save_state(path, tr.state_dict())
         raise _Interrupt
 
@@ -292,10 +319,11 @@ def train_motif_libraries(steps: int):
         steps=steps, batch_size=8, lr=3e-3, warmup_steps=20, ema_decay=0.99, log_every=100,
         checkpoint_every=10**6, seed=0, device="cpu",
     )  # fmt: skip
-    trainer = LibraryTrainer(model, LibraryFlow(4), cfg, train=LibrarySet(list(lib.tokens)),
-                             size=16)  # fmt: skip
+    task = LibraryTask(library_flow(), cfg, LibrarySet(list(lib.tokens)), size=16)
+    trainer = Trainer(model, task, cfg, cond_dropout=0.1, device=CPU)
     trainer.run()
-    return trainer.averaged(), lib, chosen
+    trainer.ema.copy_to(trainer.ema_model)
+    return trainer.ema_model, lib, chosen
 
 
 def mean_purity(libraries: torch.Tensor, motifs) -> float:
@@ -316,12 +344,13 @@ def test_model_learns_to_use_the_cloud_fast():
     that of the same sequences dealt into mixed clouds, and generated libraries are purer
     than a mixture."""
     model, lib, motifs = train_motif_libraries(400)
-    flow = LibraryFlow(4)
+    coupling = library_flow()
+    flow = coupling.flow
     real = lib.tokens[:, :16]
     losses = []
     with torch.no_grad():
         for tokens in (real, shuffled(real, 1)):
-            x_0 = flow.couple(tokens, generator=torch.Generator().manual_seed(1))
+            x_0 = coupling.couple(tokens, generator=torch.Generator().manual_seed(1))
             total = 0.0
             for t in (0.2, 0.4):
                 target = flow.path(x_0, tokens, torch.full((24,), t))

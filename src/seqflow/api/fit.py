@@ -34,11 +34,11 @@ from seqflow.checkpoint import (
 )
 from seqflow.config import Config, load_preset
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.io_utils import atomic_path, atomic_write, remove_stale_temps
 from seqflow.models import count_parameters, resolve_arch
-from seqflow.training import Progress, Trainer, TrainingStopped
-from seqflow.training.distributed import Shard, barrier, init_from_env, shutdown
+from seqflow.training import Progress, SequenceTask, Trainer, TrainingStopped
+from seqflow.training.distributed import Shard, barrier, init_from_env, shard_from_env, shutdown
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -249,17 +249,16 @@ def _train(
     torch.manual_seed(cfg.train.seed)
     meta0 = _meta(cfg, ds, step=0)
     model = meta0.build()
-    flow = FisherFlow(
+    flow = FlowMatching(
         make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
         ds.vocab,
         geometry=meta0.geometry,
         sigma=cfg.flow.sigma,
     )
-    trainer = Trainer(
-        model, flow, cfg.train, train=ds.train, valid=ds.valid,
-        cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard,
-        workers=cfg.data.num_workers,
-    )  # fmt: skip
+    task = SequenceTask(flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
+                        workers=cfg.data.num_workers)  # fmt: skip
+    trainer = Trainer(model, task, cfg.train, cond_dropout=cfg.flow.cond_dropout, device=dev,
+                      shard=shard)  # fmt: skip
     if saved_state is not None:
         trainer.load_state_dict(saved_state)
 
@@ -376,10 +375,11 @@ def _fit_libraries(
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
     meta0 = library_meta(cfg, libs, step=0)
-    created = _first_missing(run_dir)
+    shard, dev = shard_from_env(), resolve_device(cfg.train.device)
+    created = _first_missing(run_dir) if shard.main else None
     progress = _metrics_logger(run_dir / METRICS_FILE, on_progress)
 
-    if on_start is not None:
+    if on_start is not None and shard.main:
         on_start(FitPlan(
             run_dir=run_dir, preset=preset_name, n_train=sum(sizes), n_valid=0, n_test=0,
             length=table.length, variable_length=table.variable,
@@ -390,7 +390,7 @@ def _fit_libraries(
             + (f"; {table.report.summary()}" if table.report.summary() else ""),
             arch=f"set transformer over a {resolve_arch(cfg.model, meta0.vocab)} decoder",
             parameters=count_parameters(meta0.build_library()),
-            device=str(resolve_device(cfg.train.device)),
+            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
             start_step=int(saved_state["step"]) if saved_state else 0, steps=cfg.train.steps,
         ))  # fmt: skip
     source = "-" if str(data) == "-" else str(Path(data).resolve())

@@ -3,6 +3,7 @@ trainer, sampler, and learning single-motif libraries."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -268,6 +269,91 @@ def test_trainer_refuses_libraries_smaller_than_the_set():
     data = LibrarySet([torch.zeros(4, 6, dtype=torch.long)])
     with pytest.raises(InvalidInputError):
         make_trainer(data)
+
+
+def test_a_library_state_of_the_old_library_trainer_resumes():
+    """A state written by the library trainer before the one loop (its draws' generator as
+    ``data_generator`` at the top level, ``skipped`` a number, no ``batches``/``bad_run``)
+    continues exactly as the same state in today's form."""
+    data = toy_libraries(labelled=True)
+    trainer = make_trainer(data, steps=3)
+    trainer.run()
+    state = copy.deepcopy(trainer.state_dict())  # loaded optimiser moments share memory
+    old = {k: v for k, v in state.items() if k not in ("batches", "bad_run", "skipped")}
+    old.update(data_generator=state["batches"]["generator"], skipped=0)
+    a, b = make_trainer(data, init_seed=5), make_trainer(data, init_seed=6)
+    a.load_state_dict(state)
+    b.load_state_dict(copy.deepcopy(old))
+    assert a.run().loss == b.run().loss
+    for name, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[name]), name
+
+
+def test_max_bad_steps_stops_a_diverging_library_run(monkeypatch):
+    """From step 4 on every loss is NaN: the steps are skipped (weights of step 3 kept) and
+    the run stops at the first report with ``max_bad_steps`` bad steps in a row."""
+    from seqflow.training import TrainingDivergedError
+
+    real, calls = FlowMatching.loss, [0]
+
+    def nan_from_step_4(self, v, u_t):
+        calls[0] += 1
+        loss = real(self, v, u_t)
+        return loss * float("nan") if calls[0] >= 4 else loss
+
+    monkeypatch.setattr(FlowMatching, "loss", nan_from_step_4)
+    trainer = make_trainer(toy_libraries(labelled=True), steps=30, max_bad_steps=4)
+    saved = []
+    with pytest.raises(TrainingDivergedError, match="6 steps in a row up to step 9"):
+        trainer.run(on_checkpoint=lambda tr: saved.append(
+            {k: v.clone() for k, v in tr.model.state_dict().items()}
+        ))  # fmt: skip
+    assert trainer.step == 9 and int(trainer.skipped) == 6
+    assert len(saved) == 1  # step 6 (its weights are those of step 3)
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, saved[0][name]), name
+
+
+def test_a_library_step_reads_nothing_back_from_the_device(monkeypatch):
+    """No ``bool``/``float``/``int``/``item`` of a tensor during a training step (each is a
+    host sync on a GPU): the skip of a bad step and the loss stay on the device."""
+    trainer = make_trainer(toy_libraries(labelled=True), steps=4)
+    trainer.train_step()  # the first step builds the optimiser state
+
+    def sync(self, *args):
+        raise AssertionError("host sync")
+
+    for name in ("__bool__", "__float__", "__int__", "item"):
+        monkeypatch.setattr(torch.Tensor, name, sync)
+    losses = [trainer.train_step() for _ in range(3)]
+    monkeypatch.undo()
+    assert all(math.isfinite(float(x)) for x in losses)
+
+
+BF16_TOLERANCE = 0.01
+"""Relative difference allowed between the bf16-autocast and fp32 losses of the first six
+steps (bf16 keeps 8 bits of mantissa; measured on this toy: at most 8.4e-4)."""
+
+
+def test_library_mode_trains_under_cpu_bf16_autocast():
+    """``train.precision: bf16`` autocasts on a CPU too: the losses of the first steps are
+    finite and within ``BF16_TOLERANCE`` of fp32's, and the weights stay fp32."""
+    data = toy_libraries(labelled=True)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        trainer = make_trainer(data, steps=6, log_every=1, precision=precision)
+        losses[precision] = [p.loss for p in _reports(trainer)]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert all(x is not None and math.isfinite(x) for x in losses["bf16"])
+    assert losses["bf16"] != losses["fp32"]  # autocast really ran
+    for low, full in zip(losses["bf16"], losses["fp32"], strict=True):
+        assert low == pytest.approx(full, rel=BF16_TOLERANCE)
+
+
+def _reports(trainer: Trainer) -> list:
+    reports: list = []
+    trainer.run(on_progress=reports.append)
+    return reports
 
 
 @pytest.mark.parametrize("guidance", [0.0, 1.0, 2.0])

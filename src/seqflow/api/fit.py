@@ -38,7 +38,7 @@ from seqflow.flow import FlowMatching, make_coupling
 from seqflow.io_utils import atomic_path, atomic_write, remove_stale_temps
 from seqflow.models import count_parameters, resolve_arch
 from seqflow.training import Progress, SequenceTask, Trainer, TrainingStopped
-from seqflow.training.distributed import Shard, barrier, init_from_env, shard_from_env, shutdown
+from seqflow.training.distributed import Shard, barrier, process_group, shard_from_env
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -208,20 +208,11 @@ def fit(
     if saved_meta is not None:
         _check_same_data(saved_meta, ds, data)
 
-    dev = resolve_device(cfg.train.device)
-    joined = not torch.distributed.is_available() or not torch.distributed.is_initialized()
-    shard = init_from_env(dev.type)
-    joined = joined and shard.distributed  # this call joined the group: it also leaves it
-    if dev.type == "cuda" and shard.distributed:
-        dev = torch.device("cuda", shard.local_rank)
-    try:
+    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
         return _train(
             cfg, ds, data, run_dir, dev, shard, saved_state, preset_name,
             on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
         )  # fmt: skip
-    finally:
-        if joined:
-            shutdown(shard)
 
 
 def _train(

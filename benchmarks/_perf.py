@@ -5,7 +5,7 @@
 
 The data are uniformly random letters over a 4-letter alphabet: no step of training or sampling
 depends on which letters they are, only on the shapes. Everything engine-side is the library's
-own code (``build_model`` as ``ModelMeta.build`` calls it, ``FisherFlow``, ``make_coupling``,
+own code (``build_model`` as ``ModelMeta.build`` calls it, ``FlowMatching``, ``make_coupling``,
 ``Trainer`` with its real ``CoupledBatchStream``, ``generate``).
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 from seqflow.config import Config
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.geometry import make_geometry
 from seqflow.models import VelocityField, build_model
-from seqflow.training import Trainer, TrainingSet
+from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 VOCAB = 4
 """DNA: A, C, G, T."""
@@ -106,17 +106,10 @@ def make_trainer(
         device=device.type,
         precision=precision,  # type: ignore[arg-type]
     )
-    flow = FisherFlow(make_coupling(coupling), VOCAB, geometry=make_geometry(geometry))
+    flow = FlowMatching(make_coupling(coupling), VOCAB, geometry=make_geometry(geometry))
     tokens = dna_tokens(8 * batch, length, seed + 1)
-    return Trainer(
-        model,
-        flow,
-        train,
-        train=TrainingSet(tokens=tokens),
-        valid=None,
-        cond_dropout=0.0,
-        device=device,
-    )
+    task = SequenceTask(flow, train, TrainingSet(tokens=tokens), device=device)
+    return Trainer(model, task, train, cond_dropout=0.0, device=device)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 
 Sequences of length 4 whose positions are independent categoricals over K letters with
 probabilities ``softmax(U(0, 1))`` (one draw of logits per position). Everything engine-side
-comes from the library: :class:`~seqflow.training.Trainer`, :class:`~seqflow.flow.FisherFlow`,
+comes from the library: :class:`~seqflow.training.Trainer`, :class:`~seqflow.flow.FlowMatching`,
 :func:`~seqflow.flow.make_coupling`, :func:`~seqflow.models.build_model`.
 """
 
@@ -12,11 +12,10 @@ from __future__ import annotations
 import torch
 
 from seqflow.config import ModelConfig, TrainConfig
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.geometry import make_geometry
-from seqflow.models import Condition, build_model
-from seqflow.training import Trainer, TrainingSet
-from seqflow.training.batches import CoupledBatchStream
+from seqflow.models import build_model
+from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 LENGTH = 4
 BATCH = 512
@@ -55,7 +54,7 @@ def make_trainer(
     torch.manual_seed(seed)
     m = make_geometry(geometry)
     net = build_model(model, vocab=k, length=LENGTH, num_labels=0, tangent=m.tangent)
-    flow = FisherFlow(make_coupling(coupling), vocab=k, geometry=m)
+    flow = FlowMatching(make_coupling(coupling), vocab=k, geometry=m)
     cfg = TrainConfig(
         steps=steps,
         batch_size=batch,
@@ -70,18 +69,7 @@ def make_trainer(
         precision="fp32",
     )
     tokens = draw(target_probs(k, seed), n_train, seed + 17)
-    trainer = Trainer(
-        net,
-        flow,
-        cfg,
-        train=TrainingSet(tokens=tokens),
-        valid=None,
-        cond_dropout=0.0,
-        device=torch.device("cpu"),
-    )
-    if prefetch:  # the trainer prefetches on CUDA only; force it to measure the overlap on CPU
-        trainer.stream.close()
-        trainer.stream = CoupledBatchStream(
-            tokens, Condition(), flow, batch_size=batch, seed=seed + 1, prefetch=True
-        )
-    return trainer
+    cpu = torch.device("cpu")
+    # the task prefetches on CUDA only by default; one worker measures the overlap on CPU
+    task = SequenceTask(flow, cfg, TrainingSet(tokens=tokens), device=cpu, workers=int(prefetch))
+    return Trainer(net, task, cfg, cond_dropout=0.0, device=cpu)

@@ -79,7 +79,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         out["peak_bytes"] = torch.cuda.max_memory_allocated()
     else:
         out["peak_bytes"] = status_bytes("VmHWM")
-    trainer.stream.close()
+    trainer.task.close()
     return out
 
 

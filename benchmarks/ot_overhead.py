@@ -71,7 +71,7 @@ def measure(model, args) -> dict[str, float]:  # type: ignore[no-untyped-def]
 def coupling_alone(args) -> dict[str, float]:  # type: ignore[no-untyped-def]
     trainer = _toy.make_trainer(args.k, "exact", steps=10, seed=args.seed, n_train=args.batch,
                                 batch=args.batch)  # fmt: skip
-    flow, tokens = trainer.flow, trainer.stream.tokens[: args.batch]
+    flow, tokens = trainer.task.flow, trainer.task.stream.tokens[: args.batch]
     g = torch.Generator().manual_seed(1)
     ot = ExactOTCoupling()
     parts: dict[str, list[float]] = {"prior": [], "cost matrix": [], "assignment": []}
@@ -86,7 +86,7 @@ def coupling_alone(args) -> dict[str, float]:  # type: ignore[no-untyped-def]
         parts["prior"].append(t1 - t0)
         parts["cost matrix"].append(t2 - t1)
         parts["assignment"].append(t3 - t2)
-    trainer.stream.close()
+    trainer.task.close()
     return {k: statistics.median(v) for k, v in parts.items()}
 
 

@@ -18,7 +18,7 @@ for two clocks: ``wall`` (what a user waits; the only one on CUDA) and, on a CPU
 process's CPU time, which leaves out the time it waited for a core while other jobs ran (with
 one torch thread the reliable figure on a shared machine; the last lines report it). Also
 timed, after the rounds: the CPU coupling alone (one ``CoupledBatchStream.next()`` without
-prefetch: prior, cost matrix, assignment) and the path alone (``FisherFlow.path``); with
+prefetch: prior, cost matrix, assignment) and the path alone (``FlowMatching.path``); with
 ``--profile N``, the torch.profiler ops of N ``exact`` steps. On CUDA the steps run under bf16
 autocast as the trainer's do (``--precision fp32`` turns it off); ``--compile`` compiles the
 shared network in place.
@@ -52,8 +52,8 @@ ADAMW_KEYS = ("lr", "betas", "eps", "weight_decay", "amsgrad", "foreach", "fused
 
 def bare_step(trainer, model, args):  # type: ignore[no-untyped-def]
     """The network step alone on one precomputed batch of ``trainer``'s stream."""
-    device, flow = trainer.device, trainer.flow
-    batch = trainer.stream.next()
+    device, flow = trainer.device, trainer.task.flow
+    batch = trainer.task.stream.next()
     tokens, x_0 = batch.tokens.to(device), batch.x_0.to(device)
     t = torch.rand(tokens.shape[0], device=device)
     target = flow.path(x_0, tokens, t)
@@ -77,11 +77,11 @@ def bare_step(trainer, model, args):  # type: ignore[no-untyped-def]
 def parts(trainer, inputs, args) -> _perf.Blocks:  # type: ignore[no-untyped-def]
     """The CPU coupling alone (a stream without prefetch) and the path alone."""
     stream = CoupledBatchStream(
-        trainer.stream.tokens, trainer.stream.cond, trainer.flow,
+        trainer.task.stream.tokens, trainer.task.stream.cond, trainer.task.flow,
         batch_size=args.batch, seed=args.seed + 5, prefetch=False,
     )  # fmt: skip
     x_0, tokens, t = inputs
-    arms = {"coupling": stream.next, "path": lambda: trainer.flow.path(x_0, tokens, t)}
+    arms = {"coupling": stream.next, "path": lambda: trainer.task.flow.path(x_0, tokens, t)}
     return _perf.interleaved(arms, rounds=args.parts_reps, block=1, warmup=1, device=trainer.device)
 
 

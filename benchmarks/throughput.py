@@ -56,7 +56,7 @@ def fit_rate(model, cfg, precision: str, args) -> float:  # type: ignore[no-unty
         trainer.train_step()
     _perf.sync(device)
     seconds = time.perf_counter() - t0
-    trainer.stream.close()
+    trainer.task.close()
     return args.steps * batch / seconds
 
 

@@ -17,7 +17,7 @@ from seqflow import api
 from seqflow.checkpoint import MODEL_FILE, STATE_FILE, load_model
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
-from seqflow.flow import FisherFlow
+from seqflow.flow import FlowMatching
 from seqflow.training import TrainingDivergedError
 
 CELL_TYPES = ("GM12878", "HepG2", "K562", "hESCT0")
@@ -220,7 +220,7 @@ def test_diverging_resume_keeps_the_previous_run(
 ):
     run_dir = copy_run(fasta_run[0], tmp_path)
     before = (run_dir / MODEL_FILE).read_bytes()
-    monkeypatch.setattr(FisherFlow, "loss", lambda self, v, u_t: (v - u_t).sum() * float("nan"))
+    monkeypatch.setattr(FlowMatching, "loss", lambda self, v, u_t: (v - u_t).sum() * float("nan"))
     with pytest.raises(TrainingDivergedError):
         kwargs = resume_kwargs(tiny_fit_kwargs, steps=40)
         kwargs["overrides"] = [*kwargs["overrides"], "train.max_bad_steps=3"]

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from seqflow.config import ModelConfig, TrainConfig
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import Condition, build_model
 from seqflow.models.conditioning import ValueEmbedding, signal_features
 from seqflow.sampling import decode, generate, guided_field
-from seqflow.training import Trainer, TrainingSet
+from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 CPU = torch.device("cpu")
 TINY = ModelConfig(arch="cnn", hidden=32, depth=2, kernel_size=3, dilations=(1,), time_dim=16)
@@ -150,9 +150,9 @@ def train(tokens, cond, vocab, *, steps, num_labels=0, value=False, channels=0, 
     cfg = TrainConfig(steps=steps, batch_size=64, lr=5e-3, warmup_steps=10, ema_decay=0.9,
                       log_every=steps, eval_every=10**6, checkpoint_every=10**6, seed=seed,
                       device="cpu")  # fmt: skip
-    trainer = Trainer(model, FisherFlow(make_coupling("exact"), vocab), cfg,
-                      train=TrainingSet(tokens, cond), valid=None, cond_dropout=0.2,
-                      device=CPU)  # fmt: skip
+    task = SequenceTask(FlowMatching(make_coupling("exact"), vocab), cfg,
+                        TrainingSet(tokens, cond), device=CPU)  # fmt: skip
+    trainer = Trainer(model, task, cfg, cond_dropout=0.2, device=CPU)
     trainer.run()
     trainer.ema.copy_to(trainer.ema_model)
     return trainer.ema_model

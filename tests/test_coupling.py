@@ -17,7 +17,7 @@ from seqflow.errors import ConfigError
 from seqflow.flow import (
     COUPLINGS,
     ExactOTCoupling,
-    FisherFlow,
+    FlowMatching,
     IndependentCoupling,
     SinkhornCoupling,
     flow_matching_loss,
@@ -266,8 +266,8 @@ def test_flow_matching_loss_closed_form():
     assert float(flow_matching_loss(u, u)) == 0.0
 
 
-def make_flow(name: str, k: int) -> FisherFlow:
-    return FisherFlow(make_coupling(name), vocab=k)
+def make_flow(name: str, k: int) -> FlowMatching:
+    return FlowMatching(make_coupling(name), vocab=k)
 
 
 def check_path(x_t, t, u_t, tokens, k, atol):
@@ -348,7 +348,7 @@ def test_fisher_flow_couple_permutes_the_prior(name, grouped):
 
 
 def test_fisher_flow_prior_is_on_the_orthant():
-    flow = FisherFlow(IndependentCoupling(), vocab=5)
+    flow = FlowMatching(IndependentCoupling(), vocab=5)
     x_0 = flow.prior((3, 4), generator=gen(0), device=torch.device("cpu"))
     assert x_0.shape == (3, 4, 5) and (x_0 > 0).all()
     torch.testing.assert_close(x_0.norm(dim=-1), torch.ones(3, 4))

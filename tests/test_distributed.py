@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from seqflow import api
 from seqflow.checkpoint import MODEL_FILE
 from seqflow.errors import ConfigError
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import Condition
 from seqflow.training.batches import CoupledBatchStream
 from seqflow.training.distributed import Shard, shard_from_env
@@ -22,7 +22,7 @@ WORLD = 2
 
 
 def stream(tokens, coupling: str, shard: Shard, batch: int = 8) -> CoupledBatchStream:
-    flow = FisherFlow(make_coupling(coupling), 4)
+    flow = FlowMatching(make_coupling(coupling), 4)
     return CoupledBatchStream(
         tokens, Condition(), flow, batch_size=batch, seed=5, prefetch=False, shard=shard
     )
@@ -138,7 +138,7 @@ def test_torchrun_two_processes_equal_one_process_with_the_same_global_batch(
 def test_batches_built_ahead_by_worker_threads_equal_batches_built_inline(tokens, workers):
     """``data.num_workers`` threads build batches in any order with the same result, and a
     state taken mid-stream (batches in flight) resumes to the same next batch."""
-    flow = FisherFlow(make_coupling("exact"), 4)
+    flow = FlowMatching(make_coupling("exact"), 4)
 
     def make(prefetch: bool) -> CoupledBatchStream:
         return CoupledBatchStream(
@@ -157,3 +157,56 @@ def test_batches_built_ahead_by_worker_threads_equal_batches_built_inline(tokens
     for _ in range(3):
         a, b = inline.next(), resumed.next()
         assert torch.equal(a.tokens, b.tokens) and torch.equal(a.x_0, b.x_0)
+
+
+LIBRARY_SETS = [
+    "library.size=6", "model.hidden=16", "model.depth=2", "model.kernel_size=3",
+    "model.time_dim=16", "library.set_layers=1", "library.point_layers=1",
+    "train.log_every=5", "train.warmup_steps=2", "flow.coupling=exact",
+]  # fmt: skip
+
+
+def test_torchrun_library_mode_equals_one_process_with_the_same_global_batch(cli_env, tmp_path):
+    """Library mode under ``torchrun --nproc_per_node=2`` (gloo): each rank trains its half of
+    the global batch of 4 labelled libraries, only rank 0 writes, and the weights equal a
+    one-process run to float rounding. The exact inner coupling pairs within one library, so
+    sharding the libraries changes no pairing (``library.outer: exact`` would pair within
+    each rank's libraries, by design); the label dropout and the times are drawn for the
+    global batch."""
+    import csv
+    import subprocess
+
+    data = tmp_path / "libs.csv"
+    g = torch.Generator().manual_seed(0)
+    with data.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["library", "target", "sequence"])
+        for lib in range(6):
+            for row in torch.randint(0, 4, (8, 12), generator=g):
+                out.writerow([f"L{lib}", "AB"[lib % 2], "".join("ACGT"[c] for c in row.tolist())])
+    args = ["--mode", "library", "--set-col", "library", "--label-col", "target", "--steps",
+            "10", "--batch-size", "4", "--device", "cpu", "--seed", "0"]  # fmt: skip
+    args += [a for s in LIBRARY_SETS for a in ("--set", s)]
+    ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={WORLD}", "-m", "seqflow", "fit", str(data),
+           "--out", str(ddp_dir), *args]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("done:") == 1
+    assert f"cpu x {WORLD} processes" in proc.stderr
+
+    api.fit(data, out=one_dir, mode="library", set_col="library", label_col="target", steps=10,
+            batch_size=4, device="cpu", seed=0, overrides=LIBRARY_SETS)  # fmt: skip
+    names = sorted(p.name for p in ddp_dir.rglob("*"))
+    assert names == sorted(p.name for p in one_dir.rglob("*"))
+    lines = (ddp_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [5, 10]
+    a, b = load_file(str(ddp_dir / MODEL_FILE)), load_file(str(one_dir / MODEL_FILE))
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-5, worst
+    # a single process resumes the two-process run exactly as it resumes the one-process run
+    api.fit(resume=ddp_dir, steps=14)
+    api.fit(resume=one_dir, steps=14)
+    a, b = load_file(str(ddp_dir / MODEL_FILE)), load_file(str(one_dir / MODEL_FILE))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5

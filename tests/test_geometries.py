@@ -12,7 +12,7 @@ from seqflow import api
 from seqflow.checkpoint import load_model
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.errors import InvalidInputError
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.geometry import (
     GEOMETRIES,
     DirichletPath,
@@ -28,7 +28,7 @@ from seqflow.geometry.dirichlet import (
 )
 from seqflow.models import build_model
 from seqflow.sampling import generate
-from seqflow.training import Trainer, TrainingSet
+from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 B, L, K = 5, 3, 4
 
@@ -225,7 +225,7 @@ def test_dirichlet_takes_no_ot_coupling():
     with pytest.raises(ConfigError, match="independent"):
         FlowConfig(geometry="dirichlet")  # the default coupling is exact
     with pytest.raises(ConfigError, match="nothing to pair"):
-        FisherFlow(make_coupling("exact"), K, geometry=DirichletPath())
+        FlowMatching(make_coupling("exact"), K, geometry=DirichletPath())
     assert FlowConfig(geometry="dirichlet", coupling="independent").tau_max == 8.0
 
 
@@ -246,9 +246,13 @@ def test_a_joint_distribution_a_product_cannot_give(name):
                       log_every=steps, eval_every=10**9, checkpoint_every=10**9, seed=0,
                       device="cpu", precision="fp32")  # fmt: skip
     coupling = "independent" if name == "dirichlet" else "exact"
-    trainer = Trainer(net, FisherFlow(make_coupling(coupling), 2, geometry=m), cfg,
-                      train=TrainingSet(tokens=torch.stack([a, b], 1)), valid=None,
-                      cond_dropout=0.0, device=torch.device("cpu"))  # fmt: skip
+    task = SequenceTask(
+        FlowMatching(make_coupling(coupling), 2, geometry=m),
+        cfg,
+        TrainingSet(tokens=torch.stack([a, b], 1)),
+        device=torch.device("cpu"),
+    )
+    trainer = Trainer(net, task, cfg, cond_dropout=0.0, device=torch.device("cpu"))
     trainer.run()
     trainer.ema.copy_to(trainer.ema_model)
     out = torch.cat(list(generate(trainer.ema_model, n=2000, length=2, vocab=2, steps=20,
@@ -287,7 +291,7 @@ def test_sbcfm_noise_is_the_derivative_of_the_noisy_path():
     """sigma > 0 (egeodesic): x_t = mu_t + sigma sqrt(t(1-t)) eps with u_t its t-derivative
     for the same eps; the mean over eps is the plain path and the noise stays in T_0."""
     m = EGeodesic()
-    flow = FisherFlow(make_coupling("independent"), K, geometry=m, sigma=0.7)
+    flow = FlowMatching(make_coupling("independent"), K, geometry=m, sigma=0.7)
     x_0, tokens, x_1 = points("egeodesic", seed=6)
 
     def at(t: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -301,7 +305,7 @@ def test_sbcfm_noise_is_the_derivative_of_the_noisy_path():
                                    rtol=1e-5)  # fmt: skip
         torch.testing.assert_close(at(t)[0].sum(-1), torch.zeros(B, L).double(), atol=1e-9,
                                    rtol=0)  # fmt: skip
-    many = FisherFlow(make_coupling("independent"), K, geometry=m, sigma=0.7)
+    many = FlowMatching(make_coupling("independent"), K, geometry=m, sigma=0.7)
     x0 = x_0[:1].expand(20000, L, K)
     tok = tokens[:1].expand(20000, L)
     batch = many.path(x0, tok, torch.full((20000,), 0.5, dtype=torch.float64),
@@ -320,5 +324,5 @@ def test_sigma_is_only_for_egeodesic():
     with pytest.raises(ConfigError, match=r"flow\.sigma"):
         FlowConfig(geometry="fisher", sigma=0.5)
     with pytest.raises(ConfigError, match=r"flow\.sigma"):
-        FisherFlow(make_coupling("exact"), K, geometry=LinearSimplex(), sigma=0.1)
+        FlowMatching(make_coupling("exact"), K, geometry=LinearSimplex(), sigma=0.1)
     assert FlowConfig(geometry="egeodesic", sigma=0.5).sigma == 0.5

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from seqflow.config import ModelConfig, TrainConfig
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import build_model
 from seqflow.sampling import generate
-from seqflow.training import Trainer, TrainingSet
+from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 pytestmark = [
     pytest.mark.gpu,
@@ -29,10 +29,10 @@ def test_cuda_training_in_bf16_learns_and_matches_the_device():
     cfg = TrainConfig(steps=300, batch_size=128, log_every=50, eval_every=10**6,
                       device="cuda", precision="bf16")  # fmt: skip
     device = torch.device("cuda")
-    trainer = Trainer(model, FisherFlow(make_coupling("exact"), 4), cfg,
-                      train=TrainingSet(tokens), valid=None, cond_dropout=0.0,
-                      device=device)  # fmt: skip
-    assert trainer.stream._pool is not None  # the coupling is prefetched on CUDA
+    task = SequenceTask(FlowMatching(make_coupling("exact"), 4), cfg, TrainingSet(tokens),
+                        device=device)  # fmt: skip
+    trainer = Trainer(model, task, cfg, cond_dropout=0.0, device=device)
+    assert task.stream._pool is not None  # the coupling is prefetched on CUDA
     losses = []
     last = trainer.run(on_progress=lambda p: losses.append(p.loss))
     assert last.loss is not None and last.loss < losses[0]

@@ -22,7 +22,7 @@ from seqflow import api
 from seqflow.api.fit import CHECKPOINTS_DIR
 from seqflow.checkpoint import MODEL_FILE, STATE_FILE, load_model, load_state
 from seqflow.errors import CheckpointError, InvalidInputError
-from seqflow.flow import FisherFlow
+from seqflow.flow import FlowMatching
 from seqflow.io_utils import CHECKSUM_KEY
 from seqflow.training import TrainingDivergedError, TrainingStopped
 
@@ -283,14 +283,14 @@ def test_persistent_nan_stops_and_the_last_checkpoint_loads(
     run_dir = tmp_path / "run"
     kwargs = {**tiny_fit_kwargs, "overrides": [*tiny_fit_kwargs["overrides"],
               "train.checkpoint_every=10", "train.max_bad_steps=5"]}  # fmt: skip
-    real, calls = FisherFlow.loss, [0]
+    real, calls = FlowMatching.loss, [0]
 
     def nan_after_step_12(self, v, u_t):
         calls[0] += 1
         loss = real(self, v, u_t)
         return loss * float("nan") if calls[0] > 12 else loss
 
-    monkeypatch.setattr(FisherFlow, "loss", nan_after_step_12)
+    monkeypatch.setattr(FlowMatching, "loss", nan_after_step_12)
     with pytest.raises(TrainingDivergedError, match="checkpoint of step 10 is the last good one"):
         api.fit(tiny_fasta, out=run_dir, **kwargs)
     model, meta = load_model(run_dir)

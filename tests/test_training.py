@@ -13,10 +13,16 @@ import torch
 from seqflow.checkpoint import load_state, save_state
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.data import read_sequences
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import Condition, build_model
 from seqflow.sampling import generate
-from seqflow.training import Trainer, TrainingDivergedError, TrainingSet, TrainingStopped
+from seqflow.training import (
+    SequenceTask,
+    Trainer,
+    TrainingDivergedError,
+    TrainingSet,
+    TrainingStopped,
+)
 from seqflow.training.batches import CoupledBatchStream
 
 CPU = torch.device("cpu")
@@ -44,11 +50,9 @@ def make_trainer(data, *, steps=20, init_seed=0, coupling="exact", **train_kw) -
     settings.update(train_kw)
     torch.manual_seed(init_seed)
     model = build_model(TINY_MODEL, vocab=4, length=train.tokens.shape[1], num_labels=num_labels)
-    flow = FisherFlow(make_coupling(coupling), 4)
-    return Trainer(
-        model, flow, TrainConfig(**settings), train=train, valid=valid, cond_dropout=0.5,
-        device=CPU,
-    )  # fmt: skip
+    cfg = TrainConfig(**settings)
+    task = SequenceTask(FlowMatching(make_coupling(coupling), 4), cfg, train, valid, device=CPU)
+    return Trainer(model, task, cfg, cond_dropout=0.5, device=CPU)
 
 
 def assert_same_weights(a: Trainer, b: Trainer) -> None:
@@ -160,15 +164,15 @@ def test_no_valid_set_gives_no_valid_loss(labelled):
 
 
 def nan_on(steps: set[int], monkeypatch) -> None:
-    """Make the training loss NaN on the given (1-based) calls of ``FisherFlow.loss``."""
-    real = FisherFlow.loss
+    """Make the training loss NaN on the given (1-based) calls of ``FlowMatching.loss``."""
+    real = FlowMatching.loss
     calls = itertools.count(1)
 
     def patched(self, v, u_t):
         loss = real(self, v, u_t)
         return loss * float("nan") if next(calls) in steps else loss
 
-    monkeypatch.setattr(FisherFlow, "loss", patched)
+    monkeypatch.setattr(FlowMatching, "loss", patched)
 
 
 def test_nan_steps_are_skipped_without_touching_weights_moments_or_ema(labelled, monkeypatch):
@@ -273,7 +277,7 @@ def row_ids(tokens: torch.Tensor) -> list[int]:
 def test_prefetch_yields_the_same_batches(coupling):
     tokens = index_tokens(50)
     labels = torch.arange(50) % 3
-    flow = FisherFlow(make_coupling(coupling), 4)
+    flow = FlowMatching(make_coupling(coupling), 4)
     cond = Condition(labels=labels)
     eager = CoupledBatchStream(tokens, cond, flow, batch_size=16, seed=5, prefetch=False)
     ahead = CoupledBatchStream(tokens, cond, flow, batch_size=16, seed=5, prefetch=True)
@@ -291,7 +295,7 @@ def test_prefetch_yields_the_same_batches(coupling):
 
 def test_stream_state_rebuilds_the_pending_batch():
     tokens = index_tokens(40)
-    flow = FisherFlow(make_coupling("exact"), 4)
+    flow = FlowMatching(make_coupling("exact"), 4)
     stream = CoupledBatchStream(tokens, Condition(), flow, batch_size=16, seed=1, prefetch=True)
     for _ in range(3):
         stream.next()
@@ -310,7 +314,7 @@ def test_stream_state_rebuilds_the_pending_batch():
 @pytest.mark.parametrize(("n", "batch"), [(64, 16), (50, 16), (7, 7)])
 def test_epochs_are_without_replacement(n, batch):
     """Each epoch visits every row at most once, and all rows when batch divides n."""
-    flow = FisherFlow(make_coupling("independent"), 4)
+    flow = FlowMatching(make_coupling("independent"), 4)
     stream = CoupledBatchStream(index_tokens(n), Condition(), flow, batch_size=batch, seed=0)
     per_epoch = n // batch
     epochs = []
@@ -331,7 +335,7 @@ def test_epochs_are_without_replacement(n, batch):
 
 
 def test_coupled_prior_samples_are_on_the_positive_sphere():
-    flow = FisherFlow(make_coupling("exact"), 4)
+    flow = FlowMatching(make_coupling("exact"), 4)
     stream = CoupledBatchStream(index_tokens(32), Condition(), flow, batch_size=8, seed=0)
     x_0 = stream.next().x_0
     stream.close()
@@ -375,10 +379,9 @@ def test_learns_per_position_categorical_target():
         steps=200, batch_size=256, lr=3e-3, warmup_steps=10, ema_decay=0.99, log_every=100,
         eval_every=1000, checkpoint_every=1000, seed=0, device="cpu",
     )  # fmt: skip
-    trainer = Trainer(
-        model, FisherFlow(make_coupling("exact"), vocab), cfg, train=TrainingSet(tokens),
-        valid=None, cond_dropout=0.0, device=CPU,
-    )  # fmt: skip
+    task = SequenceTask(FlowMatching(make_coupling("exact"), vocab), cfg, TrainingSet(tokens),
+                        device=CPU)  # fmt: skip
+    trainer = Trainer(model, task, cfg, cond_dropout=0.0, device=CPU)
     trainer.run()
     trainer.ema.copy_to(trainer.ema_model)
 
@@ -409,9 +412,9 @@ def test_cnn_learns_a_motif_at_a_fixed_position():
     )  # fmt: skip
     cfg = TrainConfig(steps=250, batch_size=128, lr=2e-3, warmup_steps=20, log_every=50,
                       eval_every=10**6, ema_decay=0.99)  # fmt: skip
-    trainer = Trainer(model, FisherFlow(make_coupling("exact"), 4), cfg,
-                      train=TrainingSet(tokens), valid=None, cond_dropout=0.0,
-                      device=torch.device("cpu"))  # fmt: skip
+    task = SequenceTask(FlowMatching(make_coupling("exact"), 4), cfg, TrainingSet(tokens),
+                        device=CPU)  # fmt: skip
+    trainer = Trainer(model, task, cfg, cond_dropout=0.0, device=CPU)
     trainer.run()
     trainer.ema.copy_to(trainer.model)
     out = next(generate(trainer.model, n=256, length=16, vocab=4, steps=30))

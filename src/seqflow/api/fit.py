@@ -34,12 +34,12 @@ from seqflow.checkpoint import (
 )
 from seqflow.config import Config, load_preset
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
-from seqflow.flow import FisherFlow, make_coupling
+from seqflow.flow import FlowMatching, make_coupling
 from seqflow.io_utils import atomic_path, atomic_write, remove_stale_temps
 from seqflow.models import count_parameters, resolve_arch
 from seqflow.options import config_flags
-from seqflow.training import Progress, Trainer, TrainingStopped
-from seqflow.training.distributed import Shard, barrier, init_from_env, shutdown
+from seqflow.training import Progress, SequenceTask, Trainer, TrainingStopped
+from seqflow.training.distributed import Shard, barrier, process_group, shard_from_env
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -199,20 +199,11 @@ def fit(
     if saved_meta is not None:
         _check_same_data(saved_meta, ds, data)
 
-    dev = resolve_device(cfg.train.device)
-    joined = not torch.distributed.is_available() or not torch.distributed.is_initialized()
-    shard = init_from_env(dev.type)
-    joined = joined and shard.distributed  # this call joined the group: it also leaves it
-    if dev.type == "cuda" and shard.distributed:
-        dev = torch.device("cuda", shard.local_rank)
-    try:
+    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
         return _train(
             cfg, ds, data, run_dir, dev, shard, saved_state, preset_name,
             on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
         )  # fmt: skip
-    finally:
-        if joined:
-            shutdown(shard)
 
 
 def _train(
@@ -240,17 +231,16 @@ def _train(
     torch.manual_seed(cfg.train.seed)
     meta0 = _meta(cfg, ds, step=0)
     model = meta0.build()
-    flow = FisherFlow(
+    flow = FlowMatching(
         make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
         ds.vocab,
         geometry=meta0.geometry,
         sigma=cfg.flow.sigma,
     )
-    trainer = Trainer(
-        model, flow, cfg.train, train=ds.train, valid=ds.valid,
-        cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard,
-        workers=cfg.data.num_workers,
-    )  # fmt: skip
+    task = SequenceTask(flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
+                        workers=cfg.data.num_workers)  # fmt: skip
+    trainer = Trainer(model, task, cfg.train, cond_dropout=cfg.flow.cond_dropout, device=dev,
+                      shard=shard)  # fmt: skip
     if saved_state is not None:
         trainer.load_state_dict(saved_state)
 
@@ -367,10 +357,11 @@ def _fit_libraries(
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
     meta0 = library_meta(cfg, libs, step=0)
-    created = _first_missing(run_dir)
+    shard, dev = shard_from_env(), resolve_device(cfg.train.device)
+    created = _first_missing(run_dir) if shard.main else None
     progress = _metrics_logger(run_dir / METRICS_FILE, on_progress)
 
-    if on_start is not None:
+    if on_start is not None and shard.main:
         on_start(FitPlan(
             run_dir=run_dir, preset=preset_name, n_train=sum(sizes), n_valid=0, n_test=0,
             length=table.length, variable_length=table.variable,
@@ -381,7 +372,7 @@ def _fit_libraries(
             + (f"; {table.report.summary()}" if table.report.summary() else ""),
             arch=f"set transformer over a {resolve_arch(cfg.model, meta0.vocab)} decoder",
             parameters=count_parameters(meta0.build_library()),
-            device=str(resolve_device(cfg.train.device)),
+            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
             start_step=int(saved_state["step"]) if saved_state else 0, steps=cfg.train.steps,
         ))  # fmt: skip
     source = "-" if str(data) == "-" else str(Path(data).resolve())

@@ -38,11 +38,12 @@ from seqflow.data import (
     write_table,
 )
 from seqflow.errors import InvalidInputError
-from seqflow.flow import LibraryFlow
+from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.io_utils import atomic_path, atomic_write
 from seqflow.metrics import LibraryReport, evaluate_libraries
 from seqflow.sampling import generate_libraries
-from seqflow.training import LibrarySet, LibraryTrainer, Progress
+from seqflow.training import LibrarySet, LibraryTask, Progress, Trainer
+from seqflow.training.distributed import barrier, process_group
 
 
 @dataclass(frozen=True)
@@ -132,36 +133,41 @@ def train_libraries(
     on_progress: Callable[[Progress], None] | None,
     stop_on_signals: Callable[..., Any],
     handle_signals: bool,
-) -> tuple[LibraryTrainer, Progress]:
-    """Build the set model and its trainer, train, checkpoint into ``run_dir``."""
-    dev = resolve_device(cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
-    meta0 = library_meta(cfg, libs, step=0)
-    model = meta0.build_library()
-    flow = LibraryFlow(
-        meta0.vocab, meta0.geometry, inner=cfg.flow.coupling, outer=cfg.library.outer,
-        sinkhorn_reg=cfg.flow.sinkhorn_reg,
-    )  # fmt: skip
-    trainer = LibraryTrainer(
-        model, flow, cfg.train, train=libs.train, size=cfg.library.size,
-        cond_dropout=cfg.flow.cond_dropout, device=dev,
-    )  # fmt: skip
-    if saved_state is not None:
-        trainer.load_state_dict(saved_state)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir / "config.yaml") as handle:
-        yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
-    write_library_file(libs, run_dir / LIBRARIES_FILE)
-
-    def checkpoint(tr: LibraryTrainer) -> None:
-        state = {**tr.state_dict(), "data_source": source}
-        write_checkpoint(
-            run_dir, tr.model.state_dict(), tr.ema.state_dict(), state,
-            library_meta(cfg, libs, step=tr.step), keep=cfg.train.keep_checkpoints,
+) -> tuple[Trainer, Progress]:
+    """Build the set model and the trainer of the library task, train, checkpoint into
+    ``run_dir``; under ``torchrun`` every rank trains its share and rank 0 writes and reports."""
+    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
+        torch.manual_seed(cfg.train.seed)
+        meta0 = library_meta(cfg, libs, step=0)
+        flow = FlowMatching(
+            make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg), meta0.vocab,
+            geometry=meta0.geometry, sigma=cfg.flow.sigma,
         )  # fmt: skip
+        task = LibraryTask(LibraryCoupling(flow, cfg.library.outer), cfg.train, libs.train,
+                           size=cfg.library.size, shard=shard)  # fmt: skip
+        trainer = Trainer(meta0.build_library(), task, cfg.train,
+                          cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip
+        if saved_state is not None:
+            trainer.load_state_dict(saved_state)
+        if shard.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(run_dir / "config.yaml") as handle:
+                yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
+            write_library_file(libs, run_dir / LIBRARIES_FILE)
 
-    with stop_on_signals(trainer, enabled=handle_signals):
-        last = trainer.run(on_progress=on_progress, on_checkpoint=checkpoint)
+        def checkpoint(tr: Trainer) -> None:
+            state = {**tr.state_dict(), "data_source": source}
+            write_checkpoint(
+                run_dir, tr.model.state_dict(), tr.ema.state_dict(), state,
+                library_meta(cfg, libs, step=tr.step), keep=cfg.train.keep_checkpoints,
+            )  # fmt: skip
+
+        with stop_on_signals(trainer, enabled=handle_signals):
+            last = trainer.run(
+                on_progress=on_progress if shard.main else None,
+                on_checkpoint=checkpoint if shard.main else None,
+            )
+        barrier(shard)  # rank 0's last checkpoint is written before anyone returns
     return trainer, last
 
 

@@ -9,22 +9,20 @@ from seqflow.flow.coupling import (
     grouped_permutation,
     make_coupling,
 )
-from seqflow.flow.fisher import FisherFlow, FlowBatch, flow_matching_loss
-from seqflow.flow.library import OUTER_COUPLINGS, LibraryBatch, LibraryFlow, inner_coupling
+from seqflow.flow.library import OUTER_COUPLINGS, LibraryCoupling
+from seqflow.flow.matching import FlowBatch, FlowMatching, flow_matching_loss
 
 __all__ = [
     "COUPLINGS",
     "OUTER_COUPLINGS",
     "Coupling",
     "ExactOTCoupling",
-    "FisherFlow",
     "FlowBatch",
+    "FlowMatching",
     "IndependentCoupling",
-    "LibraryBatch",
-    "LibraryFlow",
+    "LibraryCoupling",
     "SinkhornCoupling",
     "flow_matching_loss",
     "grouped_permutation",
-    "inner_coupling",
     "make_coupling",
 ]

@@ -1,21 +1,24 @@
-"""Training: the loop, EMA weights and the learning-rate schedule."""
+"""Training: the loop, its two tasks (sequences, libraries), EMA weights and the schedule."""
 
+from seqflow.training.batches import SequenceTask, TrainingSet
 from seqflow.training.ema import EMA
-from seqflow.training.library import LibrarySet, LibraryTrainer
+from seqflow.training.library import LibrarySet, LibraryTask
 from seqflow.training.schedule import warmup_cosine
 from seqflow.training.trainer import (
     Progress,
+    Task,
     Trainer,
     TrainingDivergedError,
-    TrainingSet,
     TrainingStopped,
 )
 
 __all__ = [
     "EMA",
     "LibrarySet",
-    "LibraryTrainer",
+    "LibraryTask",
     "Progress",
+    "SequenceTask",
+    "Task",
     "Trainer",
     "TrainingDivergedError",
     "TrainingSet",

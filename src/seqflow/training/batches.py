@@ -1,4 +1,5 @@
-"""Minibatches with their coupled prior samples, optionally prepared one step ahead.
+"""Sequence mode's task: minibatches with their coupled prior samples, optionally prepared
+ahead, and the held-out sequences.
 
 The coupling needs only the data and fresh prior noise, never the model, so with ``prefetch``
 the minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU
@@ -18,28 +19,49 @@ stream stays in step on every rank and a saved state resumes every rank.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from seqflow.errors import ConfigError
-from seqflow.flow import FisherFlow
+from seqflow.config import TrainConfig
+from seqflow.errors import ConfigError, SeqflowError
+from seqflow.flow import FlowMatching
 from seqflow.models import Condition
 from seqflow.training.distributed import SINGLE, Shard
+
+VALID_MAX_SEQUENCES = 2048
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Tokenised sequences for the engine.
+
+    Attributes:
+        tokens: shape ``(N, L)``, integer category indices (letters, and the end/pad category
+            of variable-length data).
+        cond: their conditions (labels ``(N,)``, values ``(N,)``, signal ``(N, L, C)``).
+    """
+
+    tokens: Tensor
+    cond: Condition = field(default_factory=Condition)
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
 
 
 @dataclass(frozen=True)
 class CoupledBatch:
-    """One training minibatch on the CPU.
+    """One training minibatch on the CPU (of sequences, or of clouds in library mode).
 
     Attributes:
-        tokens: data tokens, shape ``(batch, length)``.
-        cond: the sequences' conditions (labels ``(batch,)``, values ``(batch,)``, signal
+        tokens: data tokens, shape ``(batch, length)`` (clouds: ``(batch, size, length)``).
+        cond: the items' conditions (labels ``(batch,)``, values ``(batch,)``, signal
             ``(batch, length, channels)``; each optional).
-        x_0: prior samples paired with the tokens, shape ``(batch, length, vocab)``.
+        x_0: prior samples paired with the tokens, shape ``(*tokens.shape, vocab)``.
     """
 
     tokens: Tensor
@@ -97,7 +119,7 @@ class CoupledBatchStream:
         self,
         tokens: Tensor,
         cond: Condition,
-        flow: FisherFlow,
+        flow: FlowMatching,
         *,
         batch_size: int,
         seed: int,
@@ -144,11 +166,6 @@ class CoupledBatchStream:
             "seed": self.seed,
         }
 
-    def _seeded(self, *key: int) -> torch.Generator:
-        """A generator seeded by the stream seed and ``key`` (Python hashes tuples of ints
-        the same way in every process)."""
-        return torch.Generator().manual_seed(hash((self.seed, *key)) & (2**63 - 1))
-
     def _draw(self) -> tuple[dict[str, Any], Tensor, int]:
         """Advance the order by one global batch: (state before, its indices, batch number)."""
         before = self._state()
@@ -165,13 +182,13 @@ class CoupledBatchStream:
         rows = self.shard.rows(self.batch_size)
         shape = (self.batch_size, self.tokens.shape[1])
         noise = self.flow.prior(
-            shape, generator=self._seeded(-1, number), device=torch.device("cpu")
+            shape, generator=seeded_generator(self.seed, -1, number), device=torch.device("cpu")
         )
         idx = batch[rows]
         tokens = self.tokens[idx]
         cond = self.cond.select(idx)
         x_0 = self.flow.couple(
-            tokens, generator=self._seeded(self.shard.rank, number),
+            tokens, generator=seeded_generator(self.seed, self.shard.rank, number),
             groups=coupling_groups(cond), x_0=noise[rows],
         )  # fmt: skip
         if self.pin_memory:
@@ -226,6 +243,90 @@ class CoupledBatchStream:
             self._pool.shutdown(wait=True)
             self._pool = None
         self.load_state_dict(state)
+
+
+class SequenceTask:
+    """Sequence mode for the :class:`~seqflow.training.Trainer`: coupled minibatches of
+    sequences from a :class:`CoupledBatchStream`, and validation on held-out sequences.
+
+    Args:
+        flow: prior, coupling, path and loss.
+        cfg: ``batch_size`` (the global batch) and ``seed`` (the stream takes ``seed + 1``).
+        train: training sequences; valid: held-out sequences or None (only rank 0 validates).
+        device: where the network trains: on CUDA batches are pinned and, with ``workers``
+            None, built ahead by one thread (the CPU is otherwise idle); on a CPU they are
+            built inline (the network already uses every core).
+        shard: this process's place in a ``torchrun`` job.
+        workers: threads building batches ahead (``data.num_workers``); 0 builds each batch
+            when it is needed.
+    """
+
+    def __init__(
+        self,
+        flow: FlowMatching,
+        cfg: TrainConfig,
+        train: TrainingSet,
+        valid: TrainingSet | None = None,
+        *,
+        device: torch.device,
+        shard: Shard = SINGLE,
+        workers: int | None = None,
+    ) -> None:
+        if len(train) == 0:
+            raise SeqflowError("no training sequences left after the validation split")
+        self.flow = flow
+        self.valid = valid if valid is not None and len(valid) and shard.main else None
+        self.stream = CoupledBatchStream(
+            train.tokens, train.cond, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
+            prefetch=device.type == "cuda" if workers is None else workers > 0,
+            pin_memory=device.type == "cuda", shard=shard, workers=workers or 1,
+        )  # fmt: skip
+
+    def next_batch(self) -> CoupledBatch:
+        """This rank's share of the next global minibatch."""
+        return self.stream.next()
+
+    def valid_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[CoupledBatch] | None:
+        """The first ``VALID_MAX_SEQUENCES`` held-out sequences in batches, coupled with
+        prior samples of the CPU ``generator``; None without a held-out set."""
+        if self.valid is None:
+            return None
+        return self._valid_batches(self.valid, batch_size, generator)
+
+    def _valid_batches(
+        self, valid: TrainingSet, batch_size: int, generator: torch.Generator
+    ) -> Iterator[CoupledBatch]:
+        n = min(len(valid), VALID_MAX_SEQUENCES)
+        for start in range(0, n, batch_size):
+            rows = slice(start, min(n, start + batch_size))
+            tokens, cond = valid.tokens[rows], valid.cond.select(rows)
+            x_0 = self.flow.couple(tokens, generator=generator, groups=coupling_groups(cond))
+            yield CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
+
+    @staticmethod
+    def model_condition(cond: Condition) -> Condition:
+        """The model's condition argument: the conditions themselves."""
+        return cond
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stream's state (the order, the next batch)."""
+        return self.stream.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        self.stream.load_state_dict(state)
+
+    def close(self) -> None:
+        """Stop the stream's worker threads."""
+        self.stream.close()
+
+
+def seeded_generator(*key: int) -> torch.Generator:
+    """A CPU generator seeded by ``key`` (Python hashes tuples of ints the same way in every
+    process)."""
+    return torch.Generator().manual_seed(hash(key) & (2**63 - 1))
 
 
 def _single_threaded() -> None:

@@ -20,6 +20,8 @@ steps as one process with the same global batch, up to the order of floating-poi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -87,6 +89,22 @@ def init_from_env(device_type: str) -> Shard:
             torch.cuda.set_device(shard.local_rank)
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
     return shard
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[tuple[Shard, torch.device]]:
+    """Join the ``torchrun`` process group for a run on ``device`` (and leave it after, if this
+    call joined it). Yields this process's shard and its device (its own GPU on CUDA)."""
+    joined = not dist.is_available() or not dist.is_initialized()
+    shard = init_from_env(device.type)
+    joined = joined and shard.distributed
+    if device.type == "cuda" and shard.distributed:
+        device = torch.device("cuda", shard.local_rank)
+    try:
+        yield shard, device
+    finally:
+        if joined:
+            shutdown(shard)
 
 
 def all_sum(x: torch.Tensor, shard: Shard) -> torch.Tensor:

@@ -1,21 +1,18 @@
-"""The training loop of library mode: minibatches of libraries -> cloud targets -> AdamW -> EMA.
+"""Library mode's task: minibatches of libraries, each a cloud paired with a prior cloud.
 
 Every step draws ``cfg.batch_size`` libraries (without replacement while the minibatch is not
-larger than the data), subsamples each to ``size`` sequences without replacement, pairs them
-with prior clouds by :class:`~seqflow.flow.library.LibraryFlow` and regresses the velocity of
-every point. All randomness comes from two seeded generators (a CPU one for the data, the prior
-and the couplings, a device one for times and label dropout), both part of the resumable state,
-so a run is deterministic and resumes bit-exactly. Progress leaves through the same
-:class:`~seqflow.training.trainer.Progress` reports as the sequence trainer; this module does no
-file I/O.
+larger than the data), subsamples each to ``size`` sequences without replacement and pairs
+them with prior clouds by a :class:`~seqflow.flow.LibraryCoupling`; the
+:class:`~seqflow.training.Trainer` then regresses the velocity of every point, with one time
+per library. The draw of the global minibatch (libraries, subsamples, prior clouds) comes from
+one CPU generator that every rank runs alike; each rank keeps its contiguous share of the
+libraries and couples it alone, its coupling's random choices (Sinkhorn) from a generator
+seeded per rank and per batch. The generator's state and the batch count are the resumable
+state, so a run is deterministic and resumes bit-exactly on any number of ranks.
 """
 
 from __future__ import annotations
 
-import copy
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +20,11 @@ import torch
 from torch import Tensor
 
 from seqflow.config import TrainConfig
-from seqflow.errors import InvalidInputError
-from seqflow.flow.library import LibraryFlow
-from seqflow.models.set_transformer import SetVelocityField
-from seqflow.training.ema import EMA
-from seqflow.training.schedule import warmup_cosine
-from seqflow.training.trainer import Progress, TrainingStopped, make_adamw
+from seqflow.errors import ConfigError, InvalidInputError
+from seqflow.flow import LibraryCoupling
+from seqflow.models import Condition
+from seqflow.training.batches import CoupledBatch, seeded_generator
+from seqflow.training.distributed import SINGLE, Shard
 
 
 @dataclass(frozen=True)
@@ -75,186 +71,85 @@ def raise_if_unusable(data: LibrarySet, size: int) -> None:
         )
 
 
-class LibraryTrainer:
-    """Fit a :class:`SetVelocityField` to a :class:`LibrarySet` with a :class:`LibraryFlow`.
+class LibraryTask:
+    """Library mode for the :class:`~seqflow.training.Trainer` (no validation set).
 
     Args:
-        model: the velocity field (moved to ``device``).
-        flow: prior clouds, couplings and path.
-        cfg: optimisation settings (``batch_size`` counts libraries).
-        train: the libraries.
-        size: sequences per library in a training cloud (S).
-        cond_dropout: probability of hiding a library's label (classifier-free guidance).
-        device: where the network trains; the data and the couplings stay on the CPU.
+        coupling: pairs prior clouds with libraries; its flow gives the prior, path and loss.
+        cfg: ``batch_size`` (libraries in the global minibatch) and ``seed`` (the draws take
+            ``seed + 1``).
+        data: the libraries; size: sequences per library in a training cloud (S).
+        shard: this process's place in a ``torchrun`` job.
     """
 
     def __init__(
         self,
-        model: SetVelocityField,
-        flow: LibraryFlow,
+        coupling: LibraryCoupling,
         cfg: TrainConfig,
+        data: LibrarySet,
         *,
-        train: LibrarySet,
         size: int,
-        cond_dropout: float = 0.1,
-        device: torch.device | None = None,
+        shard: Shard = SINGLE,
     ) -> None:
-        raise_if_unusable(train, size)
-        self.cfg = cfg
-        self.flow = flow
-        self.data = train
+        raise_if_unusable(data, size)
+        if cfg.batch_size % shard.world:
+            raise ConfigError(
+                f"train.batch_size: {cfg.batch_size} libraries do not split evenly over "
+                f"{shard.world} processes (it is the global batch)"
+            )
+        self.coupling = coupling
+        self.flow = coupling.flow
+        self.data = data
         self.size = size
-        self.device = device or torch.device("cpu")
-        self.model = model.to(self.device)
-        self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
-        self.ema = EMA(self.model, cfg.ema_decay)
-        self.cond_dropout = cond_dropout if model.conditional else 0.0
-        self.optimizer, self._found_inf = make_adamw(self.model, cfg)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda s: warmup_cosine(
-                s, warmup=cfg.warmup_steps, total=cfg.steps, min_frac=cfg.min_lr_frac
-            ),
-        )
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        self.data_generator = torch.Generator().manual_seed(cfg.seed + 1)
-        self.step = 0
-        self.skipped = 0
-        self._stop_reason: tuple[str, int] | None = None
+        self.batch_size = cfg.batch_size
+        self.shard = shard
+        self.seed = cfg.seed + 1
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.batches = 0
 
-    def request_stop(self, reason: str, exit_code: int = 2) -> None:
-        """Checkpoint and raise :class:`TrainingStopped` after the current step (signal-safe)."""
-        self._stop_reason = (reason, exit_code)
-
-    # --- one step -----------------------------------------------------------------------------
-    def draw(self) -> tuple[Tensor, Tensor | None]:
-        """The next minibatch: tokens ``(batch, size, length)`` and labels ``(batch,)`` or
-        None, on the CPU."""
-        n, g = len(self.data), self.data_generator
-        b = self.cfg.batch_size
+    def next_batch(self) -> CoupledBatch:
+        """This rank's share of the next global minibatch of clouds, on the CPU: tokens
+        ``(batch / world, size, length)``, labels, coupled prior clouds."""
+        libraries, g, b = self.data.libraries, self.generator, self.batch_size
+        n = len(libraries)
         idx = torch.randperm(n, generator=g)[:b] if b <= n else torch.randint(n, (b,), generator=g)
-        tokens = torch.stack(
-            [
-                self.data.libraries[i][torch.randperm(self.data.libraries[i].shape[0], generator=g)]
-                [: self.size]
-                for i in idx.tolist()
-            ]
+        picks = [torch.randperm(len(libraries[i]), generator=g)[: self.size] for i in idx.tolist()]
+        noise = self.flow.prior(
+            (b, self.size, self.data.length), generator=g, device=torch.device("cpu")
+        )
+        rows = self.shard.rows(b)
+        mine = zip(idx[rows].tolist(), picks[rows], strict=True)
+        tokens = torch.stack([libraries[i][p] for i, p in mine]).long()
+        labels = self.data.labels[idx[rows]] if self.data.labels is not None else None
+        x_0 = self.coupling.couple(
+            tokens, generator=seeded_generator(self.seed, self.shard.rank, self.batches),
+            groups=labels, x_0=noise[rows],
         )  # fmt: skip
-        labels = self.data.labels[idx] if self.data.labels is not None else None
-        return tokens.long(), labels
+        self.batches += 1
+        return CoupledBatch(tokens=tokens, cond=Condition(labels=labels), x_0=x_0)
 
-    def loss(self, tokens: Tensor, labels: Tensor | None) -> Tensor:
-        """The flow-matching loss of a minibatch of libraries (tokens on the CPU)."""
-        x_0 = self.flow.couple(tokens, generator=self.data_generator, groups=labels)
-        tokens, x_0 = tokens.to(self.device), x_0.to(self.device)
-        t = torch.rand(tokens.shape[0], generator=self.generator, device=self.device)
-        target = self.flow.path(x_0, tokens, t)
-        if labels is not None:
-            labels = labels.to(self.device)
-            if self.cond_dropout > 0:
-                u = torch.rand(labels.shape, generator=self.generator, device=self.device)
-                labels = torch.where(u < self.cond_dropout, self.model.num_labels, labels)
-        v = self.model(target.x_t, target.t, labels if self.model.conditional else None)
-        return self.flow.loss(v, target.u_t)
+    @staticmethod
+    def valid_batches(batch_size: int, generator: torch.Generator) -> None:
+        """Library mode holds no libraries out."""
+        return None
 
-    def train_step(self) -> Tensor:
-        """One optimisation step; a non-finite loss or gradient skips the update. Returns the
-        detached loss."""
-        self.model.train()
-        loss = self.loss(*self.draw())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        ok = bool(torch.isfinite(norm) & torch.isfinite(loss.detach()))
-        if ok:
-            if self._found_inf is not None:
-                self._found_inf.zero_()
-            self.optimizer.step()
-        self.scheduler.step()
-        self.ema.update(weight=torch.tensor(float(ok), device=self.device))
-        self.skipped += not ok
-        self.step += 1
-        return loss.detach()
+    @staticmethod
+    def model_condition(cond: Condition) -> Tensor | None:
+        """The set model's condition argument: the library labels."""
+        return cond.labels
 
-    # --- the loop -----------------------------------------------------------------------------
-    def run(
-        self,
-        on_progress: Callable[[Progress], None] | None = None,
-        on_checkpoint: Callable[[LibraryTrainer], None] | None = None,
-    ) -> Progress:
-        """Train until ``cfg.steps``, reporting every ``cfg.log_every`` steps and calling
-        ``on_checkpoint`` every ``cfg.checkpoint_every`` steps and at the end.
-
-        Returns:
-            The last progress report.
-        """
-        cfg = self.cfg
-        start = time.perf_counter()
-        window_time, window_step = start, self.step
-        loss_sum, good = 0.0, 0
-        last = Progress(self.step, cfg.steps, None, None, self.lr, 0.0, 0.0, self.skipped)
-        while self.step < cfg.steps:
-            loss = float(self.train_step())
-            if math.isfinite(loss):
-                loss_sum, good = loss_sum + loss, good + 1
-            final = self.step == cfg.steps
-            if self.step % cfg.log_every == 0 or final:
-                now = time.perf_counter()
-                last = Progress(
-                    step=self.step, total=cfg.steps, loss=loss_sum / good if good else None,
-                    valid_loss=None, lr=self.lr,
-                    steps_per_second=(self.step - window_step) / max(now - window_time, 1e-9),
-                    elapsed=now - start, skipped=self.skipped,
-                )  # fmt: skip
-                loss_sum, good = 0.0, 0
-                window_time, window_step = now, self.step
-                if on_progress is not None:
-                    on_progress(last)
-            stop = self._stop_reason
-            if on_checkpoint is not None and (
-                self.step % cfg.checkpoint_every == 0 or final or stop is not None
-            ):
-                on_checkpoint(self)
-            if stop is not None:
-                raise TrainingStopped(
-                    f"stopped by {stop[0]} at step {self.step} of {cfg.steps}",
-                    step=self.step, reason=stop[0], exit_code=stop[1],
-                )  # fmt: skip
-        return last
-
-    @property
-    def lr(self) -> float:
-        """Current learning rate."""
-        return float(self.optimizer.param_groups[0]["lr"])
-
-    def averaged(self) -> SetVelocityField:
-        """The EMA weights in a model in eval mode (the weights to sample from)."""
-        self.ema.copy_to(self.ema_model)
-        return self.ema_model
-
-    # --- resumable state ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit-for-bit: weights, optimiser, schedule, EMA, RNG."""
-        return {
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "ema_updates": self.ema.num_updates,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "data_generator": self.data_generator.get_state(),
-            "skipped": self.skipped,
-        }
+        """The draw generator's state and the batch count."""
+        return {"generator": self.generator.get_state(), "batches": self.batches}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`."""
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        """Restore a state saved by :meth:`state_dict`, or the whole state of the library
+        trainer before the one loop (its ``data_generator`` drew the libraries: the run goes
+        on from that generator's state)."""
+        if "data_generator" in state:
+            state = {"generator": state["data_generator"], "batches": state["step"]}
         self.generator.set_state(state["generator"])
-        self.data_generator.set_state(state["data_generator"])
-        self.step = int(state["step"])
-        self.skipped = int(state["skipped"])
+        self.batches = int(state["batches"])
+
+    def close(self) -> None:
+        """Nothing runs in the background."""

@@ -1,8 +1,11 @@
-"""The training loop: minibatches -> Fisher-Flow targets -> AdamW step -> EMA.
+"""The training loop of both modes: minibatches -> flow-matching targets -> AdamW step -> EMA.
 
-On CUDA the coupled minibatch of the next step is prepared by a CPU worker thread while the GPU
-trains (the CPU is otherwise idle); on a CPU-only machine the network already uses every core,
-and overlapping measured no faster than building the batch inline, so it is built inline.
+What is trained on is a :class:`Task`: sequence mode's
+(:class:`~seqflow.training.batches.SequenceTask`: coupled minibatches of sequences, built ahead
+by a worker thread on CUDA, and a held-out set) or library mode's
+(:class:`~seqflow.training.library.LibraryTask`: clouds of sequences paired with prior clouds).
+Everything else (times, the path, condition dropout, bf16 autocast, DDP, ``torch.compile``,
+the skip of non-finite steps, EMA, progress, stop requests, checkpoints) is this one loop.
 
 The loop has no host synchronisation of its own: the loss is accumulated on the device and read
 once every ``log_every`` steps (the OT coupling, when enabled, moves only the ``(B, B)`` cost
@@ -25,24 +28,22 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor
 
 from seqflow.config import TrainConfig
 from seqflow.errors import SeqflowError
-from seqflow.flow import FisherFlow
-from seqflow.models import Condition, VelocityField
-from seqflow.training.batches import CoupledBatch, CoupledBatchStream, coupling_groups
+from seqflow.flow import FlowMatching
+from seqflow.models import Condition, SetVelocityField, VelocityField
+from seqflow.training.batches import CoupledBatch
 from seqflow.training.distributed import SINGLE, Shard, all_sum, any_rank
 from seqflow.training.ema import EMA
 from seqflow.training.schedule import warmup_cosine
-
-VALID_MAX_SEQUENCES = 2048
 
 
 class TrainingDivergedError(SeqflowError):
@@ -64,21 +65,40 @@ class TrainingStopped(SeqflowError):
         self.exit_code = exit_code
 
 
-@dataclass(frozen=True)
-class TrainingSet:
-    """Tokenised sequences for the engine.
+class Task(Protocol):
+    """What one training mode gives the :class:`Trainer`.
 
     Attributes:
-        tokens: shape ``(N, L)``, integer category indices (letters, and the end/pad category
-            of variable-length data).
-        cond: their conditions (labels ``(N,)``, values ``(N,)``, signal ``(N, L, C)``).
+        flow: prior, path and loss of the mode's items (sequences or clouds).
     """
 
-    tokens: Tensor
-    cond: Condition = field(default_factory=Condition)
+    flow: FlowMatching
 
-    def __len__(self) -> int:
-        return int(self.tokens.shape[0])
+    def next_batch(self) -> CoupledBatch:
+        """This rank's share of the next global minibatch, coupled, on the CPU."""
+        ...
+
+    def valid_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[CoupledBatch] | None:
+        """Held-out batches coupled with the CPU ``generator``'s noise, or None."""
+        ...
+
+    def model_condition(self, cond: Condition) -> Any:
+        """The model's third argument for a batch's conditions."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state from which the next batch is rebuilt."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict`."""
+        ...
+
+    def close(self) -> None:
+        """Stop any background work."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -102,41 +122,34 @@ class Progress:
 
 
 class Trainer:
-    """Fit a :class:`VelocityField` to a :class:`TrainingSet` with a :class:`FisherFlow`.
+    """Fit a velocity field to a :class:`Task` (sequences or libraries) by flow matching.
 
     Args:
-        model: the velocity field (moved to ``device``).
-        flow: prior, coupling and path.
+        model: the velocity field (a set model for libraries), moved to ``device``.
+        task: the minibatches, the flow and the held-out set.
         cfg: optimisation settings.
-        train: training sequences; valid: held-out sequences or None.
-        cond_dropout: probability of hiding a sequence's conditions (classifier-free guidance).
-        device: where to train; bf16 autocast is used on CUDA when ``cfg.precision`` allows.
+        cond_dropout: probability of hiding an item's conditions (classifier-free guidance).
+        device: where to train; bf16 autocast is used with ``cfg.precision: bf16``, and with
+            ``auto`` on CUDA.
         shard: this process's place in a ``torchrun`` job (see
-            :mod:`seqflow.training.distributed`); with ``world > 1`` the model is wrapped in
-            DistributedDataParallel, ``cfg.batch_size`` is the global batch, only rank 0
-            validates, and stop requests take effect at the next log point on every rank.
-        workers: threads building coupled batches ahead (``data.num_workers``); 0 builds
-            each batch when it is needed; None: one thread on CUDA (where the CPU is idle
-            while the GPU trains), none on a CPU (where the network already uses the cores).
+            :mod:`seqflow.training.distributed`; the task's batches are this shard's share);
+            with ``world > 1`` the model is wrapped in DistributedDataParallel,
+            ``cfg.batch_size`` is the global batch, only rank 0 validates, and stop requests
+            take effect at the next log point on every rank.
     """
 
     def __init__(
         self,
-        model: VelocityField,
-        flow: FisherFlow,
+        model: VelocityField | SetVelocityField,
+        task: Task,
         cfg: TrainConfig,
         *,
-        train: TrainingSet,
-        valid: TrainingSet | None,
         cond_dropout: float,
         device: torch.device,
         shard: Shard = SINGLE,
-        workers: int | None = None,
     ) -> None:
-        if len(train) == 0:
-            raise SeqflowError("no training sequences left after the validation split")
         self.cfg = cfg
-        self.flow = flow
+        self.task = task
         self.device = device
         self.shard = shard
         self.model = model.to(device)
@@ -149,13 +162,8 @@ class Trainer:
             self.net = cast(torch.nn.Module, torch.compile(self.net))
         self.ema_model = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.ema = EMA(self.model, cfg.ema_decay)
+        self.num_labels = model.num_labels
         self.cond_dropout = cond_dropout if model.conditional else 0.0
-        self.valid_set = valid if valid is not None and len(valid) and shard.main else None
-        self.stream = CoupledBatchStream(
-            train.tokens, train.cond, flow, batch_size=cfg.batch_size, seed=cfg.seed + 1,
-            prefetch=device.type == "cuda" if workers is None else workers > 0,
-            pin_memory=device.type == "cuda", shard=shard, workers=workers or 1,
-        )  # fmt: skip
         self.optimizer, self._found_inf = make_adamw(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -169,9 +177,9 @@ class Trainer:
         self.bad_run = torch.zeros((), dtype=torch.long, device=device)
         self._ok = torch.ones((), dtype=torch.bool, device=device)
         self._stop_reason: tuple[str, int] | None = None
-        use_bf16 = device.type == "cuda" and cfg.precision in ("auto", "bf16")
+        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
         self.autocast: Any = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else nullcontext
+            (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
         )
 
     # --- one step -----------------------------------------------------------------------------
@@ -181,9 +189,8 @@ class Trainer:
         batch: CoupledBatch,
         generator: torch.Generator,
         drop: float,
-        num_labels: int,
     ) -> Tensor:
-        device = self.device
+        device, flow = self.device, self.task.flow
         tokens = batch.tokens.to(device, non_blocking=True)
         x_0 = batch.x_0.to(device, non_blocking=True)
         cond = batch.cond.to(device, non_blocking=True)
@@ -191,12 +198,12 @@ class Trainer:
         total = tokens.shape[0] * self.shard.world
         rows = self.shard.rows(total)
         t = torch.rand(total, generator=generator, device=device)[rows]
-        target = self.flow.path(x_0, tokens, t, generator)
+        target = flow.path(x_0, tokens, t, generator)
         if drop > 0 and not cond.empty:
-            cond = cond.drop_at_random(drop, num_labels, generator, total=total, rows=rows)
+            cond = cond.drop_at_random(drop, self.num_labels, generator, total=total, rows=rows)
         with self.autocast():
-            v = model(target.x_t, target.t, cond)
-        return self.flow.loss(v, target.u_t)
+            v = model(target.x_t, target.t, self.task.model_condition(cond))
+        return flow.loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
         """One optimisation step; returns the detached loss (no host sync).
@@ -205,9 +212,7 @@ class Trainer:
         counted in :attr:`skipped` and :attr:`bad_run` (consecutive), on the device.
         """
         self.model.train()
-        loss = self._loss(
-            self.net, self.stream.next(), self.generator, self.cond_dropout, self.model.num_labels
-        )
+        loss = self._loss(self.net, self.task.next_batch(), self.generator, self.cond_dropout)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.cfg.grad_clip if self.cfg.grad_clip > 0 else math.inf
@@ -236,20 +241,17 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> float | None:
         """Mean loss of the EMA weights on the held-out set with fixed noise, or None."""
-        if self.valid_set is None:
+        cpu_generator = torch.Generator().manual_seed(self.cfg.seed + 8)
+        batches = self.task.valid_batches(self.cfg.batch_size, cpu_generator)
+        if batches is None:
             return None
         self.ema.copy_to(self.ema_model)
         generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 7)
-        cpu_generator = torch.Generator().manual_seed(self.cfg.seed + 8)
-        n = min(len(self.valid_set), VALID_MAX_SEQUENCES)
-        total = torch.zeros((), device=self.device)
-        for start in range(0, n, self.cfg.batch_size):
-            rows = slice(start, min(n, start + self.cfg.batch_size))
-            tokens, cond = self.valid_set.tokens[rows], self.valid_set.cond.select(rows)
-            x_0 = self.flow.couple(tokens, generator=cpu_generator, groups=coupling_groups(cond))
-            batch = CoupledBatch(tokens=tokens, cond=cond, x_0=x_0)
-            loss = self._loss(self.ema_model, batch, generator, 0.0, self.model.num_labels)
-            total += loss * tokens.shape[0]
+        total, n = torch.zeros((), device=self.device), 0
+        for batch in batches:
+            loss = self._loss(self.ema_model, batch, generator, 0.0)
+            total += loss * batch.tokens.shape[0]
+            n += batch.tokens.shape[0]
         return float(total / n)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -266,7 +268,7 @@ class Trainer:
         try:
             return self._loop(on_progress, on_checkpoint)
         finally:
-            self.stream.close()
+            self.task.close()
 
     def _loop(
         self,
@@ -357,7 +359,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
-            "batches": self.stream.state_dict(),
+            "batches": self.task.state_dict(),
             "skipped": self.skipped,
             "bad_run": self.bad_run,
         }
@@ -369,11 +371,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
-        self.stream.load_state_dict(state["batches"])
+        # the library trainer before the one loop kept its draws' state at the top level
+        self.task.load_state_dict(state.get("batches", state))
         self.step = int(state["step"])
         for name in ("skipped", "bad_run"):  # absent from states before 0.4
             if name in state:
-                getattr(self, name).copy_(state[name])
+                getattr(self, name).fill_(state[name])
 
 
 def make_adamw(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.AdamW, Tensor | None]:

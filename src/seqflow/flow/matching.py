@@ -1,4 +1,4 @@
-"""Flow-matching training targets: prior, coupling, conditional path and loss.
+"""Flow-matching training targets for every geometry: prior, coupling, conditional path, loss.
 
 Davis et al. 2024 (arXiv 2405.14664), Sec. 3-4 (Fisher-Flow, the default geometry): data are
 one-hot points ``x_1`` on the positive orthant of the product of spheres, the prior is uniform
@@ -26,12 +26,14 @@ NOISY_GEOMETRIES = ("egeodesic",)
 
 @dataclass(frozen=True)
 class FlowBatch:
-    """One minibatch of regression targets.
+    """One minibatch of regression targets (of sequences, or of clouds of ``size`` sequences
+    in library mode, where every point of a cloud shares its cloud's time).
 
     Attributes:
-        x_t: points on the path, shape ``(batch, length, vocab)``.
+        x_t: points on the path, shape ``(batch, length, vocab)`` or ``(batch, size, length,
+            vocab)``.
         t: times, shape ``(batch,)``.
-        u_t: target velocities at ``x_t``, shape ``(batch, length, vocab)``.
+        u_t: target velocities at ``x_t``, the shape of ``x_t``.
     """
 
     x_t: Tensor
@@ -39,7 +41,7 @@ class FlowBatch:
     u_t: Tensor
 
 
-class FisherFlow:
+class FlowMatching:
     """Compose a geometry (the Fisher sphere by default), its prior and a coupling into
     training targets.
 
@@ -73,9 +75,10 @@ class FisherFlow:
             )
 
     def prior(
-        self, shape: tuple[int, int], *, generator: torch.Generator, device: torch.device
+        self, shape: tuple[int, ...], *, generator: torch.Generator, device: torch.device
     ) -> Tensor:
-        """Uniform prior samples, shape ``(*shape, vocab)`` for ``shape = (batch, length)``."""
+        """Uniform prior samples, shape ``(*shape, vocab)`` for ``shape = (batch, length)`` (or
+        ``(batch, size, length)``: clouds)."""
         return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
 
     def couple(
@@ -111,7 +114,8 @@ class FisherFlow:
         self, x_0: Tensor, tokens: Tensor, t: Tensor, generator: torch.Generator | None = None
     ) -> FlowBatch:
         """Targets on the conditional path from ``x_0`` (batch, length, vocab) to the data
-        points of ``tokens`` (batch, length) at times ``t`` (batch,)."""
+        points of ``tokens`` (batch, length) at times ``t`` (batch,); clouds ``x_0`` (batch,
+        size, length, vocab) and ``tokens`` (batch, size, length) move with one time each."""
         x_1 = self.geometry.embed(tokens, self.vocab, x_0.dtype)
         if self.geometry.denoiser:  # the target is the data itself (cross-entropy)
             x_t = cast(Denoiser, self.geometry).sample_path(x_1, t, generator)
@@ -140,26 +144,29 @@ class FisherFlow:
     def loss(self, v: Tensor, u_t: Tensor) -> Tensor:
         """The training loss of the model's output ``v`` against the batch's ``u_t``: the
         flow-matching regression, or for a denoiser geometry the cross-entropy of the logits
-        ``v`` with the one-hot data ``u_t``, summed over positions (batch mean)."""
+        ``v`` with the one-hot data ``u_t``, summed over positions, mean over sequences (of
+        all clouds)."""
         if self.geometry.denoiser:
             return denoiser_loss(v, u_t)
         return flow_matching_loss(v, u_t)
 
 
 def denoiser_loss(logits: Tensor, x_1: Tensor) -> Tensor:
-    """``-E_batch sum_l log softmax(logits)[x_1]``: cross-entropy summed over positions.
+    """``-E_seq sum_l log softmax(logits)[x_1]``: cross-entropy summed over positions.
 
     Args:
-        logits: shape ``(batch, length, vocab)``; x_1: one-hot data, same shape.
+        logits: shape ``(..., length, vocab)``; x_1: one-hot data, same shape.
     """
-    return -(x_1.float() * torch.log_softmax(logits.float(), dim=-1)).sum(dim=(1, 2)).mean()
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    return -(x_1.float() * log_p).sum(dim=(-2, -1)).mean()
 
 
 def flow_matching_loss(v: Tensor, u_t: Tensor) -> Tensor:
-    """``E_batch sum_{l,k} (v - u_t)^2``: squared norm summed over positions, batch mean.
+    """``E_seq sum_{l,k} (v - u_t)^2``: squared norm summed over positions, mean over the
+    sequences (the points of all clouds in library mode).
 
     Args:
-        v: predicted velocities, shape ``(batch, length, vocab)``.
+        v: predicted velocities, shape ``(..., length, vocab)``.
         u_t: target velocities, same shape.
     """
-    return (v.float() - u_t.float()).square().sum(dim=(1, 2)).mean()
+    return (v.float() - u_t.float()).square().sum(dim=(-2, -1)).mean()

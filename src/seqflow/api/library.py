@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from seqflow.api._config import apply_overrides, default_preset, resolve_device
+from seqflow.api._config import resolve_device
 from seqflow.api._sets import decode_tokens
 from seqflow.checkpoint import ModelMeta, load_library_model
-from seqflow.config import Config, load_preset
+from seqflow.config import Config
 from seqflow.data import (
     TABLE_FORMATS,
     Alphabet,
@@ -37,8 +36,10 @@ from seqflow.data import (
 )
 from seqflow.errors import InvalidInputError
 from seqflow.flow import LibraryFlow
-from seqflow.io_utils import atomic_path, atomic_write
+from seqflow.io_utils import atomic_write
 from seqflow.metrics import LibraryReport, evaluate_libraries
+from seqflow.models import build_set_velocity_field
+from seqflow.run import LIBRARIES_FILE, train_in_folder, write_training_set
 from seqflow.sampling import generate_libraries
 from seqflow.training import LibrarySet, LibraryTrainer, Progress
 
@@ -98,27 +99,6 @@ def library_meta(cfg: Config, data: LibraryData, *, step: int) -> ModelMeta:
     )  # fmt: skip
 
 
-def resolve_library_config(
-    data: str | Path,
-    cfg: Config | None,
-    overrides: Sequence[str],
-    flags: dict[str, Any],
-    base: Config,
-) -> tuple[Config, LibraryData, str | None]:
-    """Read the libraries and settle the configuration: without a preset or config file the
-    preset follows the alphabet (as for sequences). Returns (config, data, chosen preset)."""
-    if cfg is not None:
-        return cfg, read_library_data(data, cfg), None
-    libs = read_library_data(data, apply_overrides(base, overrides, {}))
-    preset = default_preset(libs.source.table.alphabet)
-    cfg = apply_overrides(load_preset(preset), overrides, flags)
-    if cfg.mode != "library":
-        cfg = apply_overrides(cfg, ["mode=library"], {})
-    if cfg.data != base.data or cfg.library != base.library:
-        libs = read_library_data(data, cfg)
-    return cfg, libs, preset
-
-
 def train_libraries(
     cfg: Config,
     libs: LibraryData,
@@ -126,16 +106,15 @@ def train_libraries(
     *,
     saved_state: dict[str, Any] | None,
     source: str,
-    write_checkpoint: Callable[..., None],
     on_progress: Callable[[Progress], None] | None,
-    stop_on_signals: Callable[..., Any],
     handle_signals: bool,
 ) -> tuple[LibraryTrainer, Progress]:
-    """Build the set model and its trainer, train, checkpoint into ``run_dir``."""
+    """Build the set model and its trainer, train, checkpoint into ``run_dir``
+    (:func:`~seqflow.run.train_in_folder`, as in sequence mode)."""
     dev = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     meta0 = library_meta(cfg, libs, step=0)
-    model = meta0.build_library()
+    model = build_set_velocity_field(meta0)
     flow = LibraryFlow(
         meta0.vocab, meta0.geometry, inner=cfg.flow.coupling, outer=cfg.library.outer,
         sinkhorn_reg=cfg.flow.sinkhorn_reg,
@@ -146,45 +125,19 @@ def train_libraries(
     )  # fmt: skip
     if saved_state is not None:
         trainer.load_state_dict(saved_state)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(run_dir / "config.yaml") as handle:
-        yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
-    write_library_file(libs, run_dir / LIBRARIES_FILE)
-
-    def checkpoint(tr: LibraryTrainer) -> None:
-        state = {**tr.state_dict(), "data_source": source}
-        write_checkpoint(
-            run_dir, tr.model.state_dict(), tr.ema.state_dict(), state,
-            library_meta(cfg, libs, step=tr.step), keep=cfg.train.keep_checkpoints,
-        )  # fmt: skip
-
-    with stop_on_signals(trainer, enabled=handle_signals):
-        last = trainer.run(on_progress=on_progress, on_checkpoint=checkpoint)
+    groups = [
+        (torch.as_tensor(rows, dtype=torch.long), f" library={name}")
+        for name, rows in libs.source.libraries.items()
+    ]
+    last = train_in_folder(
+        run_dir, trainer, cfg,
+        write_data=lambda folder: write_training_set(
+            folder / LIBRARIES_FILE, libs.source.table, groups
+        ),
+        meta_at=lambda step: library_meta(cfg, libs, step=step), source=source,
+        on_progress=on_progress, handle_signals=handle_signals,
+    )  # fmt: skip
     return trainer, last
-
-
-LIBRARIES_FILE = "libraries.fasta.gz"
-"""The training libraries as gzipped FASTA (``library=NAME`` in each header): the real
-reference for ``evaluate --set-col library`` and for the run's own record."""
-
-
-def write_library_file(libs: LibraryData, path: Path) -> None:
-    """Write every training library as gzipped FASTA with ``library=`` headers, atomically
-    (empty name and mtime 0 in the gzip header: the same data give the same bytes)."""
-    table = libs.source.table
-    with (
-        atomic_path(path) as temp,
-        open(temp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as handle,
-    ):
-        for name, rows in libs.source.libraries.items():
-            index = torch.as_tensor(rows, dtype=torch.long)
-            seqs = decode_tokens(table.alphabet, table.tokens[index].long(), table.pad_token)
-            text = "".join(
-                f">{table.ids[i]} library={name}\n{seq}\n"
-                for i, seq in zip(index.tolist(), seqs, strict=True)
-            )
-            handle.write(text.encode())
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def _train(
             f"the transformer for this {ds.vocab}-category alphabet"
         )
     torch.manual_seed(cfg.train.seed)
-    meta0 = _meta(cfg, ds, step=0)
+    meta0 = _meta(cfg, ds)
     model = build_velocity_field(meta0)
     flow = FisherFlow(
         make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
@@ -272,11 +272,11 @@ def _train(
         ))  # fmt: skip
     started = time.perf_counter()
     last = train_in_folder(
-        run_dir, trainer, cfg,
+        run_dir, trainer, meta0,
         write_data=lambda folder: write_training_set(
             folder / TRAIN_FILE, table, [(ds.train_rows, "")]
         ),
-        meta_at=lambda step: _meta(cfg, ds, step=step), source=source, shard=shard,
+        source=source, shard=shard,
         on_progress=on_progress, handle_signals=handle_signals,
     )  # fmt: skip
     return _result(run_dir, trainer.step, last, started)
@@ -334,10 +334,10 @@ def _stem(data: str | Path) -> str:
     return name if name not in ("", "-") else "stdin"
 
 
-def _meta(cfg: Config, ds: Dataset, *, step: int) -> ModelMeta:
+def _meta(cfg: Config, ds: Dataset) -> ModelMeta:
     table = ds.table
     return ModelMeta(
         config=cfg, alphabet=table.alphabet.to_dict(), labels=table.label_names,
-        length=table.length, step=step, variable_length=table.variable, value=ds.value,
+        length=table.length, step=0, variable_length=table.variable, value=ds.value,
         signal=ds.signal,
     )  # fmt: skip

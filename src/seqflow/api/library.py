@@ -130,12 +130,11 @@ def train_libraries(
         for name, rows in libs.source.libraries.items()
     ]
     last = train_in_folder(
-        run_dir, trainer, cfg,
+        run_dir, trainer, meta0,
         write_data=lambda folder: write_training_set(
             folder / LIBRARIES_FILE, libs.source.table, groups
         ),
-        meta_at=lambda step: library_meta(cfg, libs, step=step), source=source,
-        on_progress=on_progress, handle_signals=handle_signals,
+        source=source, on_progress=on_progress, handle_signals=handle_signals,
     )  # fmt: skip
     return trainer, last
 

@@ -2,14 +2,13 @@
 recovery), the resume policy, stop signals, failure clean-up, the metrics log and the training
 data written with the run. :func:`train_in_folder` is the one path both modes train through."""
 
+from seqflow.checkpoint import MODEL_FILE, STATE_FILE
 from seqflow.run.checkpoints import step_folders, write_checkpoint
 from seqflow.run.files import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     LIBRARIES_FILE,
     METRICS_FILE,
-    MODEL_FILE,
-    STATE_FILE,
     TRAIN_FILE,
     step_folder,
 )

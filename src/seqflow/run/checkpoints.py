@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from seqflow.checkpoint import ModelMeta, save_model, save_state
+from seqflow.checkpoint import MODEL_FILE, STATE_FILE, ModelMeta, save_model, save_state
 from seqflow.io_utils import atomic_path
-from seqflow.run.files import CHECKPOINTS_DIR, MODEL_FILE, STATE_FILE, step_folder
+from seqflow.run.files import CHECKPOINTS_DIR, step_folder
 
 
 def write_checkpoint(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from seqflow.run.files import MODEL_FILE
+from seqflow.checkpoint import MODEL_FILE
 from seqflow.training import TrainingStopped
 
 

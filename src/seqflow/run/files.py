@@ -1,8 +1,9 @@
 """The file names of a run folder (what ``seqflow fit`` writes into ``runs/<name>/``).
 
 - ``model.safetensors`` and ``state.safetensors``: the newest checkpoint (hard links to, or
-  copies of, the newest ``checkpoints/step-NNNNNNNN`` folder; the file format is
-  :mod:`seqflow.checkpoint`'s).
+  copies of, the newest ``checkpoints/step-NNNNNNNN`` folder); their format and their names
+  (``MODEL_FILE``, ``STATE_FILE``, re-exported by :mod:`seqflow.run`) are
+  :mod:`seqflow.checkpoint`'s.
 - ``config.yaml``: the resolved configuration; ``metrics.jsonl``: one progress record a line.
 - ``train.fasta.gz`` (sequence mode) or ``libraries.fasta.gz`` (library mode): the training
   data as gzipped FASTA.
@@ -11,8 +12,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from seqflow.checkpoint import MODEL_FILE, STATE_FILE
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -30,15 +29,3 @@ LIBRARIES_FILE = "libraries.fasta.gz"
 def step_folder(run_dir: Path, step: int) -> Path:
     """The kept checkpoint folder of ``step``."""
     return run_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
-
-
-__all__ = [
-    "CHECKPOINTS_DIR",
-    "CONFIG_FILE",
-    "LIBRARIES_FILE",
-    "METRICS_FILE",
-    "MODEL_FILE",
-    "STATE_FILE",
-    "TRAIN_FILE",
-    "step_folder",
-]

@@ -4,6 +4,7 @@ training data, the metrics log and the checkpoints, under stop signals and failu
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,7 +12,6 @@ import torch
 import yaml
 
 from seqflow.checkpoint import ModelMeta
-from seqflow.config import Config
 from seqflow.io_utils import atomic_write
 from seqflow.run.checkpoints import write_checkpoint
 from seqflow.run.failure import failure_handling, first_missing
@@ -39,10 +39,9 @@ class Trainable(Protocol):
 def train_in_folder(
     run_dir: Path,
     trainer: Trainable,
-    cfg: Config,
+    meta: ModelMeta,
     *,
     write_data: Callable[[Path], None],
-    meta_at: Callable[[int], ModelMeta],
     source: str,
     shard: Shard = SINGLE,
     on_progress: Callable[[Progress], None] | None = None,
@@ -50,24 +49,25 @@ def train_in_folder(
 ) -> Progress:
     """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes.
 
-    Writes ``config.yaml`` and the training data (``write_data(run_dir)``), appends every
-    progress report to ``metrics.jsonl`` and checkpoints on the trainer's schedule (the state
-    records ``source``, the data file, for ``--resume``). A stop signal or Ctrl-C ends with a
-    checkpoint; a failure before the first checkpoint removes the folders this run created.
+    Writes ``config.yaml`` (``meta.config``) and the training data (``write_data(run_dir)``),
+    appends every progress report to ``metrics.jsonl`` and checkpoints on the trainer's
+    schedule (``meta`` at the trainer's step; the state records ``source``, the data file, for
+    ``--resume``). A stop signal or Ctrl-C ends with a checkpoint; a failure before the first
+    checkpoint removes the folders this run created.
 
     Args:
-        meta_at: the checkpoint metadata at a step.
         source: the data file as :func:`~seqflow.run.resume.data_source` records it.
 
     Returns:
         the trainer's last progress report.
     """
+    cfg = meta.config
     created = first_missing(run_dir) if shard.main else None
 
     def checkpoint(tr: Trainable) -> None:
         write_checkpoint(
             run_dir, tr.model.state_dict(), tr.ema.state_dict(),
-            {**tr.state_dict(), "data_source": source}, meta_at(tr.step),
+            {**tr.state_dict(), "data_source": source}, replace(meta, step=tr.step),
             keep=cfg.train.keep_checkpoints,
         )  # fmt: skip
 

@@ -7,17 +7,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from seqflow.checkpoint import ModelMeta, load_state, read_meta
+from seqflow.checkpoint import MODEL_FILE, STATE_FILE, ModelMeta, load_state, read_meta
 from seqflow.config import Config
 from seqflow.data import SequenceTable
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
 from seqflow.run.checkpoints import step_folders
-from seqflow.run.files import MODEL_FILE, STATE_FILE
 
 READING_KEYS = ("cache", "num_workers")
 """``data.*`` keys a resumed run may change: they change how the data are read, not what."""
-CHANGEABLE = ("train", "sample", "description")
-"""Sections a resumed run may change."""
 
 
 def intact_checkpoint(run_dir: Path) -> tuple[dict[str, Any], ModelMeta]:
@@ -87,7 +84,7 @@ def check_resumable(saved: Config, new: Config) -> None:
         old.get("data", {}).pop(how, None)
         now.get("data", {}).pop(how, None)
     for section in old:
-        if section in CHANGEABLE or old[section] == now[section]:
+        if section in ("train", "sample", "description") or old[section] == now[section]:
             continue
         key = section
         if isinstance(old[section], dict):

@@ -5,7 +5,7 @@
 
 The data are uniformly random letters over a 4-letter alphabet: no step of training or sampling
 depends on which letters they are, only on the shapes. Everything engine-side is the library's
-own code (``build_model`` as ``ModelMeta.build`` calls it, ``FlowMatching``, ``make_coupling``,
+own code (``build_model`` as ``build_velocity_field`` calls it, ``FlowMatching``, ``make_coupling``,
 ``Trainer`` with its real ``CoupledBatchStream``, ``generate``).
 """
 

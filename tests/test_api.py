@@ -3,6 +3,7 @@ after failures; ``sample`` writes FASTA with labels and rejects bad labels."""
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import math
@@ -14,10 +15,12 @@ import yaml
 from Bio import SeqIO
 
 from seqflow import api
-from seqflow.checkpoint import MODEL_FILE, STATE_FILE, load_model
-from seqflow.config import Config
+from seqflow.api._dataset import load_dataset
+from seqflow.checkpoint import load_model
+from seqflow.config import Config, load_preset
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
 from seqflow.flow import FlowMatching
+from seqflow.run import MODEL_FILE, STATE_FILE
 from seqflow.training import TrainingDivergedError
 
 CELL_TYPES = ("GM12878", "HepG2", "K562", "hESCT0")
@@ -314,37 +317,32 @@ def test_sample_from_a_missing_checkpoint(tmp_path):
         api.sample(tmp_path / "nope", n=3, output=tmp_path / "x.fa", device="cpu")
 
 
-def test_training_set_file_is_chunked_and_byte_identical_for_the_same_data(
-    tiny_fasta, tmp_path, monkeypatch
-):
-    """Decoded a few rows at a time, it holds every training record once, and two writes to
-    different paths give the same bytes (no temporary name or time in the gzip header)."""
-    import gzip
-    import importlib
+@pytest.mark.parametrize("name", ["dna", "protein"])
+def test_default_presets_leave_how_data_are_read_to_the_command_line(name):
+    """``fit`` without a preset reads the data before the alphabet picks dna or protein, so
+    those presets must not set what reading uses: data.*, library.*, mode, train.seed."""
+    preset, default = load_preset(name), Config()
+    assert preset.data == default.data and preset.library == default.library
+    assert preset.mode == default.mode and preset.train.seed == default.train.seed
 
-    from seqflow.api._dataset import load_dataset
-    from seqflow.config import DataConfig
 
+def test_fit_without_a_preset_reads_the_data_once(tiny_fasta, tiny_fit_kwargs, tmp_path,
+                                                  monkeypatch):  # fmt: skip
+    """``--set data.*`` without a preset used to read the file twice."""
     fit_module = importlib.import_module("seqflow.api.fit")  # the module, not the function
-    ds = load_dataset(tiny_fasta, DataConfig(), seed=0)
-    monkeypatch.setattr(fit_module, "TRAIN_CHUNK_ROWS", 5)
-    a, b = tmp_path / "a.fasta.gz", tmp_path / "b" / "train.fasta.gz"
-    b.parent.mkdir()
-    fit_module.write_training_set(ds, a)
-    fit_module.write_training_set(ds, b)
-    assert a.read_bytes() == b.read_bytes()
-    text = gzip.decompress(a.read_bytes()).decode()
-    assert text.count(">") == len(ds.train)
-    source = {}
-    for block in tiny_fasta.read_text().split(">")[1:]:
-        header, *seq = block.splitlines()
-        source[header.split()[0]] = "".join(seq).upper()
-    written = {}
-    for block in text.split(">")[1:]:
-        header, seq = block.splitlines()
-        written[header.split()[0]] = seq
-    assert len(written) == len(ds.train)
-    assert all(source[i] == seq for i, seq in written.items())
+    reads = []
+
+    def counted(*args, **kwargs):
+        reads.append(args[1])
+        return load_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "load_dataset", counted)
+    kwargs = {**tiny_fit_kwargs, "preset": None, "steps": 2}
+    kwargs["overrides"] = [*kwargs["overrides"], "data.valid_frac=0.25"]
+    plans: list = []
+    result = api.fit(tiny_fasta, out=tmp_path / "run", on_start=plans.append, **kwargs)
+    assert len(reads) == 1 and reads[0].valid_frac == 0.25
+    assert plans[0].preset == "dna" and result.steps == 2
 
 
 def test_auto_transformer_with_heads_not_dividing_hidden_is_a_config_error(tmp_path, run_dir):

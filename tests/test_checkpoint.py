@@ -18,7 +18,6 @@ from seqflow.checkpoint import (
     FORMAT_VERSION,
     MODEL_FILE,
     ModelMeta,
-    Standardizer,
     load_model,
     load_state,
     resolve_checkpoint,
@@ -27,7 +26,7 @@ from seqflow.checkpoint import (
 )
 from seqflow.config import Config
 from seqflow.errors import CheckpointError
-from seqflow.models import Condition, build_model
+from seqflow.models import Condition, Standardizer, build_model, build_velocity_field
 
 DNA = {"name": "dna", "letters": "ACGT"}
 PROTEIN = {"name": "protein", "letters": "ACDEFGHIKLMNPQRSTVWY"}
@@ -367,18 +366,6 @@ def test_failing_save_leaves_previous_file_intact(tmp_path, monkeypatch):
 # --- conditions and variable length -----------------------------------------------------------
 
 
-def test_standardizer_statistics_and_round_trip():
-    x = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
-    st = Standardizer.fit(x, "cage")
-    assert st.mean == pytest.approx((3.0, 10.0)) and st.std[0] == pytest.approx((8 / 3) ** 0.5)
-    assert st.std[1] == 1.0  # a constant channel is left unscaled, not divided by zero
-    z = st.apply(x)
-    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
-    assert Standardizer.from_dict(json.loads(json.dumps(st.to_dict()))) == st
-    scalar = Standardizer.fit(torch.tensor([2.0, 4.0]))
-    torch.testing.assert_close(scalar.apply(torch.tensor([3.0, 5.0])), torch.tensor([0.0, 2.0]))
-
-
 def test_conditional_variable_length_model_round_trip(tmp_path):
     cfg = tiny_config("cnn")
     meta = ModelMeta(
@@ -387,7 +374,7 @@ def test_conditional_variable_length_model_round_trip(tmp_path):
         signal=Standardizer((0.0, 1.0), (1.0, 3.0), "cage.npy"),
     )  # fmt: skip
     torch.manual_seed(0)
-    model = meta.build()
+    model = build_velocity_field(meta)
     assert meta.vocab == 5 and meta.pad == 4 and model.signal_channels == 2
     save_model(tmp_path / MODEL_FILE, model.state_dict(), model.state_dict(), meta)
     loaded, back = load_model(tmp_path)

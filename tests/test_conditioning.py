@@ -3,6 +3,7 @@ learns each of them; variable length through the end/pad category."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FlowMatching, make_coupling
-from seqflow.models import Condition, build_model
+from seqflow.models import Condition, Standardizer, build_model
 from seqflow.models.conditioning import ValueEmbedding, signal_features
 from seqflow.sampling import decode, generate, guided_field
 from seqflow.training import SequenceTask, Trainer, TrainingSet
@@ -205,3 +206,15 @@ def test_variable_length_is_learned_without_pad_leaks():
     assert (got >= 1).all() and tv < 0.15, (tv, hist)
     ended = (out == pad).cummax(dim=1).values
     assert torch.equal(out == pad, ended)
+
+
+def test_standardizer_statistics_and_round_trip():
+    x = torch.tensor([[1.0, 10.0], [3.0, 10.0], [5.0, 10.0]])
+    st = Standardizer.fit(x, "cage")
+    assert st.mean == pytest.approx((3.0, 10.0)) and st.std[0] == pytest.approx((8 / 3) ** 0.5)
+    assert st.std[1] == 1.0  # a constant channel is left unscaled, not divided by zero
+    z = st.apply(x)
+    torch.testing.assert_close(z.mean(0), torch.zeros(2), atol=1e-6, rtol=0)
+    assert Standardizer.from_dict(json.loads(json.dumps(st.to_dict()))) == st
+    scalar = Standardizer.fit(torch.tensor([2.0, 4.0]))
+    torch.testing.assert_close(scalar.apply(torch.tensor([3.0, 5.0])), torch.tensor([0.0, 2.0]))

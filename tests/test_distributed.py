@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from seqflow import api
-from seqflow.checkpoint import MODEL_FILE
 from seqflow.errors import ConfigError
 from seqflow.flow import FlowMatching, make_coupling
 from seqflow.models import Condition
+from seqflow.run import MODEL_FILE
 from seqflow.training.batches import CoupledBatchStream
 from seqflow.training.distributed import Shard, shard_from_env
 

@@ -21,12 +21,12 @@ from safetensors import safe_open
 from typer.testing import CliRunner
 
 from seqflow import api
-from seqflow.checkpoint import ModelMeta, Standardizer, load_model, save_model
+from seqflow.checkpoint import ModelMeta, load_model, save_model
 from seqflow.cli import app
 from seqflow.config import load_preset
 from seqflow.errors import CheckpointError
 from seqflow.export import load_scripted, run_onnx, velocity_inputs, velocity_kwargs
-from seqflow.models import Condition
+from seqflow.models import Condition, Standardizer, build_velocity_field
 from seqflow.sampling import generate
 
 LENGTH = 12
@@ -55,7 +55,7 @@ def make_checkpoint(
         signal=Standardizer((0.0,) * signal, (1.0,) * signal, "track") if signal else None,
     )  # fmt: skip
     torch.manual_seed(0)
-    model = meta.build()
+    model = build_velocity_field(meta)
     with torch.no_grad():  # zero-initialised output layers would give a nearly constant field
         for p in model.parameters():
             p.add_(0.3 * torch.randn_like(p))

@@ -19,11 +19,11 @@ import torch
 from safetensors.torch import load_file
 
 from seqflow import api
-from seqflow.api.fit import CHECKPOINTS_DIR
-from seqflow.checkpoint import MODEL_FILE, STATE_FILE, load_model, load_state
+from seqflow.checkpoint import load_model, load_state
 from seqflow.errors import CheckpointError, InvalidInputError
 from seqflow.flow import FlowMatching
 from seqflow.io_utils import CHECKSUM_KEY
+from seqflow.run import CHECKPOINTS_DIR, MODEL_FILE, STATE_FILE
 from seqflow.training import TrainingDivergedError, TrainingStopped
 
 STEPS = 240

@@ -35,64 +35,20 @@ from seqflow.config import Config
 from seqflow.errors import CheckpointError, SeqflowError
 from seqflow.geometry import Geometry, make_geometry
 from seqflow.io_utils import save_tensors, verify_checksum
-from seqflow.models import SetVelocityField, VelocityField, build_model, resolve_arch
+from seqflow.models import (
+    SetVelocityField,
+    Standardizer,
+    VelocityField,
+    build_set_velocity_field,
+    build_velocity_field,
+    min_weights,
+    resolve_arch,
+)
 
 FORMAT = "seqflow"
 FORMAT_VERSION = 2
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """``(x - mean) / std`` per channel, with the statistics of the training data.
-
-    Attributes:
-        mean: per-channel means (one entry for a scalar value).
-        std: per-channel standard deviations (> 0).
-        name: where the numbers came from (a column or file name), for messages and headers.
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    name: str = ""
-
-    @classmethod
-    def fit(cls, x: Tensor, name: str = "") -> Standardizer:
-        """Statistics of ``x``, shape ``(N,)`` or ``(N, ..., C)`` (channels last)."""
-        flat = x.double().reshape(-1, 1 if x.ndim == 1 else x.shape[-1])
-        mean = flat.mean(dim=0)
-        std = flat.std(dim=0, correction=0) if flat.shape[0] > 1 else torch.ones_like(mean)
-        std = torch.where(std > 1e-12, std, torch.ones_like(std))
-        return cls(tuple(mean.tolist()), tuple(std.tolist()), name)
-
-    @property
-    def channels(self) -> int:
-        """Number of channels."""
-        return len(self.mean)
-
-    def apply(self, x: Tensor) -> Tensor:
-        """Standardise ``x`` (channels last, or ``(N,)`` for one channel), as float32."""
-        mean = torch.tensor(self.mean, dtype=torch.float64)
-        std = torch.tensor(self.std, dtype=torch.float64)
-        if x.ndim == 1:
-            mean, std = mean[0], std[0]
-        return ((x.double() - mean) / std).float()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"mean": list(self.mean), "std": list(self.std), "name": self.name}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Standardizer:
-        """Inverse of :meth:`to_dict`; ValueError on bad content."""
-        if not isinstance(data, dict):
-            raise ValueError("standardizer must be a mapping")
-        mean = tuple(float(v) for v in data["mean"])
-        std = tuple(float(v) for v in data["std"])
-        if not mean or len(mean) != len(std) or min(std) <= 0:
-            raise ValueError("standardizer needs equal-length mean and positive std")
-        return cls(mean, std, str(data.get("name", "")))
 
 
 @dataclass(frozen=True)
@@ -142,30 +98,6 @@ class ModelMeta:
         flow = self.config.flow
         return make_geometry(flow.geometry, smoothing=flow.smoothing, tau_max=flow.tau_max)
 
-    def build(self) -> VelocityField:
-        """A freshly initialised model of this checkpoint's architecture (sequence mode)."""
-        if self.config.mode == "library":
-            raise CheckpointError(
-                "this is a library-mode run: sample it with seqflow sample RUN --libraries M"
-            )
-        return build_model(
-            self.config.model, vocab=self.vocab, length=self.length,
-            num_labels=len(self.labels), value=self.value is not None,
-            signal_channels=self.signal.channels if self.signal is not None else 0,
-            tangent=self.geometry.tangent,
-        )  # fmt: skip
-
-    def build_library(self) -> SetVelocityField:
-        """A freshly initialised set velocity field (library mode, ``mode: library``)."""
-        m, lib = self.config.model, self.config.library
-        return SetVelocityField(
-            self.vocab, max_length=self.length, hidden=m.hidden, heads=m.heads,
-            point_layers=lib.point_layers, set_layers=lib.set_layers,
-            arch=resolve_arch(m, self.vocab), depth=m.depth, kernel_size=m.kernel_size,
-            dilations=m.dilations, num_labels=len(self.labels), time_scale=m.time_scale,
-            tangent=self.geometry.tangent,
-        )  # fmt: skip
-
     def to_metadata(self) -> dict[str, str]:
         """String metadata for the safetensors header."""
         return {
@@ -187,10 +119,9 @@ class ModelMeta:
         """Parse and check header metadata; any problem is a :class:`CheckpointError`.
 
         Sizes are checked for plausibility too, so that damaged or hostile metadata cannot make
-        :meth:`build` allocate more than the file holds: the model has at least
-        ``hidden * (length + depth * hidden + letters + time_dim)`` weights (position embedding,
-        a hidden-by-hidden map per layer, input and time layers), which the file ``source``,
-        when it is one, must hold at 2 bytes or more each.
+        the model factory allocate more than the file holds: the model has at least
+        :func:`~seqflow.models.min_weights` weights, which the file ``source``, when it is one,
+        must hold at 2 bytes or more each.
         """
         if not meta or meta.get("format") != FORMAT:
             raise CheckpointError(f"{source}: not a seqflow checkpoint (no seqflow metadata)")
@@ -239,7 +170,7 @@ class ModelMeta:
                 f"{source}: damaged checkpoint metadata (transformer hidden {model.hidden} is not "
                 f"a multiple of heads {model.heads})"
             )
-        weights = model.hidden * (length + model.depth * model.hidden + vocab + model.time_dim)
+        weights = min_weights(model, vocab=vocab, length=length)
         file = Path(source)
         if file.is_file() and 2 * weights > file.stat().st_size:
             raise CheckpointError(
@@ -304,7 +235,11 @@ def load_model(
         weights: ``ema`` (default, what sampling uses) or ``model`` (the raw weights).
     """
     file, state, meta = _weights(path, weights)
-    return _loaded(meta.build(), state, file).to(device).eval(), meta
+    if meta.config.mode == "library":
+        raise CheckpointError(
+            f"{file}: a library-mode run; sample it with seqflow sample RUN --libraries M"
+        )
+    return _loaded(build_velocity_field(meta), state, file).to(device).eval(), meta
 
 
 def load_library_model(
@@ -314,7 +249,7 @@ def load_library_model(
     file, state, meta = _weights(path, weights)
     if meta.config.mode != "library":
         raise CheckpointError(f"{file}: a sequence-mode run; sample it without --libraries")
-    return _loaded(meta.build_library(), state, file).to(device).eval(), meta
+    return _loaded(build_set_velocity_field(meta), state, file).to(device).eval(), meta
 
 
 def read_meta(path: str | Path) -> ModelMeta:

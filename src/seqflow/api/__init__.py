@@ -8,7 +8,7 @@ here prints.
 from seqflow.api._config import build_config, resolve_device
 from seqflow.api.evaluate import EvaluateResult, OracleReport, evaluate
 from seqflow.api.export import ExportResult, export
-from seqflow.api.fit import CONFIG_FILE, METRICS_FILE, FitPlan, FitResult, fit
+from seqflow.api.fit import FitPlan, FitResult, fit
 from seqflow.api.library import (
     LibrarySampleResult,
     evaluate_library_sets,
@@ -18,8 +18,6 @@ from seqflow.api.oracle import fit_oracle, load_oracle
 from seqflow.api.sample import SampleResult, sample
 
 __all__ = [
-    "CONFIG_FILE",
-    "METRICS_FILE",
     "EvaluateResult",
     "ExportResult",
     "FitPlan",

@@ -20,13 +20,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from seqflow.checkpoint import Standardizer
 from seqflow.config import DataConfig
 from seqflow.data import SequenceTable, read_cached
 from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.data.signals import read_signal
 from seqflow.errors import InvalidInputError
-from seqflow.models import Condition
+from seqflow.models import Condition, Standardizer
 from seqflow.training import TrainingSet
 
 
@@ -49,7 +48,7 @@ class Dataset:
     n_test: int
     value: Standardizer | None
     signal: Standardizer | None
-    train_rows: Tensor | None = None
+    train_rows: Tensor
 
     @property
     def vocab(self) -> int:
@@ -104,9 +103,7 @@ def load_dataset(
         rows = _rows(idx)
         return TrainingSet(tokens=table.tokens[rows], cond=cond.select(rows))
 
-    return Dataset(
-        table, subset(train_idx), subset(valid_idx), n_test, value, signal, train_rows=train_idx
-    )
+    return Dataset(table, subset(train_idx), subset(valid_idx), n_test, value, signal, train_idx)
 
 
 def _rows(idx: Tensor) -> Tensor | slice:

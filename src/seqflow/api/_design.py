@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 
 from seqflow.api._sets import read_set
-from seqflow.api.fit import TRAIN_FILE
 from seqflow.checkpoint import ModelMeta
 from seqflow.design import Rules, Template
 from seqflow.errors import InvalidInputError
 from seqflow.metrics import nearest_distance
+from seqflow.run import TRAIN_FILE
 
 MAX_IMPLICIT_REFERENCE = 200_000
 """Largest recorded training set searched for the novelty column when nobody asked for it."""

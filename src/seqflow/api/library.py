@@ -12,7 +12,6 @@ point follows its own geodesic. :func:`sample_libraries` generates whole librari
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from seqflow.api._config import apply_overrides, default_preset, resolve_device
+from seqflow.api._config import resolve_device
 from seqflow.api._sets import decode_tokens
 from seqflow.checkpoint import ModelMeta, load_library_model
-from seqflow.config import Config, load_preset
+from seqflow.config import Config
 from seqflow.data import (
     TABLE_FORMATS,
     Alphabet,
@@ -39,11 +37,13 @@ from seqflow.data import (
 )
 from seqflow.errors import InvalidInputError
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
-from seqflow.io_utils import atomic_path, atomic_write
+from seqflow.io_utils import atomic_write
 from seqflow.metrics import LibraryReport, evaluate_libraries
+from seqflow.models import build_set_velocity_field
+from seqflow.run import LIBRARIES_FILE, train_in_folder, write_training_set
 from seqflow.sampling import generate_libraries
 from seqflow.training import LibrarySet, LibraryTask, Progress, Trainer
-from seqflow.training.distributed import barrier, process_group
+from seqflow.training.distributed import process_group
 
 
 @dataclass(frozen=True)
@@ -101,27 +101,6 @@ def library_meta(cfg: Config, data: LibraryData, *, step: int) -> ModelMeta:
     )  # fmt: skip
 
 
-def resolve_library_config(
-    data: str | Path,
-    cfg: Config | None,
-    overrides: Sequence[str],
-    flags: dict[str, Any],
-    base: Config,
-) -> tuple[Config, LibraryData, str | None]:
-    """Read the libraries and settle the configuration: without a preset or config file the
-    preset follows the alphabet (as for sequences). Returns (config, data, chosen preset)."""
-    if cfg is not None:
-        return cfg, read_library_data(data, cfg), None
-    libs = read_library_data(data, apply_overrides(base, overrides, {}))
-    preset = default_preset(libs.source.table.alphabet)
-    cfg = apply_overrides(load_preset(preset), overrides, flags)
-    if cfg.mode != "library":
-        cfg = apply_overrides(cfg, ["mode=library"], {})
-    if cfg.data != base.data or cfg.library != base.library:
-        libs = read_library_data(data, cfg)
-    return cfg, libs, preset
-
-
 def train_libraries(
     cfg: Config,
     libs: LibraryData,
@@ -129,13 +108,12 @@ def train_libraries(
     *,
     saved_state: dict[str, Any] | None,
     source: str,
-    write_checkpoint: Callable[..., None],
     on_progress: Callable[[Progress], None] | None,
-    stop_on_signals: Callable[..., Any],
     handle_signals: bool,
 ) -> tuple[Trainer, Progress]:
     """Build the set model and the trainer of the library task, train, checkpoint into
-    ``run_dir``; under ``torchrun`` every rank trains its share and rank 0 writes and reports."""
+    ``run_dir`` (:func:`~seqflow.run.train_in_folder`, as in sequence mode); under ``torchrun``
+    every rank trains its share and rank 0 writes and reports."""
     with process_group(resolve_device(cfg.train.device)) as (shard, dev):
         torch.manual_seed(cfg.train.seed)
         meta0 = library_meta(cfg, libs, step=0)
@@ -145,54 +123,22 @@ def train_libraries(
         )  # fmt: skip
         task = LibraryTask(LibraryCoupling(flow, cfg.library.outer), cfg.train, libs.train,
                            size=cfg.library.size, shard=shard)  # fmt: skip
-        trainer = Trainer(meta0.build_library(), task, cfg.train,
+        trainer = Trainer(build_set_velocity_field(meta0), task, cfg.train,
                           cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip
         if saved_state is not None:
             trainer.load_state_dict(saved_state)
-        if shard.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_write(run_dir / "config.yaml") as handle:
-                yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
-            write_library_file(libs, run_dir / LIBRARIES_FILE)
-
-        def checkpoint(tr: Trainer) -> None:
-            state = {**tr.state_dict(), "data_source": source}
-            write_checkpoint(
-                run_dir, tr.model.state_dict(), tr.ema.state_dict(), state,
-                library_meta(cfg, libs, step=tr.step), keep=cfg.train.keep_checkpoints,
-            )  # fmt: skip
-
-        with stop_on_signals(trainer, enabled=handle_signals):
-            last = trainer.run(
-                on_progress=on_progress if shard.main else None,
-                on_checkpoint=checkpoint if shard.main else None,
-            )
-        barrier(shard)  # rank 0's last checkpoint is written before anyone returns
+        groups = [
+            (torch.as_tensor(rows, dtype=torch.long), {"library": name})
+            for name, rows in libs.source.libraries.items()
+        ]
+        last = train_in_folder(
+            run_dir, trainer, meta0,
+            write_data=lambda folder: write_training_set(
+                folder / LIBRARIES_FILE, libs.source.table, groups
+            ),
+            source=source, shard=shard, on_progress=on_progress, handle_signals=handle_signals,
+        )  # fmt: skip
     return trainer, last
-
-
-LIBRARIES_FILE = "libraries.fasta.gz"
-"""The training libraries as gzipped FASTA (``library=NAME`` in each header): the real
-reference for ``evaluate --set-col library`` and for the run's own record."""
-
-
-def write_library_file(libs: LibraryData, path: Path) -> None:
-    """Write every training library as gzipped FASTA with ``library=`` headers, atomically
-    (empty name and mtime 0 in the gzip header: the same data give the same bytes)."""
-    table = libs.source.table
-    with (
-        atomic_path(path) as temp,
-        open(temp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as handle,
-    ):
-        for name, rows in libs.source.libraries.items():
-            index = torch.as_tensor(rows, dtype=torch.long)
-            seqs = decode_tokens(table.alphabet, table.tokens[index].long(), table.pad_token)
-            text = "".join(
-                f">{format_header(table.ids[i], {'library': name})}\n{seq}\n"
-                for i, seq in zip(index.tolist(), seqs, strict=True)
-            )
-            handle.write(text.encode())
 
 
 @dataclass(frozen=True)

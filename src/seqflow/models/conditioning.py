@@ -14,13 +14,16 @@ trained with conditions hidden at random (:meth:`Condition.drop`) and sampled as
 ``v_u + w (v_c - v_u)`` of its conditional and unconditional fields. Each kind is hidden
 independently, so a model of several kinds also learns every partial combination (e.g. a label
 without a value) and can be sampled with only some of them given.
+
+Values and signals reach the model standardised (:class:`Standardizer`, fitted on the training
+rows and kept in the checkpoint so that sampling uses the same scale).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -187,3 +190,55 @@ def signal_features(
     track = torch.nan_to_num(signal, nan=0.0).to(dtype)
     flag = present.to(dtype).expand(-1, signal.shape[1], 1)
     return torch.cat([track, flag], dim=-1)
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / std`` per channel, with the statistics of the training data.
+
+    Attributes:
+        mean: per-channel means (one entry for a scalar value).
+        std: per-channel standard deviations (> 0).
+        name: where the numbers came from (a column or file name), for messages and headers.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    name: str = ""
+
+    @classmethod
+    def fit(cls, x: Tensor, name: str = "") -> Standardizer:
+        """Statistics of ``x``, shape ``(N,)`` or ``(N, ..., C)`` (channels last)."""
+        flat = x.double().reshape(-1, 1 if x.ndim == 1 else x.shape[-1])
+        mean = flat.mean(dim=0)
+        std = flat.std(dim=0, correction=0) if flat.shape[0] > 1 else torch.ones_like(mean)
+        std = torch.where(std > 1e-12, std, torch.ones_like(std))
+        return cls(tuple(mean.tolist()), tuple(std.tolist()), name)
+
+    @property
+    def channels(self) -> int:
+        """Number of channels."""
+        return len(self.mean)
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Standardise ``x`` (channels last, or ``(N,)`` for one channel), as float32."""
+        mean = torch.tensor(self.mean, dtype=torch.float64)
+        std = torch.tensor(self.std, dtype=torch.float64)
+        if x.ndim == 1:
+            mean, std = mean[0], std[0]
+        return ((x.double() - mean) / std).float()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"mean": list(self.mean), "std": list(self.std), "name": self.name}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Standardizer:
+        """Inverse of :meth:`to_dict`; ValueError on bad content."""
+        if not isinstance(data, dict):
+            raise ValueError("standardizer must be a mapping")
+        mean = tuple(float(v) for v in data["mean"])
+        std = tuple(float(v) for v in data["std"])
+        if not mean or len(mean) != len(std) or min(std) <= 0:
+            raise ValueError("standardizer needs equal-length mean and positive std")
+        return cls(mean, std, str(data.get("name", "")))

@@ -1,0 +1,45 @@
+"""The run folder of ``fit``: its file names, checkpoints (write, publish, prune, intact
+recovery), the resume policy, stop signals, failure clean-up, the metrics log and the training
+data written with the run. :func:`train_in_folder` is the one path both modes train through."""
+
+from seqflow.checkpoint import MODEL_FILE, STATE_FILE
+from seqflow.run.checkpoints import step_folders, write_checkpoint
+from seqflow.run.files import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    LIBRARIES_FILE,
+    METRICS_FILE,
+    TRAIN_FILE,
+    step_folder,
+)
+from seqflow.run.folder import train_in_folder
+from seqflow.run.resume import (
+    READING_KEYS,
+    check_resumable,
+    check_same_data,
+    data_source,
+    intact_checkpoint,
+    recorded_data,
+)
+from seqflow.run.training_set import write_training_set
+
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "CONFIG_FILE",
+    "LIBRARIES_FILE",
+    "METRICS_FILE",
+    "MODEL_FILE",
+    "READING_KEYS",
+    "STATE_FILE",
+    "TRAIN_FILE",
+    "check_resumable",
+    "check_same_data",
+    "data_source",
+    "intact_checkpoint",
+    "recorded_data",
+    "step_folder",
+    "step_folders",
+    "train_in_folder",
+    "write_checkpoint",
+    "write_training_set",
+]

@@ -1,0 +1,93 @@
+"""Train into a run folder: the one path both modes take to write the configuration, the
+training data, the metrics log and the checkpoints, under stop signals and failure clean-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import yaml
+
+from seqflow.checkpoint import ModelMeta
+from seqflow.io_utils import atomic_write
+from seqflow.run.checkpoints import write_checkpoint
+from seqflow.run.failure import failure_handling, first_missing
+from seqflow.run.files import CONFIG_FILE, METRICS_FILE
+from seqflow.run.metrics import metrics_logger
+from seqflow.run.signals import stop_on_signals
+from seqflow.training import Progress
+from seqflow.training.distributed import SINGLE, Shard, barrier
+
+
+class Trainable(Protocol):
+    """What a run folder needs of a trainer."""
+
+    step: int
+
+    @property
+    def model(self) -> torch.nn.Module: ...
+    @property
+    def ema(self) -> Any: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def request_stop(self, reason: str, exit_code: int = 2) -> None: ...
+    def run(self, on_progress: Any = None, on_checkpoint: Any = None) -> Progress: ...
+
+
+def train_in_folder(
+    run_dir: Path,
+    trainer: Trainable,
+    meta: ModelMeta,
+    *,
+    write_data: Callable[[Path], None],
+    source: str,
+    shard: Shard = SINGLE,
+    on_progress: Callable[[Progress], None] | None = None,
+    handle_signals: bool = True,
+) -> Progress:
+    """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes.
+
+    Writes ``config.yaml`` (``meta.config``) and the training data (``write_data(run_dir)``),
+    appends every progress report to ``metrics.jsonl`` and checkpoints on the trainer's
+    schedule (``meta`` at the trainer's step; the state records ``source``, the data file, for
+    ``--resume``). A stop signal or Ctrl-C ends with a checkpoint; a failure before the first
+    checkpoint removes the folders this run created.
+
+    Args:
+        source: the data file as :func:`~seqflow.run.resume.data_source` records it.
+
+    Returns:
+        the trainer's last progress report.
+    """
+    cfg = meta.config
+    created = first_missing(run_dir) if shard.main else None
+
+    def checkpoint(tr: Trainable) -> None:
+        write_checkpoint(
+            run_dir, tr.model.state_dict(), tr.ema.state_dict(),
+            {**tr.state_dict(), "data_source": source}, replace(meta, step=tr.step),
+            keep=cfg.train.keep_checkpoints,
+        )  # fmt: skip
+
+    with failure_handling(run_dir, created):
+        if shard.main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_write(run_dir / CONFIG_FILE) as handle:
+                yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
+            write_data(run_dir)
+        try:
+            with stop_on_signals(trainer, enabled=handle_signals):
+                last = trainer.run(
+                    on_progress=metrics_logger(run_dir / METRICS_FILE, on_progress)
+                    if shard.main
+                    else None,
+                    on_checkpoint=checkpoint if shard.main else None,
+                )
+            barrier(shard)  # rank 0's last checkpoint is written before anyone returns
+        except KeyboardInterrupt:
+            if trainer.step > 0 and shard.main:
+                checkpoint(trainer)
+            raise
+    return last

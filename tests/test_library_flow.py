@@ -122,7 +122,7 @@ def test_velocity_is_the_time_derivative_with_one_time_per_library():
     # every point of a cloud sits at its library's time on its own geodesic
     for b in range(3):
         for s in range(4):
-            one = SPHERE.geodesic(x_0[b, s][None], SPHERE.embed(tokens[b, s][None], 4,
+            one = SPHERE.interpolate(x_0[b, s][None], SPHERE.embed(tokens[b, s][None], 4,
                                   torch.float64), t[b : b + 1])  # fmt: skip
             torch.testing.assert_close(flow.path(x_0, tokens, t).x_t[b, s], one.x_t[0])
 
@@ -249,8 +249,8 @@ def test_generate_libraries_is_seeded_and_shaped(guidance):
     model = tiny_model(6, num_labels=2)
     kw = dict(m=3, size=5, length=6, vocab=4, labels=torch.tensor([1]), guidance=guidance,
               steps=4, batch_size=2)  # fmt: skip
-    a = generate_libraries(model, seed=7, **kw)
-    b = generate_libraries(model, seed=7, **kw)
+    a = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
+    b = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
     assert a.shape == (3, 5, 6) and a.dtype == torch.long
     assert torch.equal(a, b)
     assert int(a.min()) >= 0 and int(a.max()) < 4
@@ -271,7 +271,7 @@ def test_the_solvers_integrate_whole_clouds():
         return SPHERE.log(x, x_1) / (1 - t).clamp_min(1e-9)[:, None, None, None]
 
     assert log.shape == x_0.shape
-    end = integrate(field, x_0, steps=50, solver="euler")
+    end = integrate(field, x_0, geometry=PositiveSphere(), steps=50, solver="euler")
     torch.testing.assert_close(end, x_1, atol=1e-6, rtol=0)
 
 
@@ -328,7 +328,9 @@ def test_model_learns_to_use_the_cloud_fast():
                 total += float(flow.loss(model(target.x_t, target.t), target.u_t))
             losses.append(total)
     assert losses[0] < 0.97 * losses[1]
-    generated = generate_libraries(model, m=24, size=16, length=15, vocab=4, steps=20)
+    generated = generate_libraries(
+        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
+    )
     assert mean_purity(generated, motifs) > mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)
 
 
@@ -338,7 +340,9 @@ def test_generated_libraries_are_each_dominated_by_one_motif():
     sequences dealt into random libraries 0.66; the training data pooled and dealt 0.47 (an
     equal mixture of 3 motifs)."""
     model, lib, motifs = train_motif_libraries(800)
-    generated = generate_libraries(model, m=24, size=16, length=15, vocab=4, steps=20)
+    generated = generate_libraries(
+        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
+    )
     purity = mean_purity(generated, motifs)
     mixed_generated = mean_purity(shuffled(generated, 3), motifs)
     mixed_data = mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)

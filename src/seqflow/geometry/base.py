@@ -35,10 +35,9 @@ class Geometry(Protocol):
 
     def sample_prior(
         self,
-        shape: tuple[int, ...],
-        *,
+        shape: list[int],
         generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
+        device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Prior points, shape ``shape = (batch, length, vocab)``."""

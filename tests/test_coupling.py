@@ -152,10 +152,10 @@ def test_sinkhorn_plan_equals_the_log_domain_solution(reg):
     c = cost.double().numpy()
     c = c / c.mean()
     w = np.full(b, 1 / b)
-    ref = ot.sinkhorn(w, w, c, reg, method="sinkhorn_log", numItermax=1000)
+    want = ot.sinkhorn(w, w, c, reg, method="sinkhorn_log", numItermax=1000)
     plan = SinkhornCoupling(reg).plan(cost)
     assert np.isfinite(plan).all()
-    np.testing.assert_allclose(plan, ref, atol=1e-6 / b)
+    np.testing.assert_allclose(plan, want, atol=1e-6 / b)
     if reg >= 0.05:  # at 0.002 neither form converges in 1000 iterations
         np.testing.assert_allclose(plan.sum(0), w, atol=1e-5 / b)
 
@@ -309,8 +309,8 @@ def test_fisher_flow_path_is_the_geodesic(dtype, t):
     times = torch.full((b,), t, dtype=dtype)
     out = make_flow("independent", k).path(x_0, tokens, times)
     x_1 = torch.nn.functional.one_hot(tokens, k).to(dtype)
-    ref = M.interpolate(x_0, x_1, times)
-    assert torch.equal(out.x_t, ref.x_t) and torch.equal(out.u_t, ref.u_t)
+    path = M.interpolate(x_0, x_1, times)
+    assert torch.equal(out.x_t, path.x_t) and torch.equal(out.u_t, path.u_t)
     assert torch.equal(out.t, times)
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     check_path(out.x_t, out.t, out.u_t, tokens, k, atol=tol)

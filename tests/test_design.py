@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from fields import integrate
 from seqflow import api
 from seqflow.api._design import Design, Tally, _round_seed, draw_designs
 from seqflow.design import Rules, Template, gc_fraction, longest_run, reverse_complement
@@ -22,7 +23,6 @@ from seqflow.errors import InvalidInputError
 from seqflow.geometry import PositiveSphere
 from seqflow.metrics import kmer_js
 from seqflow.sampling import generate
-from seqflow.sampling.solvers import integrate
 
 LENGTH = 24
 

@@ -189,9 +189,9 @@ def test_geodesic_per_sample_times():
     t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     path = M.interpolate(x_0, x_1, t)
     for b in range(3):
-        ref = geodesic_at(x_0[b : b + 1], x_1[b : b + 1], float(t[b]))
-        torch.testing.assert_close(path.x_t[b], ref.x_t[0])
-        torch.testing.assert_close(path.u_t[b], ref.u_t[0])
+        one = geodesic_at(x_0[b : b + 1], x_1[b : b + 1], float(t[b]))
+        torch.testing.assert_close(path.x_t[b], one.x_t[0])
+        torch.testing.assert_close(path.u_t[b], one.u_t[0])
 
 
 @pytest.mark.parametrize("shape", [(2, 1, 3), (1, 3, 4)])

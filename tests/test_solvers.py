@@ -15,9 +15,10 @@ import pytest
 import torch
 
 import sphere_reference as ref
+from fields import integrate
 from seqflow.errors import ConfigError
 from seqflow.geometry import PositiveSphere
-from seqflow.sampling.solvers import SOLVERS, integrate
+from seqflow.sampling.solvers import SOLVERS
 
 M = PositiveSphere
 FIXED = ("euler", "midpoint", "rk4")

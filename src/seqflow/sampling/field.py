@@ -17,29 +17,13 @@ chosen in :func:`readout`.
 # No ``from __future__ import annotations`` here: TorchScript reads the fields of the Guide
 # NamedTuple as types, not strings.
 import math
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from seqflow.geometry import Denoiser, Geometry
-
-
-class VelocityNetwork(Protocol):
-    """What the field needs of a network (:class:`~seqflow.models.VelocityField`,
-    :class:`~seqflow.models.SetVelocityField`)."""
-
-    @property
-    def num_labels(self) -> int: ...
-
-    def velocity(
-        self,
-        x_t: Tensor,
-        t: Tensor,
-        labels: Tensor | None = None,
-        values: Tensor | None = None,
-        signal: Tensor | None = None,
-    ) -> Tensor: ...
+from seqflow.models import SetVelocityField, VelocityField
 
 
 class Guide(NamedTuple):
@@ -99,11 +83,11 @@ class GuidedField(nn.Module):
     """
 
     if TYPE_CHECKING:  # for mypy; TorchScript reads the submodule's own type
-        network: VelocityNetwork
+        network: VelocityField | SetVelocityField
 
-    def __init__(self, network: VelocityNetwork, geometry: Geometry) -> None:
+    def __init__(self, network: VelocityField | SetVelocityField, geometry: Geometry) -> None:
         super().__init__()
-        self.network = network  # type: ignore[assignment]  # an nn.Module
+        self.network = network
         self.readout = readout(geometry)
         self.num_labels = network.num_labels
 

@@ -25,8 +25,6 @@ their context as in training and every fixed position reaches its letter exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor, nn
 
@@ -101,20 +99,8 @@ class FixedStepSolver(nn.Module):
         return self.geometry.proj_tangent(x, self.field(x, t, guide))
 
 
-class CallableField(nn.Module):
-    """A Python function ``field(x, t)`` as a solver's field (conditions ignored; eager only)."""
-
-    def __init__(self, field: Callable[[Tensor, Tensor], Tensor]) -> None:
-        super().__init__()
-        self.fn = field
-
-    def forward(self, x: Tensor, t: Tensor, guide: Guide) -> Tensor:
-        """``fn(x, t)``."""
-        return self.fn(x, t)
-
-
 def integrate(
-    field: nn.Module | Callable[[Tensor, Tensor], Tensor],
+    field: nn.Module,
     x_0: Tensor,
     *,
     geometry: Geometry,
@@ -128,8 +114,8 @@ def integrate(
     """Solve the flow from ``x_0`` at t=0 to t=1 (eager entry to every solver).
 
     Args:
-        field: a field module (see :class:`FixedStepSolver`) or a function ``field(x, t)``
-            with x ``(batch, ..., vocab)`` and t ``(batch,)``.
+        field: a field module ``field(x, t, guide)`` (see :class:`FixedStepSolver`), x
+            ``(batch, ..., vocab)`` and t ``(batch,)``.
         x_0: start points, shape ``(batch, ..., vocab)``.
         geometry: the flow's geometry.
         steps: number of fixed steps (``dopri5``: its first step is ``1 / steps``).
@@ -142,9 +128,8 @@ def integrate(
     """
     if solver not in SOLVERS:
         raise ConfigError(f"sample.solver: unknown solver {solver!r}; choose one of {SOLVERS}")
-    module = field if isinstance(field, nn.Module) else CallableField(field)
     if solver != "dopri5":
-        return FixedStepSolver(module, geometry)(x_0, guide, steps, solver, fixed)
+        return FixedStepSolver(field, geometry)(x_0, guide, steps, solver, fixed)
     if fixed is not None:
         raise ConfigError(
             "sample.solver: dopri5 cannot hold positions fixed during integration; "
@@ -156,7 +141,7 @@ def integrate(
 
     def rhs(t: Tensor, x: Tensor) -> Tensor:
         y = geometry.normalize(x)
-        return geometry.proj_tangent(y, module(y, t.to(x.dtype).expand(batch), guide))
+        return geometry.proj_tangent(y, field(y, t.to(x.dtype).expand(batch), guide))
 
     grid = torch.tensor([0.0, 1.0], device=x_0.device, dtype=x_0.dtype)
     x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=rtol, atol=atol,

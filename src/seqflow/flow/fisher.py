@@ -76,7 +76,7 @@ class FisherFlow:
         self, shape: tuple[int, int], *, generator: torch.Generator, device: torch.device
     ) -> Tensor:
         """Uniform prior samples, shape ``(*shape, vocab)`` for ``shape = (batch, length)``."""
-        return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
+        return self.geometry.sample_prior([*shape, self.vocab], generator=generator, device=device)
 
     def couple(
         self,

@@ -141,7 +141,7 @@ class LibraryFlow:
         self, shape: tuple[int, int, int], *, generator: torch.Generator, device: torch.device
     ) -> Tensor:
         """Prior clouds, shape ``(*shape, vocab)`` for ``shape = (batch, size, length)``."""
-        return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
+        return self.geometry.sample_prior([*shape, self.vocab], generator=generator, device=device)
 
     def couple(
         self,

@@ -11,9 +11,10 @@ import torch
 
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FlowMatching, make_coupling
+from seqflow.geometry import PositiveSphere
 from seqflow.models import Condition, Standardizer, build_model
 from seqflow.models.conditioning import ValueEmbedding, signal_features
-from seqflow.sampling import decode, generate, guided_field
+from seqflow.sampling import Guide, GuidedField, decode, generate
 from seqflow.training import SequenceTask, Trainer, TrainingSet
 
 CPU = torch.device("cpu")
@@ -116,8 +117,10 @@ def test_guided_field_is_the_cfg_mixture():
     cond = Condition(values=torch.tensor([1.0, -1.0, 0.0]))
     with torch.no_grad():
         v_c, v_u = model(x, t, cond), model(x, t, None)
-        torch.testing.assert_close(guided_field(model, cond, 2.5)(x, t), v_u + 2.5 * (v_c - v_u))
-        torch.testing.assert_close(guided_field(model, cond, 0.0)(x, t), v_u)
+        field = GuidedField(model, PositiveSphere())
+        mixed = v_u + 2.5 * (v_c - v_u)
+        torch.testing.assert_close(field(x, t, Guide(values=cond.values, weight=2.5)), mixed)
+        torch.testing.assert_close(field(x, t, Guide(values=cond.values, weight=0.0)), v_u)
 
 
 # --- decoding with an end/pad category --------------------------------------------------------
@@ -133,10 +136,11 @@ def test_decode_with_pad_ends_at_first_pad_and_never_starts_empty():
     for pos, k in enumerate([0, 1, 2, 3, 0, 1]):
         p[1, pos, k] = 1.0
     x_1 = (p / p.sum(-1, keepdim=True)).sqrt()
-    tokens = decode(x_1, "argmax", pad=pad)
+    tokens = decode(PositiveSphere.to_simplex(x_1), "argmax", pad=pad)
     assert tokens[0].tolist() == [3, 1, 2, 4, 4, 4]
     assert tokens[1].tolist() == [0, 1, 2, 3, 0, 1]
-    sampled = decode(x_1, "sample", torch.Generator().manual_seed(0), pad=pad)
+    sampled = decode(PositiveSphere.to_simplex(x_1), "sample", torch.Generator().manual_seed(0),
+                     pad=pad)  # fmt: skip
     ended = (sampled == pad).cummax(dim=1).values
     assert torch.equal(sampled == pad, ended) and (sampled[:, 0] != pad).all()
 
@@ -166,7 +170,8 @@ def test_value_condition_is_learned():
     tokens = torch.where(values[:, None] > 0, 0, 3).expand(n, 6).to(torch.uint8)
     model = train(tokens, Condition(values=values), 4, steps=150, value=True)
     for v, letter in ((1.0, 0), (-1.0, 3)):
-        out = torch.cat(list(generate(model, n=200, length=6, vocab=4, steps=20,
+        out = torch.cat(list(generate(model, geometry=PositiveSphere(),
+                                      n=200, length=6, vocab=4, steps=20,
                                       cond=Condition(values=torch.tensor([v])))))  # fmt: skip
         assert (out == letter).float().mean() > 0.9, (v, (out == letter).float().mean())
 
@@ -181,7 +186,8 @@ def test_signal_condition_places_letters():
     model = train(tokens, Condition(signal=signal), 4, steps=250, channels=1)
     test_where = torch.arange(64) % length
     test_signal = torch.nn.functional.one_hot(test_where, length).float()[..., None]
-    out = torch.cat(list(generate(model, n=64, length=length, vocab=4, steps=20,
+    out = torch.cat(list(generate(model, geometry=PositiveSphere(),
+                                  n=64, length=length, vocab=4, steps=20,
                                   cond=Condition(signal=test_signal))))  # fmt: skip
     hits = (out[torch.arange(64), test_where] == 2).float().mean()
     assert hits > 0.8, hits
@@ -199,7 +205,13 @@ def test_variable_length_is_learned_without_pad_leaks():
     pos = torch.arange(max_len)[None, :]
     tokens = torch.where(pos < lengths[:, None], letters[:, None], pad).to(torch.uint8)
     model = train(tokens, Condition(), 5, steps=300)
-    out = torch.cat(list(generate(model, n=1000, length=max_len, vocab=5, steps=20, pad=pad)))
+    out = torch.cat(
+        list(
+            generate(
+                model, geometry=PositiveSphere(), n=1000, length=max_len, vocab=5, steps=20, pad=pad
+            )
+        )
+    )
     got = (out != pad).sum(1)
     hist = torch.bincount(got, minlength=max_len + 1)[2:].float()
     tv = 0.5 * (hist / hist.sum() - weights / weights.sum()).abs().sum()

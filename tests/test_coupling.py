@@ -13,6 +13,7 @@ import ot
 import pytest
 import torch
 
+import sphere_reference as ref
 from seqflow.errors import ConfigError
 from seqflow.flow import (
     COUPLINGS,
@@ -40,9 +41,9 @@ def random_cost(b: int, seed: int) -> torch.Tensor:
 
 def fisher_cost(b: int, length: int, k: int, seed: int) -> torch.Tensor:
     """The real Fisher-Rao cost between uniform prior samples and one-hot data."""
-    x_0 = M.sample_uniform((b, length, k), generator=gen(seed), dtype=torch.float64)
+    x_0 = M.sample_prior((b, length, k), generator=gen(seed), dtype=torch.float64)
     tokens = torch.randint(0, k, (b, length), generator=gen(seed + 100))
-    return M.sq_dist_matrix_onehot(x_0, tokens)
+    return M.cost_onehot(x_0, tokens)
 
 
 def plan_of(perm: torch.Tensor) -> np.ndarray:
@@ -105,9 +106,9 @@ def test_exact_is_brute_force_optimum_on_fisher_cost(b, seed):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("b", "length", "k"), [(16, 4, 4), (12, 3, 20)])
 def test_exact_lowers_fisher_rao_cost(dtype, b, length, k):
-    x_0 = M.sample_uniform((b, length, k), generator=gen(4), dtype=dtype)
+    x_0 = M.sample_prior((b, length, k), generator=gen(4), dtype=dtype)
     tokens = torch.randint(0, k, (b, length), generator=gen(5))
-    cost = M.sq_dist_matrix_onehot(x_0, tokens)
+    cost = M.cost_onehot(x_0, tokens)
     perm = ExactOTCoupling().permutation(cost, b, gen())
     assert_permutation(perm, b)
     identity = pair_cost(cost, torch.arange(b))
@@ -151,10 +152,10 @@ def test_sinkhorn_plan_equals_the_log_domain_solution(reg):
     c = cost.double().numpy()
     c = c / c.mean()
     w = np.full(b, 1 / b)
-    ref = ot.sinkhorn(w, w, c, reg, method="sinkhorn_log", numItermax=1000)
+    want = ot.sinkhorn(w, w, c, reg, method="sinkhorn_log", numItermax=1000)
     plan = SinkhornCoupling(reg).plan(cost)
     assert np.isfinite(plan).all()
-    np.testing.assert_allclose(plan, ref, atol=1e-6 / b)
+    np.testing.assert_allclose(plan, want, atol=1e-6 / b)
     if reg >= 0.05:  # at 0.002 neither form converges in 1000 iterations
         np.testing.assert_allclose(plan.sum(0), w, atol=1e-5 / b)
 
@@ -280,7 +281,7 @@ def check_path(x_t, t, u_t, tokens, k, atol):
     torch.testing.assert_close((x_t * u_t).sum(-1), 0 * ones, atol=atol, rtol=0)
     # log_{x_t}(x_1) = (1 - t) u_t, and |u_t| <= pi / 2 (the diameter of the orthant)
     x_1 = torch.nn.functional.one_hot(tokens, k).to(x_t.dtype)
-    torch.testing.assert_close(M.log(x_t, x_1), (1 - t)[:, None, None] * u_t, atol=2e-3, rtol=0)
+    torch.testing.assert_close(ref.log(x_t, x_1), (1 - t)[:, None, None] * u_t, atol=2e-3, rtol=0)
     assert (u_t.norm(dim=-1) <= torch.pi / 2 + 1e-5).all()
 
 
@@ -304,16 +305,16 @@ def test_fisher_flow_targets_lie_on_the_path(name, b, length, k, grouped):
 def test_fisher_flow_path_is_the_geodesic(dtype, t):
     b, length, k = 3, 4, 5
     tokens = torch.randint(0, k, (b, length), generator=gen(1))
-    x_0 = M.sample_uniform((b, length, k), generator=gen(2), dtype=dtype)
+    x_0 = M.sample_prior((b, length, k), generator=gen(2), dtype=dtype)
     times = torch.full((b,), t, dtype=dtype)
     out = make_flow("independent", k).path(x_0, tokens, times)
     x_1 = torch.nn.functional.one_hot(tokens, k).to(dtype)
-    ref = M.geodesic(x_0, x_1, times)
-    assert torch.equal(out.x_t, ref.x_t) and torch.equal(out.u_t, ref.u_t)
+    path = M.interpolate(x_0, x_1, times)
+    assert torch.equal(out.x_t, path.x_t) and torch.equal(out.u_t, path.u_t)
     assert torch.equal(out.t, times)
     tol = 1e-5 if dtype == torch.float32 else 1e-10
     check_path(out.x_t, out.t, out.u_t, tokens, k, atol=tol)
-    torch.testing.assert_close(out.u_t.norm(dim=-1), M.dist(x_0, x_1), atol=tol, rtol=0)
+    torch.testing.assert_close(out.u_t.norm(dim=-1), ref.dist(x_0, x_1), atol=tol, rtol=0)
     if t in (0.0, 1.0):
         torch.testing.assert_close(out.x_t, x_0 if t == 0.0 else x_1, atol=tol, rtol=0)
 
@@ -339,7 +340,7 @@ def test_fisher_flow_couple_permutes_the_prior(name, grouped):
     if name == "independent" and not grouped:
         assert torch.equal(perm, torch.arange(b))
     if name == "exact":
-        cost = M.sq_dist_matrix_onehot(prior, tokens).double()
+        cost = M.cost_onehot(prior, tokens).double()
         groups_ = groups if groups is not None else torch.zeros(b, dtype=torch.long)
         best = grouped_permutation(ExactOTCoupling(), cost, groups_, gen())
         assert pair_cost(cost, perm) == pytest.approx(pair_cost(cost, best), abs=1e-6)

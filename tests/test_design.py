@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from fields import integrate
 from seqflow import api
 from seqflow.design import (
     Rules,
@@ -31,8 +32,6 @@ from seqflow.errors import InvalidInputError
 from seqflow.geometry import PositiveSphere
 from seqflow.metrics import kmer_js
 from seqflow.sampling import generate
-from seqflow.sampling.sampler import clamp_fixed
-from seqflow.sampling.solvers import integrate
 
 LENGTH = 24
 
@@ -116,35 +115,31 @@ def test_infeasible_is_decided_by_the_fixed_letters():
 
 def test_clamp_keeps_fixed_positions_on_their_geodesic():
     g = torch.Generator().manual_seed(0)
-    x_0 = PositiveSphere.sample_uniform((5, 6, 4), generator=g, dtype=torch.float64)
+    x_0 = PositiveSphere.sample_prior([5, 6, 4], g, dtype=torch.float64)
     fixed = torch.tensor([2, -1, -1, 0, -1, 3])
-    constrain = clamp_fixed(x_0, fixed)
     seen = []
 
-    def field(x, t):
+    def field(x, t):  # the state each step starts from: clamped at the previous step's end
+        seen.append((float(t[0]), x.clone()))
         return torch.zeros_like(x)  # free positions stay at x_0
 
-    def spy(x, t):
-        out = constrain(x, t)
-        seen.append((t, out))
-        return out
-
-    x_1 = integrate(field, x_0, steps=4, solver="euler", constrain=spy)
+    x_1 = integrate(field, x_0, geometry=PositiveSphere(), steps=4, solver="euler", fixed=fixed)
     onehot = torch.nn.functional.one_hot(fixed.clamp_min(0), 4).double()
-    for t, x in seen:  # on the geodesic x_0 -> e_a at the step's end time
-        expect = PositiveSphere.geodesic(
+    for t, x in seen:  # on the geodesic x_0 -> e_a at the step's start time
+        expect = PositiveSphere.interpolate(
             x_0[:, [0, 3, 5]], onehot[[0, 3, 5]].expand(5, 3, 4), torch.full((5,), t).double()
         ).x_t
         torch.testing.assert_close(x[:, [0, 3, 5]], expect)
     torch.testing.assert_close(x_1[:, [0, 3, 5]], onehot[[0, 3, 5]].expand(5, 3, 4))
     torch.testing.assert_close(x_1[:, [1, 2, 4]], x_0[:, [1, 2, 4]])  # free positions untouched
-    assert [t for t, _ in seen] == [0.25, 0.5, 0.75, 1.0]
+    assert [t for t, _ in seen] == [0.0, 0.25, 0.5, 0.75]
 
 
 def test_dopri5_refuses_fixed_positions():
-    x_0 = PositiveSphere.sample_uniform((2, 3, 4))
+    x_0 = PositiveSphere.sample_prior([2, 3, 4])
     with pytest.raises(Exception, match="dopri5 cannot hold positions fixed"):
-        integrate(lambda x, t: x, x_0, steps=2, solver="dopri5", constrain=lambda x, t: x)
+        integrate(lambda x, t: x, x_0, geometry=PositiveSphere(), steps=2, solver="dopri5",
+                  fixed=torch.tensor([0, -1, -1]))  # fmt: skip
 
 
 def test_generate_with_fixed_positions_keeps_every_fixed_letter(run):
@@ -154,7 +149,8 @@ def test_generate_with_fixed_positions_keeps_every_fixed_letter(run):
     fixed = torch.full((LENGTH,), -1)
     fixed[:4] = torch.tensor([0, 1, 2, 3])
     fixed[-2:] = torch.tensor([3, 3])
-    tokens = torch.cat(list(generate(model, n=50, length=LENGTH, vocab=4, steps=8, fixed=fixed,
+    tokens = torch.cat(list(generate(model, geometry=PositiveSphere(),
+                                     n=50, length=LENGTH, vocab=4, steps=8, fixed=fixed,
                                      decoder="sample", seed=3)))  # fmt: skip
     assert (tokens[:, :4] == torch.tensor([0, 1, 2, 3])).all()
     assert (tokens[:, -2:] == 3).all()

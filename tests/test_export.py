@@ -26,6 +26,7 @@ from seqflow.cli import app
 from seqflow.config import load_preset
 from seqflow.errors import CheckpointError
 from seqflow.export import load_scripted, run_onnx, velocity_inputs, velocity_kwargs
+from seqflow.geometry import PositiveSphere
 from seqflow.models import Condition, Standardizer, build_velocity_field
 from seqflow.sampling import generate
 
@@ -163,7 +164,8 @@ def test_torchscript_solvers_and_decoders_match_generate(scripted, guided_run, s
     for guidance in (0.0, 1.0, 1.5):
         want = torch.cat(list(generate(
             model, n=5, length=LENGTH, vocab=meta.vocab, cond=cond, guidance=guidance, steps=3,
-            solver=solver, decoder=decode, pad=meta.pad, batch_size=2, seed=11,
+            solver=solver, decoder=decode, pad=meta.pad, geometry=PositiveSphere(), batch_size=2,
+            seed=11,
         )))  # fmt: skip
         got = loaded.sample(5, seed=11, steps=3, label=2, value=0.4, guidance=guidance,
                             solver=solver, decode=decode, batch_size=2)  # fmt: skip

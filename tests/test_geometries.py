@@ -11,7 +11,7 @@ import torch
 from seqflow import api
 from seqflow.checkpoint import load_model
 from seqflow.config import ModelConfig, TrainConfig
-from seqflow.errors import InvalidInputError
+from seqflow.export import load_scripted
 from seqflow.flow import FlowMatching, make_coupling
 from seqflow.geometry import (
     GEOMETRIES,
@@ -261,7 +261,7 @@ def test_a_joint_distribution_a_product_cannot_give(name):
     assert same >= 0.85, same
 
 
-@pytest.mark.parametrize("name", ["simplex", "egeodesic", "dirichlet"])
+@pytest.mark.parametrize("name", ["fisher", "simplex", "egeodesic", "dirichlet"])
 def test_fit_sample_and_export_with_a_geometry(name, tmp_path, tiny_fasta, tiny_fit_kwargs):
     kwargs = dict(tiny_fit_kwargs)
     kwargs["overrides"] = [*kwargs["overrides"], f"flow.geometry={name}"]
@@ -270,17 +270,24 @@ def test_fit_sample_and_export_with_a_geometry(name, tmp_path, tiny_fasta, tiny_
     result = api.fit(tiny_fasta, out=tmp_path / "run", **kwargs)
     model, meta = load_model(result.run_dir)
     assert meta.config.flow.geometry == name
-    assert model.raw if name == "dirichlet" else model.sum_zero
+    assert model.raw if name == "dirichlet" else model.sum_zero or name == "fisher"
     out = api.sample(result.run_dir, n=20, output=tmp_path / "s.fa", device="cpu",
                      template="ACGT" + "N" * 20)  # fmt: skip
     assert all(len(s) == 24 and s.startswith("ACGT") for s in out.sequences)
     assert set("".join(out.sequences)) <= set("ACGT")
     x = torch.rand(3, 24, 4)
     v = model(x, torch.rand(3))
-    if name != "dirichlet":  # a velocity in the sum-zero tangent space (dirichlet: logits)
+    if name in ("simplex", "egeodesic"):  # a velocity in the sum-zero tangent space
         torch.testing.assert_close(v.sum(-1), torch.zeros(3, 24), atol=1e-5, rtol=0)
-    with pytest.raises(InvalidInputError, match="runs the fisher geometry"):
-        api.export(result.run_dir, format="torchscript", output=tmp_path / "m.pt")
+    scripted = api.export(result.run_dir, format="torchscript", output=tmp_path / "m.pt")
+    assert scripted.sequences_checked > 0
+    loaded = load_scripted(scripted.output)
+    for solver, decode in (("euler", "argmax"), ("midpoint", "sample"), ("rk4", "argmax")):
+        want = api.sample(result.run_dir, n=7, seed=3, steps=6, solver=solver, decode=decode,
+                          batch_size=4, output=tmp_path / "c.fa", device="cpu")  # fmt: skip
+        got = loaded.sample_sequences(7, seed=3, steps=6, solver=solver, decode=decode,
+                                      batch_size=4)  # fmt: skip
+        assert got == list(want.sequences), (solver, decode)
     bundle = api.export(result.run_dir, format="safetensors", output=tmp_path / "m.safetensors")
     again = api.sample(bundle.output, n=20, output=tmp_path / "t.fa", device="cpu",
                        template="ACGT" + "N" * 20)  # fmt: skip

@@ -10,6 +10,7 @@ import torch
 
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.flow import FlowMatching, make_coupling
+from seqflow.geometry import PositiveSphere
 from seqflow.models import build_model
 from seqflow.sampling import generate
 from seqflow.training import SequenceTask, Trainer, TrainingSet
@@ -37,7 +38,8 @@ def test_cuda_training_in_bf16_learns_and_matches_the_device():
     last = trainer.run(on_progress=lambda p: losses.append(p.loss))
     assert last.loss is not None and last.loss < losses[0]
     trainer.ema.copy_to(trainer.model)
-    out = torch.cat(list(generate(trainer.model, n=256, length=32, vocab=4, steps=50,
+    out = torch.cat(list(generate(trainer.model, geometry=PositiveSphere(),
+                                  n=256, length=32, vocab=4, steps=50,
                                   device=device)))  # fmt: skip
     motif = (out[:, 10:16] == torch.tensor([0, 1, 2, 3, 0, 1])).all(dim=1).float().mean()
     assert motif > 0.5  # random letters would give 4**-6

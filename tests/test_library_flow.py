@@ -12,6 +12,7 @@ import ot
 import pytest
 import torch
 
+import sphere_reference as ref
 from seqflow.checkpoint import load_state, save_state
 from seqflow.config import TrainConfig
 from seqflow.data.motifs import motif_purity, read_jaspar, synthetic_libraries
@@ -74,7 +75,7 @@ def test_the_cost_is_the_squared_fisher_rao_distance_summed_over_positions():
     x_1 = SPHERE.embed(tokens, 4, torch.float64)
     for i in range(4):
         for j in range(4):
-            naive = sum(SPHERE.dist(x_0[i, ll], x_1[j, ll]) ** 2 for ll in range(5))
+            naive = sum(ref.dist(x_0[i, ll], x_1[j, ll]) ** 2 for ll in range(5))
             assert cost[i, j].item() == pytest.approx(float(naive), rel=1e-10)
 
 
@@ -148,7 +149,7 @@ def test_velocity_is_the_time_derivative_with_one_time_per_library():
     # every point of a cloud sits at its library's time on its own geodesic
     for b in range(3):
         for s in range(4):
-            one = SPHERE.geodesic(x_0[b, s][None], SPHERE.embed(tokens[b, s][None], 4,
+            one = SPHERE.interpolate(x_0[b, s][None], SPHERE.embed(tokens[b, s][None], 4,
                                   torch.float64), t[b : b + 1])  # fmt: skip
             torch.testing.assert_close(flow.path(x_0, tokens, t).x_t[b, s], one.x_t[0])
 
@@ -362,8 +363,8 @@ def test_generate_libraries_is_seeded_and_shaped(guidance):
     model = tiny_model(6, num_labels=2)
     kw = dict(m=3, size=5, length=6, vocab=4, labels=torch.tensor([1]), guidance=guidance,
               steps=4, batch_size=2)  # fmt: skip
-    a = generate_libraries(model, seed=7, **kw)
-    b = generate_libraries(model, seed=7, **kw)
+    a = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
+    b = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
     assert a.shape == (3, 5, 6) and a.dtype == torch.long
     assert torch.equal(a, b)
     assert int(a.min()) >= 0 and int(a.max()) < 4
@@ -372,19 +373,19 @@ def test_generate_libraries_is_seeded_and_shaped(guidance):
 def test_the_solvers_integrate_whole_clouds():
     """``integrate`` takes clouds (batch, size, length, vocab) as they are: rk4 on the exact
     field of a known geodesic lands on its end point."""
-    from seqflow.sampling import integrate
+    from fields import integrate
 
     g = torch.Generator().manual_seed(0)
     x_0 = SPHERE.sample_prior((2, 3, 4, 4), generator=g, dtype=torch.float64)
     x_1 = SPHERE.sample_prior((2, 3, 4, 4), generator=g, dtype=torch.float64)
-    log = SPHERE.log(x_0, x_1)  # constant-speed geodesic: v(x_t, t) = transported log
+    log = ref.log(x_0, x_1)  # constant-speed geodesic: v(x_t, t) = transported log
 
     def field(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         assert t.shape == (2,)
-        return SPHERE.log(x, x_1) / (1 - t).clamp_min(1e-9)[:, None, None, None]
+        return ref.log(x, x_1) / (1 - t).clamp_min(1e-9)[:, None, None, None]
 
     assert log.shape == x_0.shape
-    end = integrate(field, x_0, steps=50, solver="euler")
+    end = integrate(field, x_0, geometry=PositiveSphere(), steps=50, solver="euler")
     torch.testing.assert_close(end, x_1, atol=1e-6, rtol=0)
 
 
@@ -443,7 +444,9 @@ def test_model_learns_to_use_the_cloud_fast():
                 total += float(flow.loss(model(target.x_t, target.t), target.u_t))
             losses.append(total)
     assert losses[0] < 0.97 * losses[1]
-    generated = generate_libraries(model, m=24, size=16, length=15, vocab=4, steps=20)
+    generated = generate_libraries(
+        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
+    )
     assert mean_purity(generated, motifs) > mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)
 
 
@@ -453,7 +456,9 @@ def test_generated_libraries_are_each_dominated_by_one_motif():
     sequences dealt into random libraries 0.66; the training data pooled and dealt 0.47 (an
     equal mixture of 3 motifs)."""
     model, lib, motifs = train_motif_libraries(800)
-    generated = generate_libraries(model, m=24, size=16, length=15, vocab=4, steps=20)
+    generated = generate_libraries(
+        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
+    )
     purity = mean_purity(generated, motifs)
     mixed_generated = mean_purity(shuffled(generated, 3), motifs)
     mixed_data = mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)

@@ -111,7 +111,7 @@ def test_resume_continues_a_library_run(library_run, tmp_path):
 
 
 def test_library_errors_are_one_line(library_run, libraries_csv, tmp_path):
-    with pytest.raises(InvalidInputError, match="--label 'C': the run knows the labels A, B"):
+    with pytest.raises(InvalidInputError, match="--label C: unknown label; the model knows A, B"):
         api.sample_libraries(library_run, libraries=1, label="C", device="cpu")
     with pytest.raises(InvalidInputError, match="library 'L0' has 12 sequence"):
         api.fit(libraries_csv, out=tmp_path / "big", mode="library", set_col="library",

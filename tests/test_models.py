@@ -43,7 +43,7 @@ def wake(model: VelocityField, seed: int = 1) -> VelocityField:
 
 def inputs(batch: int, length: int, vocab: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x_t = M.sample_uniform((batch, length, vocab), generator=g)
+    x_t = M.sample_prior((batch, length, vocab), generator=g)
     t = torch.rand(batch, generator=g)
     return x_t, t
 

@@ -14,6 +14,7 @@ from seqflow.checkpoint import load_state, save_state
 from seqflow.config import ModelConfig, TrainConfig
 from seqflow.data import read_sequences
 from seqflow.flow import FlowMatching, make_coupling
+from seqflow.geometry import PositiveSphere
 from seqflow.models import Condition, build_model
 from seqflow.sampling import generate
 from seqflow.training import (
@@ -387,7 +388,8 @@ def test_learns_per_position_categorical_target():
 
     n = 8000
     samples = torch.cat(
-        list(generate(trainer.ema_model, n=n, length=length, vocab=vocab, steps=20, seed=0,
+        list(generate(trainer.ema_model, geometry=PositiveSphere(),
+                      n=n, length=length, vocab=vocab, steps=20, seed=0,
                       batch_size=2000))
     )  # fmt: skip
     assert samples.shape == (n, length)
@@ -417,7 +419,9 @@ def test_cnn_learns_a_motif_at_a_fixed_position():
     trainer = Trainer(model, task, cfg, cond_dropout=0.0, device=CPU)
     trainer.run()
     trainer.ema.copy_to(trainer.model)
-    out = next(generate(trainer.model, n=256, length=16, vocab=4, steps=30))
+    out = next(
+        generate(trainer.model, geometry=PositiveSphere(), n=256, length=16, vocab=4, steps=30)
+    )
     copies = (out[:, 5:11] == motif.long()).all(dim=1).float().mean().item()
     assert copies > 0.7
     elsewhere = torch.bincount(out[:, 12:].flatten(), minlength=4).float() / out[:, 12:].numel()

@@ -4,14 +4,23 @@ reference or training sets from any reader format (optionally one split of a spl
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from seqflow.data import Alphabet, SequenceTable, read_header_tags, read_sequences
+from seqflow.data import (
+    Alphabet,
+    SequenceTable,
+    read_header_tags,
+    read_sequences,
+    write_fasta,
+    write_table,
+)
 from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
@@ -56,6 +65,24 @@ def decode_tokens(alphabet: Alphabet, tokens: Tensor, pad: int | None) -> list[s
     lengths = (array != pad).sum(axis=1)
     texts = alphabet.decode_batch(np.where(array == pad, 0, array))
     return [text[:k] for text, k in zip(texts, lengths.tolist(), strict=True)]
+
+
+def write_rows(
+    rows: list[dict[str, Any]],
+    target: str | Path | None,
+    fmt: str,
+    *,
+    header: Callable[[dict[str, Any]], str],
+    columns: Sequence[str],
+) -> None:
+    """Write generated rows (each with ``sequence``) as FASTA, one record ``header(row)`` per
+    row, or as a ``csv``/``tsv``/``jsonl`` table of those ``columns`` some row has (None or
+    ``-``: standard output)."""
+    if fmt == "fasta":
+        write_fasta(((header(r), str(r["sequence"])) for r in rows), target)
+        return
+    present = [c for c in columns if any(c in r for r in rows)]
+    write_table(rows, target, fmt=fmt, columns=present)
 
 
 def read_set(

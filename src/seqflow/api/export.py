@@ -45,7 +45,7 @@ from seqflow.export import (
 )
 from seqflow.io_utils import atomic_path, atomic_write
 from seqflow.models import Condition, VelocityField, resolve_arch
-from seqflow.sampling import generate
+from seqflow.sampling import generate, standardise_value
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 README_SUFFIX = ".README.md"
@@ -114,11 +114,6 @@ def export(checkpoint: str | Path, *, format: str, output: str | Path) -> Export
     if target.resolve() == source.resolve():
         raise InvalidInputError(f"-o {output}: would overwrite the checkpoint it exports")
     model, meta = load_model(source, device="cpu")
-    if format == "torchscript" and meta.config.flow.geometry != "fisher":
-        raise InvalidInputError(
-            f"--format torchscript: the TorchScript sampler runs the fisher geometry; this "
-            f"run uses {meta.config.flow.geometry} (export onnx or safetensors instead)"
-        )
     spec = _spec(meta)
     facts = ExportFacts(
         file_name=target.name, source=str(checkpoint), version=__version__,
@@ -150,6 +145,7 @@ def _spec(meta: ModelMeta) -> SamplerSpec:
         pad=meta.pad, value_mean=value.mean[0] if value else None,
         value_std=value.std[0] if value else None, steps=s.steps, solver=s.solver,
         decode=s.decode, guidance=s.guidance, batch_size=s.batch_size,
+        geometry=meta.config.flow.geometry,
     )  # fmt: skip
 
 
@@ -179,7 +175,7 @@ def _torchscript(
     model: VelocityField, meta: ModelMeta, spec: SamplerSpec, tmp: Path, readme: str
 ) -> tuple[float, int]:
     extra = {"README.md": readme, "seqflow.json": _info(meta, "torchscript")}
-    save_scripted(script_sampler(model, spec), tmp, extra)
+    save_scripted(script_sampler(model, meta.geometry, spec), tmp, extra)
     loaded = load_scripted(tmp)
     diff = _velocity_diff(
         model, meta, lambda i: loaded.velocity(i["x"], i["t"], **velocity_kwargs(i))
@@ -201,7 +197,8 @@ def _torchscript(
         want = torch.cat(list(generate(
             model, n=CHECK_N, length=meta.length, vocab=meta.vocab,
             cond=_condition(meta, label, value), guidance=guidance, steps=steps, solver=solver,
-            decoder=spec.decode, pad=meta.pad, batch_size=CHECK_CHUNK, seed=0,
+            decoder=spec.decode, pad=meta.pad, geometry=meta.geometry, batch_size=CHECK_CHUNK,
+            seed=0,
         )))  # fmt: skip
         if not torch.equal(got, want):
             raise ExportError(
@@ -217,7 +214,7 @@ def _condition(meta: ModelMeta, label: int | None, value: float | None) -> Condi
         return None
     std = None
     if meta.value is not None and value is not None:
-        std = float(meta.value.apply(torch.tensor([value]))[0])
+        std = standardise_value(value, meta.value.mean[0], meta.value.std[0])
     return Condition(
         labels=torch.full((1,), label, dtype=torch.long) if label is not None else None,
         values=torch.full((1,), std, dtype=torch.float32) if std is not None else None,

@@ -13,15 +13,16 @@ point follows its own geodesic. :func:`sample_libraries` generates whole librari
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from seqflow.api._conditions import label_index
 from seqflow.api._config import resolve_device
-from seqflow.api._sets import decode_tokens
+from seqflow.api._sets import decode_tokens, write_rows
 from seqflow.checkpoint import ModelMeta, load_library_model
 from seqflow.config import Config
 from seqflow.data import (
@@ -32,8 +33,6 @@ from seqflow.data import (
     read_header_tags,
     read_libraries,
     read_sequences,
-    write_fasta,
-    write_table,
 )
 from seqflow.errors import InvalidInputError
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
@@ -188,12 +187,8 @@ def sample_libraries(
     size = size if size is not None else cfg.library.size
     if size < 1:
         raise InvalidInputError(f"--size {size}: must be at least 1")
-    labels = None
-    if label is not None:
-        if label not in meta.labels:
-            known = ", ".join(meta.labels) if meta.labels else "none (an unlabelled run)"
-            raise InvalidInputError(f"--label {label!r}: the run knows the labels {known}")
-        labels = torch.tensor([meta.labels.index(label)], device=dev)
+    index = label_index(meta, label)
+    labels = torch.tensor([index], device=dev) if index is not None else None
     tokens = generate_libraries(
         model, m=libraries, size=size, length=meta.length, vocab=meta.vocab, labels=labels,
         guidance=guidance, steps=steps or cfg.sample.steps, solver=cfg.sample.solver,
@@ -218,38 +213,30 @@ def _write_libraries(
     guidance: float,
 ) -> tuple[str, ...]:
     tags = {"label": label, "guidance": guidance if guidance != 1.0 else None}
+    rows = {
+        name: [{"library": name, "id": f"{name}_{j + 1}", "sequence": s, "label": label}
+               for j, s in enumerate(seqs)]
+        for name, seqs in libs.items()
+    }  # fmt: skip
+
+    def header(row: dict[str, Any]) -> str:
+        return format_header(row["id"], {"library": row["library"], **tags})
+
+    columns = ("library", "id", "sequence", "label")
     if out_dir is not None:
         if output not in (None, "-"):
             raise InvalidInputError("give either -o FILE or --out-dir DIR, not both")
         folder = Path(out_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, seqs in libs.items():
-            path = folder / f"{name}.fasta"
-            records = (
-                (format_header(f"{name}_{j + 1}", {"library": name, **tags}), s)
-                for j, s in enumerate(seqs)
-            )
-            write_fasta(records, path)
-            written.append(str(path))
-        return tuple(written)
-    suffix = Path(str(output)).suffix.lower().lstrip(".") if output not in (None, "-") else ""
-    if suffix in TABLE_FORMATS:
-        fmt = suffix
-        rows: Iterator[dict[str, object]] = (
-            {"library": name, "id": f"{name}_{j + 1}", "sequence": s, "label": label}
-            for name, seqs in libs.items()
-            for j, s in enumerate(seqs)
-        )
-        write_table(rows, output, fmt=fmt, columns=("library", "id", "sequence", "label"))
-        return (str(output),)
-    records = (
-        (format_header(f"{name}_{j + 1}", {"library": name, **tags}), s)
-        for name, seqs in libs.items()
-        for j, s in enumerate(seqs)
-    )
-    write_fasta(records, None if output in (None, "-") else output)
-    return ("-" if output in (None, "-") else str(output),)
+        for name, own in rows.items():
+            write_rows(own, folder / f"{name}.fasta", "fasta", header=header, columns=columns)
+        return tuple(str(folder / f"{name}.fasta") for name in rows)
+    target = None if output in (None, "-") else output
+    suffix = Path(str(target)).suffix.lower().lstrip(".") if target is not None else ""
+    fmt = suffix if suffix in TABLE_FORMATS else "fasta"
+    every = [row for own in rows.values() for row in own]
+    write_rows(every, target, fmt, header=header, columns=columns)
+    return (str(target) if target is not None else "-",)
 
 
 def evaluate_library_sets(

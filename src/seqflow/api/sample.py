@@ -3,7 +3,6 @@ with fixed positions, synthesis rules, a novelty floor and oracle ranking (see `
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +13,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from seqflow.api._conditions import label_index, standardised_value
 from seqflow.api._config import resolve_device
 from seqflow.api._design import build_design
-from seqflow.api._sets import decode_tokens
+from seqflow.api._sets import decode_tokens, write_rows
 from seqflow.api.oracle import load_oracle
 from seqflow.checkpoint import ModelMeta, load_model
-from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta, write_table
+from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
 from seqflow.errors import InvalidInputError
@@ -133,8 +133,8 @@ def sample(
     fmt = _format(fmt, output)
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, device=dev)
-    label_index = _label_index(meta, label)
-    cond_value = _value(meta, value)
+    index = label_index(meta, label)
+    cond_value = standardised_value(meta, value)
     cond_signal = _signal(meta, signal) if signal is not None else None
     if cond_signal is not None:
         rows = int(cond_signal.shape[0])
@@ -163,7 +163,7 @@ def sample(
             "--forbid/--max-homopolymer/--gc-min/--gc-max/--min-novelty"
         )
     scorer = _scorer(oracle, score, label, meta) if oracle is not None else None
-    cond = _condition(label_index, cond_value, cond_signal)
+    cond = _condition(index, cond_value, cond_signal)
     alphabet = Alphabet.from_dict(meta.alphabet)
     started = time.perf_counter()
 
@@ -283,17 +283,12 @@ def _write(
     rows: list[dict[str, Any]], target: Path | None, fmt: str, tags: dict[str, Any],
     signal: str | Path | None,
 ) -> None:  # fmt: skip
-    if fmt != "fasta":
-        columns = [c for c in COLUMNS if any(c in r for r in rows)]
-        write_table(rows, target, fmt=fmt, columns=columns)
-        return
-
     def header(row: dict[str, Any]) -> str:
         row_signal = f"{Path(str(signal)).name}:{row['candidate']}" if signal is not None else None
         score = float(row["score"]) if "score" in row else None
         return format_header(str(row["id"]), {**tags, "signal": row_signal, "score": score})
 
-    write_fasta(((header(r), str(r["sequence"])) for r in rows), target)
+    write_rows(rows, target, fmt, header=header, columns=COLUMNS)
 
 
 def _condition(label: int | None, value: float | None, signal: Tensor | None) -> Condition | None:
@@ -305,29 +300,6 @@ def _condition(label: int | None, value: float | None, signal: Tensor | None) ->
         values=torch.full((rows,), value, dtype=torch.float32) if value is not None else None,
         signal=signal,
     )
-
-
-def _label_index(meta: ModelMeta, label: str | None) -> int | None:
-    if label is None:
-        return None
-    if not meta.labels:
-        raise InvalidInputError(f"--label {label}: this model was trained without labels")
-    if label not in meta.labels:
-        raise InvalidInputError(
-            f"--label {label}: unknown label; the model knows {', '.join(meta.labels)}"
-        )
-    return meta.labels.index(label)
-
-
-def _value(meta: ModelMeta, value: float | None) -> float | None:
-    """The standardised value the model takes, or None."""
-    if value is None:
-        return None
-    if meta.value is None:
-        raise InvalidInputError(f"--value {value}: this model was trained without a value column")
-    if not math.isfinite(value):
-        raise InvalidInputError(f"--value {value}: must be a finite number")
-    return float(meta.value.apply(torch.tensor([value]))[0])
 
 
 def _signal(meta: ModelMeta, path: str | Path) -> Tensor:

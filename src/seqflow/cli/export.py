@@ -31,8 +31,8 @@ def export(
                  file that needs only torch: model = torch.jit.load(PATH);
                  model.sample_sequences(10, seed=0) gives the sequences
                  `seqflow sample RUN -n 10 --seed 0` gives (solvers euler,
-                 midpoint, rk4; labels and values; no signal conditions; fisher
-                 geometry runs only).
+                 midpoint, rk4; labels and values; every geometry; no signal
+                 conditions).
     onnx         the velocity network as an ONNX graph (inputs x, t and the
                  model's label/value/signal; dynamic batch); needs
                  pip install "seqflow\\[onnx]".

@@ -41,7 +41,7 @@ def velocity_inputs(
     """
     g = torch.Generator().manual_seed(seed)
     out = {
-        "x": PositiveSphere.sample_uniform((batch, length, vocab), generator=g),
+        "x": PositiveSphere.sample_prior([batch, length, vocab], g),
         "t": torch.rand(batch, generator=g),
     }
     names = input_names(field)

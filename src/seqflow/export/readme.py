@@ -35,6 +35,16 @@ class ExportFacts:
     inputs: tuple[str, ...]
 
 
+POINTS = {
+    "fisher": "on the positive orthant of the unit sphere per position (square roots of "
+    "probabilities)",
+    "simplex": "probabilities per position (points of the simplex)",
+    "dirichlet": "probabilities per position (points of the simplex)",
+    "egeodesic": "mean-free logits per position",
+}
+"""What a point ``x`` is in each geometry."""
+
+
 def render_readme(fmt: str, facts: ExportFacts) -> str:
     """Markdown README for an export of format ``fmt`` (torchscript, onnx or safetensors)."""
     body = {"torchscript": _torchscript, "onnx": _onnx, "safetensors": _safetensors}[fmt](facts)
@@ -59,7 +69,7 @@ def _header(fmt: str, f: ExportFacts) -> str:
         f"# {f.file_name}: seqflow {fmt} export\n\n"
         f"Written by seqflow {f.version} from `{f.source}` (EMA weights after {f.step} "
         "training steps).\n\n"
-        f"- Model: Fisher-Flow {f.arch} velocity field, {f.alphabet} alphabet `{s.letters}` "
+        f"- Model: {f.arch} network of a {s.geometry} flow, {f.alphabet} alphabet `{s.letters}` "
         f"(token i is letter i), {shape}.\n"
         f"- Conditions: {'; '.join(conditions) if conditions else 'none'}.\n"
         f"- The run samples with solver {s.solver}, {s.steps} steps, decode {s.decode}, "
@@ -73,9 +83,9 @@ def _torchscript(f: ExportFacts) -> str:
     return f"""
 ## Contents
 
-One TorchScript archive: the velocity network and the whole sampler (uniform prior on the
-positive orthant, the fixed-step solvers euler, midpoint and rk4, classifier-free guidance,
-decoding, end/pad handling), compiled from seqflow's own code. It runs with torch alone; seqflow
+One TorchScript archive: the network and the whole sampler (the {s.geometry} geometry's prior,
+the fixed-step solvers euler, midpoint and rk4, classifier-free guidance, decoding, end/pad
+handling), compiled from seqflow's own code. It runs with torch alone; seqflow
 need not be installed. Inside the archive: `README.md` (this text) and `seqflow.json` (run
 config, alphabet, labels, length, value standardisation, sampling defaults, seqflow version).
 
@@ -102,17 +112,16 @@ tokens = model.sample(10, seed=0, steps={s.steps})  # int64 tensor (10, {s.lengt
 Keyword arguments of `sample` and `sample_sequences` (None: the run's default): `n`, `seed`,
 `steps`, `label` (name or index), `value` (on the training scale), `guidance`, `solver`
 (euler, midpoint, rk4), `decode` (argmax, sample), `batch_size`. `model.velocity(x, t,
-labels, values, signal)` is the network: x (batch, {s.length}, {_vocab(s)}) on the positive orthant
-of the unit sphere per position, t (batch,), and the conditions the model takes (labels int64,
-index {len(s.labels)} = none; values standardised, NaN = none).
+labels, values, signal)` is the network: x (batch, {s.length}, {_vocab(s)}) {POINTS[s.geometry]},
+t (batch,), and the conditions the model takes (labels int64, index {len(s.labels)} = none; values
+standardised, NaN = none).
 """
 
 
 def _onnx(f: ExportFacts) -> str:
     s = f.spec
     rows = {
-        "x": f"float32 (batch, {s.length}, {_vocab(s)}): points on the positive orthant of the "
-        "unit sphere per position (square roots of probabilities)",
+        "x": f"float32 (batch, {s.length}, {_vocab(s)}): points {POINTS[s.geometry]}",
         "t": "float32 (batch,): time in [0, 1]",
         "label": f"int64 (batch,): class index, {len(s.labels)} = no label",
         "value": "float32 (batch,): standardised value (see above), NaN = no value",
@@ -144,10 +153,7 @@ alphabet, labels and standardisations as JSON.
 |---|---|
 {table}
 
-Output `v`: float32 (batch, {s.length}, {_vocab(s)}), the velocity, tangent to the sphere at
-`x`. To sample, start from `|z| / ||z||` with `z` standard normal, take {s.steps} {s.solver}
-steps from t = 0 to 1 on the sphere (an Euler step is `x <- exp_x(h v)`, then clamp at 0 and
-renormalise), and decode each position by the argmax of `x**2`.
+{_onnx_output(s)}
 
 ## Load
 
@@ -161,6 +167,20 @@ rng = np.random.default_rng(0)
 v = session.run(["v"], {{{feeds}}})[0]  # ({shape})
 ```
 """
+
+
+def _onnx_output(s: SamplerSpec) -> str:
+    shape = f"float32 (batch, {s.length}, {_vocab(s)})"
+    if s.geometry != "fisher":
+        what = "logits of the letters" if s.geometry == "dirichlet" else "the velocity"
+        return (
+            f"Output `v`: {shape}, {what}. Sampling follows seqflow's {s.geometry} geometry "
+            "(prior, steps, decoding); the torchscript export carries that sampler."
+        )
+    return f"""Output `v`: {shape}, the velocity, tangent to the sphere at
+`x`. To sample, start from `|z| / ||z||` with `z` standard normal, take {s.steps} {s.solver}
+steps from t = 0 to 1 on the sphere (an Euler step is `x <- exp_x(h v)`, then clamp at 0 and
+renormalise), and decode each position by the argmax of `x**2`."""
 
 
 def _safetensors(f: ExportFacts) -> str:

@@ -1,24 +1,17 @@
-"""A self-contained TorchScript sampler: the velocity field plus the sampling loop of
-:func:`seqflow.sampling.generate`, compiled so that it runs where only torch is installed.
+"""A self-contained TorchScript sampler: the velocity network plus seqflow's own sampling
+pieces (:mod:`seqflow.sampling`: the geometry's prior, the guided field, the fixed-step solvers
+``euler``/``midpoint``/``rk4``, decoding, the condition checks), compiled as they are so that
+they run where only torch is installed. The same seed, steps and conditions give the same
+tokens as ``seqflow sample`` on the same device and thread settings; ``seqflow export`` checks
+this before it writes a file, and ``tests/test_export.py`` checks it for every geometry.
 
-The network and the geometry are the package's own code, compiled as they are
-(:meth:`VelocityField.velocity <seqflow.models.VelocityField.velocity>` and the
-:class:`~seqflow.geometry.PositiveSphere` methods). The loop itself is a copy of
-``seqflow.sampling`` (prior, the fixed-step solvers ``euler``/``midpoint``/``rk4``, guidance
-mixture, decoding, chunks of ``batch_size`` drawn from one seeded generator), written out here
-because ``sampling`` hands Python closures to its solvers, which TorchScript cannot compile. It
-mirrors that code operation for operation, so the same seed, steps and conditions give the same
-tokens on the same device and thread settings; ``seqflow export`` checks this before it writes
-a file, and ``tests/test_export.py`` checks it against ``seqflow sample``.
-
-Not included: ``dopri5`` (adaptive, torchdiffeq), signal conditions (the field takes them; the
-sampler samples signal models without one, as ``seqflow sample`` without ``--signal`` does),
-and fixed positions (templates).
+Not included: ``dopri5`` (adaptive, torchdiffeq, which TorchScript cannot compile), signal
+conditions (the field takes them; the sampler samples signal models without one, as
+``seqflow sample`` without ``--signal`` does), and fixed positions (templates).
 """
 
 # No ``from __future__ import annotations`` here: TorchScript reads the class annotations of
 # ScriptedSampler as types, not strings.
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,11 +21,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry import PositiveSphere
+from seqflow import sampling
+from seqflow.geometry import Geometry
 from seqflow.models import VelocityField
+from seqflow.sampling import FIXED_STEP_SOLVERS, FixedStepSolver, Guide, GuidedField
 
 #: Solvers the scripted sampler runs.
-SCRIPTED_SOLVERS = ("euler", "midpoint", "rk4")
+SCRIPTED_SOLVERS = FIXED_STEP_SOLVERS
 
 
 @dataclass(frozen=True)
@@ -46,6 +41,7 @@ class SamplerSpec:
         pad: the end/pad category of a variable-length model, or None.
         value_mean, value_std: standardisation of the value condition (None without one).
         steps, solver, decode, guidance, batch_size: the run's ``sample`` defaults.
+        geometry: the flow's geometry (``flow.geometry``).
     """
 
     letters: str
@@ -59,14 +55,16 @@ class SamplerSpec:
     decode: str
     guidance: float
     batch_size: int
+    geometry: str
 
 
 class ScriptedSampler(nn.Module):
-    """The velocity field with ``sample``/``sample_sequences`` methods, ready for
+    """The velocity network with ``sample``/``sample_sequences`` methods, ready for
     ``torch.jit.script``.
 
     Args:
-        field: the trained velocity field (EMA weights), in eval mode.
+        field: the trained velocity network (EMA weights), in eval mode.
+        geometry: the geometry it was trained on.
         spec: alphabet, conditions and sampling defaults.
     """
 
@@ -75,28 +73,26 @@ class ScriptedSampler(nn.Module):
     length: int
     vocab: int
     pad: int
-    num_labels: int
-    has_value: bool
-    value_mean: float
-    value_std: float
+    value_mean: float | None
+    value_std: float | None
     steps: int
     solver: str
     decode: str
     guidance: float
     batch_size: int
 
-    def __init__(self, field: VelocityField, spec: SamplerSpec) -> None:
+    def __init__(self, field: VelocityField, geometry: Geometry, spec: SamplerSpec) -> None:
         super().__init__()
         self.field = field.eval()
+        self.geometry = geometry
+        self.ode = FixedStepSolver(GuidedField(self.field, geometry), geometry)
         self.letters = spec.letters
         self.labels = list(spec.labels)
         self.length = spec.length
         self.vocab = len(spec.letters) + int(spec.pad is not None)
         self.pad = -1 if spec.pad is None else spec.pad
-        self.num_labels = len(spec.labels)
-        self.has_value = spec.value_mean is not None
-        self.value_mean = spec.value_mean if spec.value_mean is not None else 0.0
-        self.value_std = spec.value_std if spec.value_std is not None else 1.0
+        self.value_mean = spec.value_mean
+        self.value_std = spec.value_std
         self.steps = spec.steps
         self.solver = spec.solver
         self.decode = spec.decode
@@ -111,7 +107,7 @@ class ScriptedSampler(nn.Module):
         values: Tensor | None = None,
         signal: Tensor | None = None,
     ) -> Tensor:
-        """The velocity field: :meth:`velocity`."""
+        """The velocity network: :meth:`velocity`."""
         return self.velocity(x, t, labels, values, signal)
 
     @torch.jit.export
@@ -123,9 +119,10 @@ class ScriptedSampler(nn.Module):
         values: Tensor | None = None,
         signal: Tensor | None = None,
     ) -> Tensor:
-        """Tangent velocity at ``x`` (batch, length, vocab) and times ``t`` (batch,); labels
-        ``(batch,)`` int64 (``num_labels`` = none), standardised values ``(batch,)`` (NaN =
-        none) and signal ``(batch, length, channels)`` (NaN = none) as the model takes them."""
+        """The network's output at ``x`` (batch, length, vocab) and times ``t`` (batch,);
+        labels ``(batch,)`` int64 (``len(labels)`` = none), standardised values ``(batch,)``
+        (NaN = none) and signal ``(batch, length, channels)`` (NaN = none) as the model takes
+        them. A denoiser (dirichlet) outputs logits, which the sampler turns into a velocity."""
         return self.field.velocity(x, t, labels, values, signal)
 
     @torch.jit.export
@@ -159,7 +156,9 @@ class ScriptedSampler(nn.Module):
         if how not in ["argmax", "sample"]:
             raise ValueError(f"decode {how}: choose argmax or sample")
         index = self._label_index(label)
-        std_value = self._standardise(value)
+        std_value: float | None = None
+        if value is not None:
+            std_value = sampling.standardise_value(value, self.value_mean, self.value_std)
         device = self.field.time.w.device
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
@@ -168,19 +167,16 @@ class ScriptedSampler(nn.Module):
         with torch.no_grad():
             while done < n:
                 b = min(size, n - done)
-                z = torch.randn(
-                    [b, self.length, self.vocab], generator=generator, device=device,
-                    dtype=torch.float32,
-                )  # fmt: skip
-                x_0 = PositiveSphere.from_normal(z)
+                x_0 = self.geometry.sample_prior([b, self.length, self.vocab], generator, device)
                 labels: Tensor | None = None
                 values: Tensor | None = None
                 if index >= 0:
                     labels = torch.full([b], index, dtype=torch.long, device=device)
                 if std_value is not None:
                     values = torch.full([b], std_value, dtype=torch.float32, device=device)
-                x_1 = self._integrate(x_0, labels, values, w, n_steps, method)
-                chunks.append(self._decode(x_1, how, generator))
+                x_1 = self.ode(x_0, Guide(labels, values, None, w), n_steps, method, None)
+                p = self.geometry.to_simplex(x_1.float())
+                chunks.append(sampling.decode(p, how, generator, self.pad, 1))
                 done += b
         return torch.cat(chunks)
 
@@ -210,106 +206,15 @@ class ScriptedSampler(nn.Module):
             out.append("".join(letters))
         return out
 
-    # --- the loop of seqflow.sampling, one operation for one operation -----------------------
     def _label_index(self, label: str | int | None) -> int:
+        """The class index of a name or index; -1 for None."""
         if label is None:
             return -1
-        if self.num_labels == 0:
-            raise ValueError("label: this model was trained without labels")
         if isinstance(label, str):
-            if label not in self.labels:
-                raise ValueError(
-                    f"label {label}: unknown label; the model knows {', '.join(self.labels)}"
-                )
-            return self.labels.index(label)
-        if label < 0 or label >= self.num_labels:
-            raise ValueError(f"label {label}: index out of range 0..{self.num_labels - 1}")
+            return sampling.label_index(self.labels, label)
+        if label < 0 or label >= len(self.labels):
+            raise ValueError(f"label {label}: index out of range 0..{len(self.labels) - 1}")
         return label
-
-    def _standardise(self, value: float | None) -> float | None:
-        if value is None:
-            return None
-        if not self.has_value:
-            raise ValueError("value: this model was trained without a value column")
-        if not math.isfinite(value):
-            raise ValueError("value: must be a finite number")
-        raw = torch.tensor([value], dtype=torch.float32).double()
-        return float(((raw - self.value_mean) / self.value_std).float()[0])
-
-    def _field(
-        self, x: Tensor, t: Tensor, labels: Tensor | None, values: Tensor | None, w: float
-    ) -> Tensor:
-        """``guided_field``: the model's field, or the guidance mixture ``v_u + w (v_c - v_u)``
-        from one batch of twice the size (one call site, so TorchScript's graph stays small)."""
-        guided = (labels is not None or values is not None) and w != 1.0 and w != 0.0
-        if w == 0.0:
-            labels, values = None, None
-        if guided:
-            x, t = torch.cat([x, x]), torch.cat([t, t])
-            if labels is not None:
-                labels = torch.cat([labels, torch.full_like(labels, self.num_labels)])
-            if values is not None:
-                values = torch.cat([values, torch.full_like(values, math.nan)])
-        v = self.field.velocity(x, t, labels, values, None)
-        if not guided:
-            return v
-        v_c, v_u = v.chunk(2)
-        return v_u + w * (v_c - v_u)
-
-    def _integrate(
-        self,
-        x_0: Tensor,
-        labels: Tensor | None,
-        values: Tensor | None,
-        w: float,
-        steps: int,
-        solver: str,
-    ) -> Tensor:
-        h = 1.0 / steps
-        batch = x_0.shape[0]
-        x = x_0
-        for i in range(steps):
-            t = torch.full([batch], i * h, device=x.device, dtype=x.dtype)
-            if solver == "euler":
-                x = _step(x, self._field(x, t, labels, values, w), h)
-            elif solver == "midpoint":
-                x_mid = _step(x, self._field(x, t, labels, values, w), h / 2)
-                v_mid = PositiveSphere.proj_tangent(
-                    x_mid, self._field(x_mid, t + h / 2, labels, values, w)
-                )
-                x = _step(x, v_mid, h)
-            else:
-                k1 = self._ambient(x, t, labels, values, w)
-                k2 = self._ambient(x + h / 2 * k1, t + h / 2, labels, values, w)
-                k3 = self._ambient(x + h / 2 * k2, t + h / 2, labels, values, w)
-                k4 = self._ambient(x + h * k3, t + h, labels, values, w)
-                x = PositiveSphere.proj_orthant(x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4))
-        return x
-
-    def _ambient(
-        self, y: Tensor, t: Tensor, labels: Tensor | None, values: Tensor | None, w: float
-    ) -> Tensor:
-        x = y / torch.linalg.vector_norm(y, dim=-1, keepdim=True)
-        return PositiveSphere.proj_tangent(x, self._field(x, t, labels, values, w))
-
-    def _decode(self, x_1: Tensor, how: str, generator: torch.Generator) -> Tensor:
-        p = PositiveSphere.to_simplex(x_1.float())
-        if self.pad >= 0:
-            p[:, :1, self.pad] = 0.0
-        if how == "argmax":
-            tokens = p.argmax(dim=-1)
-        else:
-            flat = torch.multinomial(p.reshape(-1, p.shape[-1]), 1, generator=generator)
-            tokens = flat.reshape(p.shape[:-1])
-        if self.pad >= 0:
-            ended = (tokens == self.pad).cummax(dim=1).values
-            tokens = tokens.masked_fill(ended, self.pad)
-        return tokens
-
-
-def _step(x: Tensor, v: Tensor, h: float) -> Tensor:
-    """One geodesic step ``proj_orthant(exp_x(h P_x v))``."""
-    return PositiveSphere.proj_orthant(PositiveSphere.exp(x, h * PositiveSphere.proj_tangent(x, v)))
 
 
 @contextmanager
@@ -321,10 +226,13 @@ def _quiet_jit() -> Iterator[None]:
         yield
 
 
-def script_sampler(field: VelocityField, spec: SamplerSpec) -> torch.jit.ScriptModule:
-    """Compile :class:`ScriptedSampler` for ``field`` (on the CPU, eval mode) and ``spec``."""
+def script_sampler(
+    field: VelocityField, geometry: Geometry, spec: SamplerSpec
+) -> torch.jit.ScriptModule:
+    """Compile :class:`ScriptedSampler` for ``field`` (on the CPU, eval mode) trained on
+    ``geometry``, and ``spec``."""
     with _quiet_jit():
-        return torch.jit.script(ScriptedSampler(field, spec))
+        return torch.jit.script(ScriptedSampler(field, geometry, spec))
 
 
 def save_scripted(

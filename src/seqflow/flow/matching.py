@@ -79,7 +79,7 @@ class FlowMatching:
     ) -> Tensor:
         """Uniform prior samples, shape ``(*shape, vocab)`` for ``shape = (batch, length)`` (or
         ``(batch, size, length)``: clouds)."""
-        return self.geometry.sample_prior((*shape, self.vocab), generator=generator, device=device)
+        return self.geometry.sample_prior([*shape, self.vocab], generator=generator, device=device)
 
     def couple(
         self,

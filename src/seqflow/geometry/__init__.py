@@ -1,8 +1,8 @@
 """Geometries on which seqflow's flows run (tensors ``(batch, length, vocab)``)."""
 
-from seqflow.geometry.assignment import EGeodesic
 from seqflow.geometry.base import Denoiser, Geometry, sum_zero
 from seqflow.geometry.dirichlet import DirichletPath
+from seqflow.geometry.egeodesic import EGeodesic
 from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere
 

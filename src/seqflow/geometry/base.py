@@ -27,6 +27,11 @@ class Geometry(Protocol):
     ``none`` for a denoiser. ``denoiser``: the model predicts the letters (cross-entropy) and
     the geometry turns its output into a velocity (Dirichlet FM); otherwise the model
     regresses the path's velocity.
+
+    Implementations are parameter-free ``nn.Module`` subclasses whose sampling methods
+    (``sample_prior``, ``embed``, ``interpolate``, ``proj_tangent``, ``step``, ``normalize``,
+    ``to_domain``, ``to_simplex``, a denoiser's ``velocity``) compile with TorchScript:
+    ``seqflow export`` scripts them inside the sampler.
     """
 
     name: str
@@ -35,10 +40,9 @@ class Geometry(Protocol):
 
     def sample_prior(
         self,
-        shape: tuple[int, ...],
-        *,
+        shape: list[int],
         generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
+        device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Prior points, shape ``shape = (batch, length, vocab)``."""

@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqflow.geometry.base import sum_zero
 from seqflow.geometry.simplex import LinearSimplex
-from seqflow.geometry.sphere import PathSample
+from seqflow.geometry.sphere import PathSample, per_row
 
 DEFAULT_TAU_MAX = 8.0
 _TABLE_POINTS = 8193  # linear interpolation in logit(x): <= 3e-6 relative error (tested)
@@ -76,8 +76,7 @@ def flow_coefficient(x: Tensor, tau: Tensor, k: int | None = None) -> Tensor:
     ``C = -B(a, b) x S`` for the sum S chosen. Both branches agree with 400-digit mpmath to
     1e-6 relative for K in {4, 21, 160} (the finite sum alone loses all digits at K = 160).
     """
-    k = x.shape[-1] if k is None else k
-    b = k - 1
+    b = (x.shape[-1] if k is None else k) - 1
     split = min(0.5, 1.0 - 10.0 ** (-6.0 / b))
     n_tail = math.ceil(40.0 / -math.log1p(-split)) + 20
     x64 = x.double().clamp(1e-9, 1.0 - 1e-9)
@@ -88,24 +87,25 @@ def flow_coefficient(x: Tensor, tau: Tensor, k: int | None = None) -> Tensor:
     log_coef = torch.zeros_like(a)  # log c_j at j = 0
     harmonic = torch.zeros_like(a)  # H_j at j = 0
     for j in range(b + n_tail):
-        term = torch.exp(log_coef + (j - b) * log_1mx) * (log_x + harmonic)
+        term = torch.exp(log_coef + float(j - b) * log_1mx) * (log_x + harmonic)
         if j < b:
             head = head + term
         else:
             tail = tail + term
-        log_coef = log_coef + torch.log((a + j) / (j + 1))
-        harmonic = harmonic + 1.0 / (a + j)
+        log_coef = log_coef + torch.log((a + float(j)) / float(j + 1))
+        harmonic = harmonic + 1.0 / (a + float(j))
     log_beta = torch.lgamma(a) + math.lgamma(b) - torch.lgamma(a + b)
     series = torch.where(x64 < split, head, -tail)
     return (-torch.exp(log_beta) * x64 * series).to(x.dtype)
 
 
-def coefficient_table(k: int, tau: Tensor) -> Tensor:
+def coefficient_table(
+    k: int, tau: Tensor, points: int = _TABLE_POINTS, logit_max: float = _LOGIT_MAX
+) -> Tensor:
     """``C`` on a grid of ``_TABLE_POINTS`` points evenly spaced in ``logit(x)`` over the clamp
     range of :func:`flow_coefficient`, one row per time: shape ``(len(tau), _TABLE_POINTS)``,
     float64, for times ``tau`` of shape ``(U,)``."""
-    u = torch.linspace(-_LOGIT_MAX, _LOGIT_MAX, _TABLE_POINTS, dtype=torch.float64,
-                       device=tau.device)  # fmt: skip
+    u = torch.linspace(-logit_max, logit_max, points, dtype=torch.float64, device=tau.device)
     grid = torch.sigmoid(u).expand(tau.numel(), -1)
     return flow_coefficient(grid, tau.double().reshape(-1, 1), k=k)
 
@@ -123,30 +123,33 @@ def tabulated_coefficient(x: Tensor, tau: Tensor) -> Tensor:
     return _read_table(x, coefficient_table(x.shape[-1], values), inverse)
 
 
-def _read_table(x: Tensor, table: Tensor, row: Tensor) -> Tensor:
+def _read_table(
+    x: Tensor, table: Tensor, row: Tensor, points: int = _TABLE_POINTS,
+    logit_max: float = _LOGIT_MAX,
+) -> Tensor:  # fmt: skip
     """Interpolate ``table`` (U, _TABLE_POINTS) at logit(x) for x (batch, ...), batch element
     ``n`` reading row ``row[n]``."""
     u = torch.logit(x.double().clamp(1e-9, 1.0 - 1e-9))
-    pos = (u + _LOGIT_MAX) * ((_TABLE_POINTS - 1) / (2.0 * _LOGIT_MAX))
-    left = pos.floor().clamp(0, _TABLE_POINTS - 2)
+    pos = (u + logit_max) * ((points - 1) / (2.0 * logit_max))
+    left = pos.floor().clamp(0, points - 2)
     w = pos - left
-    index = left.long() + (row * _TABLE_POINTS).reshape(-1, *([1] * (x.dim() - 1)))
+    index = left.long() + (row * points).reshape([-1] + [1] * (x.dim() - 1))
     flat = table.reshape(-1)
     return (flat[index] * (1.0 - w) + flat[index + 1] * w).to(x.dtype)
 
 
-def _coefficient(x: Tensor, tau: Tensor) -> Tensor:
+def _coefficient(x: Tensor, tau: Tensor, points: int = _TABLE_POINTS) -> Tensor:
     """``C(x, tau)`` for the sampler, ``tau`` of shape (batch or 1, 1, 1): tabulated when that
     is cheaper than the series on every entry (many entries, few distinct times), else
     :func:`flow_coefficient` directly. One host sync per call (the number of distinct times)."""
-    tau = tau.expand(x.shape[0], *([1] * (x.dim() - 1)))
+    tau = tau.expand([x.shape[0]] + [1] * (x.dim() - 1))
     values, inverse = torch.unique(tau.reshape(-1), return_inverse=True)
-    if values.numel() * _TABLE_POINTS < x.numel():
+    if values.numel() * points < x.numel():
         return _read_table(x, coefficient_table(x.shape[-1], values), inverse)
     return flow_coefficient(x, tau)
 
 
-class DirichletPath:
+class DirichletPath(nn.Module):
     """Dirichlet FM on the simplex (see the module docstring).
 
     Args:
@@ -158,6 +161,7 @@ class DirichletPath:
     denoiser = True
 
     def __init__(self, tau_max: float = DEFAULT_TAU_MAX) -> None:
+        super().__init__()
         if not tau_max > 0:
             raise ValueError(f"tau_max must be > 0, got {tau_max}")
         self.tau_max = tau_max
@@ -176,7 +180,7 @@ class DirichletPath:
 
     def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
         """Draw ``x_t ~ Dir(1 + tau x_1)`` for one-hot ``x_1`` (batch, length, K), t (batch,)."""
-        tau = (t * self.tau_max).reshape(-1, *([1] * (x_1.dim() - 1))).to(x_1.dtype)
+        tau = per_row(t * self.tau_max, x_1)
         ones = torch.ones_like(x_1)
         g = torch.empty_like(x_1).exponential_(generator=generator)  # Gamma(1) everywhere
         g_target = gamma_at_least_one((ones + tau * x_1).amax(dim=-1), generator)
@@ -190,7 +194,7 @@ class DirichletPath:
         needed (holding template letters during sampling). ``x_0`` is not used.
         """
         k = x_1.shape[-1]
-        tau = (t * self.tau_max).reshape(-1, *([1] * (x_1.dim() - 1))).to(x_1.dtype)
+        tau = per_row(t * self.tau_max, x_1)
         x_t = (1.0 + tau * x_1) / (k + tau)
         u_t = self.tau_max * (k * x_1 - 1.0) / (k + tau) ** 2
         return PathSample(x_t=x_t, u_t=u_t)

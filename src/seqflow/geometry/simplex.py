@@ -11,14 +11,14 @@ baseline every discrete-flow paper compares against.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import PathSample
+from seqflow.geometry.sphere import PathSample, _tiny, per_row
 
 
-class LinearSimplex:
+class LinearSimplex(nn.Module):
     """The simplex with the Euclidean metric: straight paths, Dirichlet(1) prior."""
 
     name = "simplex"
@@ -27,10 +27,9 @@ class LinearSimplex:
 
     @staticmethod
     def sample_prior(
-        shape: tuple[int, ...],
-        *,
+        shape: list[int],
         generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
+        device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Dirichlet(1, ..., 1) draws (normalised Exp(1) variables), shape ``shape``."""
@@ -45,7 +44,7 @@ class LinearSimplex:
     @staticmethod
     def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
         """``x_t = (1 - t) x_0 + t x_1`` and ``u_t = x_1 - x_0``; t of shape ``(batch,)``."""
-        t = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
+        t = per_row(t, x_0)
         return PathSample(x_t=(1.0 - t) * x_0 + t * x_1, u_t=x_1 - x_0)
 
     @staticmethod
@@ -79,7 +78,7 @@ class LinearSimplex:
         """Clamp at 0 and renormalise; a point with no positive entry becomes uniform."""
         y = y.clamp_min(0.0)
         total = y.sum(dim=-1, keepdim=True)
-        tiny = torch.finfo(y.dtype).tiny
+        tiny = _tiny(y)
         return torch.where(
             total > tiny, y / total.clamp_min(tiny), torch.full_like(y, 1.0 / y.shape[-1])
         )

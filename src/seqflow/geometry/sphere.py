@@ -10,18 +10,17 @@ Numerical safety: ``acos`` is clamped, and every ``sin(a) / sin(b)`` ratio switc
 small-angle limit below a dtype-keyed tolerance (``EPS``) through ``torch.where`` with a safe
 denominator, so gradients and values stay finite at one-hot points.
 
-TorchScript: the methods sampling uses (``proj_tangent``, ``proj_orthant``, ``exp``,
-``to_simplex``, ``from_normal``) compile with ``torch.jit.script`` as they are, so that
-``seqflow export`` ships this very code; keep them free of ``finfo``, dtype dicts and
-keyword-only arguments.
+TorchScript: the geometry is a parameter-free ``nn.Module`` whose sampling methods compile with
+``torch.jit.script`` as they are, so that ``seqflow export`` ships this very code; keep them
+free of ``finfo``, dtype dicts, ``*`` unpacking and keyword-only arguments.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 
@@ -70,7 +69,7 @@ def _angle(x: Tensor, y: Tensor) -> Tensor:
     for tiny angles (``acos`` of a rounded 1 loses about sqrt(eps)) and has finite gradients
     at ``x == y``, where the derivative of ``acos`` is infinite.
     """
-    return 2.0 * torch.atan2((x - y).norm(dim=-1, keepdim=True), (x + y).norm(dim=-1, keepdim=True))
+    return 2.0 * torch.atan2(_norm(x - y), _norm(x + y))
 
 
 def _sin_ratio(a: Tensor, theta: Tensor) -> Tensor:
@@ -87,9 +86,13 @@ def _theta_over_sin(theta: Tensor) -> Tensor:
     return torch.where(small, torch.ones_like(theta), safe / torch.sin(safe))
 
 
-@dataclass(frozen=True)
-class PathSample:
-    """A point on a geodesic and its velocity.
+def per_row(t: Tensor, like: Tensor) -> Tensor:
+    """Times ``(batch,)`` reshaped to broadcast against ``like`` ``(batch, ...)``, in its dtype."""
+    return t.reshape([-1] + [1] * (like.dim() - 1)).to(like.dtype)
+
+
+class PathSample(NamedTuple):
+    """A point on a conditional path and its velocity (a NamedTuple: TorchScript reads it).
 
     Attributes:
         x_t: points on the product of spheres, shape ``(batch, length, vocab)``.
@@ -100,43 +103,84 @@ class PathSample:
     u_t: Tensor
 
 
-class PositiveSphere:
+class PositiveSphere(nn.Module):
     """Fisher-Rao geometry of categorical distributions via the square-root map.
 
     All tensors have the sphere coordinate on the last axis, e.g. ``(batch, length, vocab)``.
+    The methods are those of :class:`~seqflow.geometry.Geometry`, plus :meth:`exp`.
     """
 
-    # --- charts -----------------------------------------------------------------------------
-    @staticmethod
-    def from_simplex(p: Tensor) -> Tensor:
-        """Map probabilities ``p`` (..., K) on the simplex to ``sqrt(p)`` on the sphere."""
-        return p.clamp_min(0.0).sqrt()
+    name = "fisher"
+    tangent = "sphere"
+    denoiser = False
 
     @staticmethod
-    def to_simplex(x: Tensor) -> Tensor:
-        """Map sphere points ``x`` (..., K) back to probabilities ``x**2`` (renormalised)."""
-        p = x.square()
-        return p / p.sum(dim=-1, keepdim=True).clamp_min(_tiny(p))
+    def sample_prior(
+        shape: list[int],
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Uniform samples on the positive orthant of ``S^{K-1}``, shape ``shape = (..., K)``.
 
-    # --- projections ------------------------------------------------------------------------
+        ``|z| / ||z||`` with ``z ~ N(0, I)`` is uniform on the orthant (the normal law is
+        rotation invariant and the orthant's reflections are isometries); on the simplex this
+        is Dirichlet(1/2, ..., 1/2).
+        """
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype).abs()
+        return z / _norm(z).clamp_min(_tiny(z))
+
+    @staticmethod
+    def embed(tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Tokens ``(batch, length)`` as vertices ``e_k`` (one-hot), ``(batch, length, vocab)``."""
+        return torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
+
+    @staticmethod
+    def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
+        """Point and velocity at time ``t`` on the constant-speed geodesic from x_0 to x_1.
+
+        ``x_t = [sin((1-t) theta) x_0 + sin(t theta) x_1] / sin(theta)`` and its closed-form
+        derivative ``u_t = theta [cos(t theta) x_1 - cos((1-t) theta) x_0] / sin(theta)``,
+        whose norm is ``theta = d(x_0, x_1)`` for every t (no autograd in the hot path).
+
+        Args:
+            x_0: sources, shape ``(batch, length, vocab)``.
+            x_1: targets, shape ``(batch, length, vocab)``.
+            t: times in ``[0, 1]``, shape ``(batch,)``.
+        """
+        t = per_row(t, x_0)
+        theta = _angle(x_0, x_1)
+        x_t = _sin_ratio(1.0 - t, theta) * x_0 + _sin_ratio(t, theta) * x_1
+        k = _theta_over_sin(theta)
+        u_t = k * (torch.cos(t * theta) * x_1 - torch.cos((1.0 - t) * theta) * x_0)
+        return PathSample(x_t=x_t, u_t=u_t)
+
+    @staticmethod
+    def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
+        """Squared Fisher-Rao cost ``C[i, j] = sum_l d(x_0[i, l], e_{tokens[j, l]})**2``.
+
+        For a vertex ``e_k``, ``d(x, e_k) = acos(x_k)``, so the cost is linear in the one-hot
+        code: ``C = A @ onehot(tokens)^T`` with ``A = acos(x_0)**2`` flattened to
+        ``(B0, L*K)``. One matrix product; extra memory ``O(B1 * L * K + B0 * B1)``, no
+        ``(B0, B1, L)`` intermediate (a gather over that intermediate measured 8-50x slower).
+
+        Args:
+            x_0: sources, shape ``(B0, L, K)``.
+            tokens: integer tokens of the targets, shape ``(B1, L)``.
+
+        Returns:
+            Costs, shape ``(B0, B1)``.
+        """
+        b0, length, k = x_0.shape
+        a = torch.acos(x_0.clamp(-1.0, 1.0)).square_().reshape(b0, length * k)
+        onehot = flat_onehot(tokens, k, a)
+        return a @ onehot.T
+
     @staticmethod
     def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
         """Project ambient vectors ``v`` (..., K) onto the tangent space at ``x`` (..., K)."""
         return v - _inner(x, v) * x
 
-    @staticmethod
-    def proj_orthant(x: Tensor) -> Tensor:
-        """Nearest point of the positive orthant of the unit sphere: clamp at 0, renormalise.
-
-        A vector with no positive entry maps to the uniform point ``1/sqrt(K)``.
-        """
-        x = x.clamp_min(0.0)
-        norm = _norm(x)
-        uniform = torch.full_like(x, x.shape[-1] ** -0.5)
-        tiny = _tiny(x)
-        return torch.where(norm > tiny, x / norm.clamp_min(tiny), uniform)
-
-    # --- exponential and logarithm -----------------------------------------------------------
     @staticmethod
     def exp(x: Tensor, v: Tensor) -> Tensor:
         """Exponential map ``cos(|v|) x + sin(|v|) v / |v|`` at ``x`` of tangent vectors ``v``.
@@ -153,152 +197,31 @@ class PositiveSphere:
         return y / _norm(y)
 
     @staticmethod
-    def log(x: Tensor, y: Tensor) -> Tensor:
-        """Logarithm map: the tangent vector at ``x`` pointing to ``y`` with norm ``d(x, y)``.
-
-        Args:
-            x, y: unit vectors, shape ``(..., K)``; ``y`` not antipodal to ``x`` (always true on
-                the positive orthant, where angles are at most pi/2).
-        """
-        theta = _angle(x, y)
-        return _theta_over_sin(theta) * (y - torch.cos(theta) * x)
-
-    @staticmethod
-    def dist(x: Tensor, y: Tensor) -> Tensor:
-        """Geodesic distance per sphere, shape ``(...)`` for inputs ``(..., K)``."""
-        return _angle(x, y).squeeze(-1)
-
-    # --- geodesic path ------------------------------------------------------------------------
-    @staticmethod
-    def geodesic(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
-        """Point and velocity at time ``t`` on the constant-speed geodesic from x_0 to x_1.
-
-        ``x_t = [sin((1-t) theta) x_0 + sin(t theta) x_1] / sin(theta)`` and its closed-form
-        derivative ``u_t = theta [cos(t theta) x_1 - cos((1-t) theta) x_0] / sin(theta)``,
-        whose norm is ``theta = d(x_0, x_1)`` for every t (no autograd in the hot path).
-
-        Args:
-            x_0: sources, shape ``(batch, length, vocab)``.
-            x_1: targets, shape ``(batch, length, vocab)``.
-            t: times in ``[0, 1]``, shape ``(batch,)``.
-        """
-        t = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
-        theta = _angle(x_0, x_1)
-        x_t = _sin_ratio(1.0 - t, theta) * x_0 + _sin_ratio(t, theta) * x_1
-        k = _theta_over_sin(theta)
-        u_t = k * (torch.cos(t * theta) * x_1 - torch.cos((1.0 - t) * theta) * x_0)
-        return PathSample(x_t=x_t, u_t=u_t)
-
-    # --- prior --------------------------------------------------------------------------------
-    @staticmethod
-    def sample_uniform(
-        shape: tuple[int, ...],
-        *,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Tensor:
-        """Uniform samples on the positive orthant of ``S^{K-1}``, shape ``shape = (..., K)``.
-
-        ``|z| / ||z||`` with ``z ~ N(0, I)`` is uniform on the orthant (the normal law is
-        rotation invariant and the orthant's reflections are isometries); on the simplex this
-        is Dirichlet(1/2, ..., 1/2).
-        """
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        return PositiveSphere.from_normal(z)
-
-    @staticmethod
-    def from_normal(z: Tensor) -> Tensor:
-        """``|z| / ||z||``: standard normal draws ``z`` (..., K) to uniform samples on the
-        positive orthant (see :meth:`sample_uniform`, which draws ``z`` and calls this)."""
-        z = z.abs()
-        return z / _norm(z).clamp_min(_tiny(z))
-
-    # --- pairwise costs for optimal transport -------------------------------------------------
-    @staticmethod
-    def sq_dist_matrix(x_0: Tensor, x_1: Tensor, *, max_elements: int = 1 << 24) -> Tensor:
-        """Cost ``C[i, j] = sum_l d(x_0[i, l], x_1[j, l])**2``, shape ``(B0, B1)``.
-
-        Uses batched inner products per position, chunked over the length so that at most
-        ``max_elements`` of the ``(chunk, B0, B1)`` intermediate exist at once: memory is
-        ``O(B0 * B1 * chunk)``, never ``(B0, B1, L, K)``.
-
-        Args:
-            x_0: shape ``(B0, L, K)``; x_1: shape ``(B1, L, K)``.
-        """
-        b0, length, _ = x_0.shape
-        b1 = x_1.shape[0]
-        chunk = max(1, min(length, max_elements // max(1, b0 * b1)))
-        cost = x_0.new_zeros(b0, b1)
-        a = x_0.transpose(0, 1)  # (L, B0, K)
-        b = x_1.transpose(0, 1).transpose(1, 2)  # (L, K, B1)
-        for start in range(0, length, chunk):
-            ip = torch.bmm(a[start : start + chunk], b[start : start + chunk])  # (c, B0, B1)
-            cost += torch.acos(ip.clamp_(-1.0, 1.0)).square_().sum(dim=0)
-        return cost
-
-    @staticmethod
-    def sq_dist_matrix_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
-        """The same cost as :meth:`sq_dist_matrix` when ``x_1`` is one-hot ``tokens``.
-
-        For a vertex ``e_k``, ``d(x, e_k) = acos(x_k)``, so the cost is linear in the one-hot
-        code: ``C = A @ onehot(tokens)^T`` with ``A = acos(x_0)**2`` flattened to
-        ``(B0, L*K)``. One matrix product; extra memory ``O(B1 * L * K + B0 * B1)``, no
-        ``(B0, B1, L)`` intermediate (a gather over that intermediate measured 8-50x slower).
-
-        Args:
-            x_0: sources, shape ``(B0, L, K)``.
-            tokens: integer tokens of the targets, shape ``(B1, L)``.
-        """
-        b0, length, k = x_0.shape
-        a = torch.acos(x_0.clamp(-1.0, 1.0)).square_().reshape(b0, length * k)
-        onehot = flat_onehot(tokens, k, a)
-        return a @ onehot.T
-
-    # --- the Geometry interface (see seqflow.geometry.base) -----------------------------------
-    name = "fisher"
-    tangent = "sphere"
-    denoiser = False
-
-    @staticmethod
-    def sample_prior(
-        shape: tuple[int, ...],
-        *,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype = torch.float32,
-    ) -> Tensor:
-        """The uniform prior (:meth:`sample_uniform`)."""
-        return PositiveSphere.sample_uniform(shape, generator=generator, device=device, dtype=dtype)
-
-    @staticmethod
-    def embed(tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Tokens ``(batch, length)`` as vertices ``e_k`` (one-hot), ``(batch, length, vocab)``."""
-        return torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
-
-    @staticmethod
-    def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
-        """The conditional path: the geodesic (:meth:`geodesic`)."""
-        return PositiveSphere.geodesic(x_0, x_1, t)
-
-    @staticmethod
-    def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
-        """Squared Fisher-Rao (geodesic) cost to one-hot targets (:meth:`sq_dist_matrix_onehot`)."""
-        return PositiveSphere.sq_dist_matrix_onehot(x_0, tokens)
-
-    @staticmethod
     def step(x: Tensor, v: Tensor, h: float) -> Tensor:
         """One exponential-map step ``exp_x(h P_x v)``, projected back to the orthant."""
-        return PositiveSphere.proj_orthant(
+        return PositiveSphere.to_domain(
             PositiveSphere.exp(x, h * PositiveSphere.proj_tangent(x, v))
         )
 
     @staticmethod
     def normalize(y: Tensor) -> Tensor:
         """Radial projection ``y / |y|`` of an ambient point onto the sphere."""
-        return y / y.norm(dim=-1, keepdim=True)
+        return y / _norm(y)
 
     @staticmethod
     def to_domain(y: Tensor) -> Tensor:
-        """Projection of an ambient point to the positive orthant (:meth:`proj_orthant`)."""
-        return PositiveSphere.proj_orthant(y)
+        """Nearest point of the positive orthant of the unit sphere: clamp at 0, renormalise.
+
+        A vector with no positive entry maps to the uniform point ``1/sqrt(K)``.
+        """
+        y = y.clamp_min(0.0)
+        norm = _norm(y)
+        uniform = torch.full_like(y, y.shape[-1] ** -0.5)
+        tiny = _tiny(y)
+        return torch.where(norm > tiny, y / norm.clamp_min(tiny), uniform)
+
+    @staticmethod
+    def to_simplex(x: Tensor) -> Tensor:
+        """Map sphere points ``x`` (..., K) back to probabilities ``x**2`` (renormalised)."""
+        p = x.square()
+        return p / p.sum(dim=-1, keepdim=True).clamp_min(_tiny(p))

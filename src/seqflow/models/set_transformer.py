@@ -117,6 +117,18 @@ class SetVelocityField(nn.Module):
         """Whether the model takes a library label."""
         return self.labels is not None
 
+    def velocity(
+        self,
+        x_t: Tensor,
+        t: Tensor,
+        labels: Tensor | None = None,
+        values: Tensor | None = None,
+        signal: Tensor | None = None,
+    ) -> Tensor:
+        """:meth:`forward` in the form the sampler's guided field calls; a set model takes no
+        value or signal (None)."""
+        return self(x_t, t, labels)
+
     def forward(self, x_t: Tensor, t: Tensor, labels: Tensor | None = None) -> Tensor:
         """Velocity at every point of every cloud.
 

@@ -1,16 +1,23 @@
-"""Sampling: ODE solvers on the sphere, classifier-free guidance and decoding."""
+"""Sampling: the guided field, ODE solvers on a flow's geometry, and decoding, as
+TorchScript-compatible pieces (``seqflow export`` scripts them)."""
 
-from seqflow.sampling.library import generate_libraries, guided_set_field
-from seqflow.sampling.sampler import DECODERS, decode, generate, guided_field
-from seqflow.sampling.solvers import SOLVERS, integrate
+from seqflow.sampling.conditions import label_index, standardise_value
+from seqflow.sampling.field import Guide, GuidedField
+from seqflow.sampling.library import generate_libraries
+from seqflow.sampling.sampler import DECODERS, decode, generate
+from seqflow.sampling.solvers import FIXED_STEP_SOLVERS, SOLVERS, FixedStepSolver, integrate
 
 __all__ = [
     "DECODERS",
+    "FIXED_STEP_SOLVERS",
     "SOLVERS",
+    "FixedStepSolver",
+    "Guide",
+    "GuidedField",
     "decode",
     "generate",
     "generate_libraries",
-    "guided_field",
-    "guided_set_field",
     "integrate",
+    "label_index",
+    "standardise_value",
 ]

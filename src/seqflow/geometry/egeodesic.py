@@ -17,16 +17,16 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import PathSample
+from seqflow.geometry.sphere import PathSample, per_row
 
 DEFAULT_SMOOTHING = 0.1
 
 
-class EGeodesic:
+class EGeodesic(nn.Module):
     """Points are mean-free logits V ``(batch, length, vocab)`` in T_0.
 
     Args:
@@ -39,6 +39,7 @@ class EGeodesic:
     denoiser = False
 
     def __init__(self, smoothing: float = DEFAULT_SMOOTHING, prior_scale: float = 1.0) -> None:
+        super().__init__()
         if not 0.0 < smoothing < 1.0:
             raise ValueError(f"smoothing must lie in (0, 1), got {smoothing}")
         self.smoothing = smoothing
@@ -56,10 +57,9 @@ class EGeodesic:
 
     def sample_prior(
         self,
-        shape: tuple[int, ...],
-        *,
+        shape: list[int],
         generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
+        device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``P_{T_0}(sigma z)`` with ``z ~ N(0, I)``, shape ``shape``."""
@@ -74,7 +74,7 @@ class EGeodesic:
     @staticmethod
     def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
         """``V_t = (1 - t) V_0 + t V_1`` and ``u_t = V_1 - V_0``; t of shape ``(batch,)``."""
-        t = t.reshape(-1, *([1] * (x_0.dim() - 1))).to(x_0.dtype)
+        t = per_row(t, x_0)
         return PathSample(x_t=(1.0 - t) * x_0 + t * x_1, u_t=x_1 - x_0)
 
     def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:

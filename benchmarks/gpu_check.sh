@@ -15,8 +15,11 @@
 # and a section that would start past the global budget (GPU_CHECK_BUDGET, default 460 s: under
 # 8 minutes with the merge) is recorded as skipped (its keys stay in the JSON, null); a section
 # past its own limit is stopped (status timeout; the figures it had written are kept). Exit
-# status: 1 when any section failed, else 3 when any timed out or was skipped, else 0.
-# --dry-run runs the same code on the CPU with tiny sizes (under a minute on 2 cores).
+# status: 1 when any section failed, else 3 when any timed out or was skipped, else 0;
+# 2 when a real run finds no CUDA device. --dry-run runs the same code on the CPU with tiny
+# sizes (under a minute on 2 cores). A second run can redo some sections with more time:
+#   GPU_CHECK_ONLY="step profile" GPU_CHECK_LIMIT_step=400 bash benchmarks/gpu_check.sh "$OUT"
+# (the others are recorded as skipped).
 set -u
 
 DRY=""
@@ -24,7 +27,7 @@ OUTDIR=""
 for arg in "$@"; do
     case "$arg" in
         --dry-run) DRY="--dry-run" ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) OUTDIR="$arg" ;;
     esac
 done
@@ -70,12 +73,27 @@ run_section() { # name limit: runs the section's command under `timeout`
 }
 
 log "start: $COMMAND (out: $OUTDIR, budget ${BUDGET}s${DRY:+, dry run})"
+"$PY" -c "import torch, seqflow; print('python', __import__('sys').version.split()[0], \
+'torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available(), \
+torch.cuda.get_device_name() if torch.cuda.is_available() else '', 'seqflow', seqflow.__file__)" \
+    2>&1 | tee -a "$LOG" >&2
+if [ -z "$DRY" ] && ! "$PY" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    log "no CUDA device (or no torch): the real check needs one; use --dry-run on a CPU"
+    exit 2
+fi
 FAILED=0
 INCOMPLETE=0
 for i in "${!NAMES[@]}"; do
     name="${NAMES[$i]}"
     left=$((BUDGET - RESERVE - SECONDS))
-    limit="${LIMITS[$i]}"
+    override="GPU_CHECK_LIMIT_$name"
+    limit="${!override:-${LIMITS[$i]}}"
+    if [ -n "${GPU_CHECK_ONLY:-}" ] && [[ " $GPU_CHECK_ONLY " != *" $name "* ]]; then
+        log "$name: skipped (not in GPU_CHECK_ONLY)"
+        printf '%s\tskipped\t\n' "$name" >>"$OUTDIR/status.tsv"
+        INCOMPLETE=1
+        continue
+    fi
     [ "$left" -lt "$limit" ] && limit="$left"
     if [ "$limit" -lt 10 ]; then
         log "$name: skipped (${left}s left of the budget)"

@@ -147,6 +147,7 @@ def step_arm(
                                  length=length, device=device, precision=precision)  # fmt: skip
     try:
         if mode == "compile":
+            torch._dynamo.reset()  # each arm compiles afresh, far from the recompile limit
             model.compile(backend=sizes.compile_backend)
         bare, _ = step_overhead.bare_step(trainer, model, None)
         arms = {"bare": bare, "full": trainer.train_step}

@@ -4,7 +4,7 @@ For each length, ``n`` sequences are drawn with the library's ``generate`` and t
 sampler settings (``SampleConfig`` merged with the preset: for ``dna`` 100 Euler steps on the
 sphere, argmax decoding, one chunk of up to 1024 sequences), and compared with the network
 alone: one forward pass of the same network on a batch of the same shape ``(n, L, 4)`` in
-inference mode. The number of network evaluations (NFE) is counted by a forward hook during
+inference mode. The number of network evaluations (NFE) is counted (calls of ``velocity``) during
 an eager warm-up draw. Both are timed in one process, interleaved (a draw, then a block of bare
 forwards, the order reversing every round; medians over rounds), so the ratio
 
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqflow.config import load_preset
+from seqflow.config import Config, load_preset
 from seqflow.geometry import make_geometry
 from seqflow.sampling import generate
 
@@ -57,13 +57,20 @@ class Stub(nn.Module):
         self.v = v
         self.anchor = nn.Parameter(torch.zeros((), device=v.device))
 
+    num_labels = 0
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: object = None) -> torch.Tensor:
         return self.v
 
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, *conditions: object) -> torch.Tensor:
+        """What the sampler calls (:meth:`VelocityField.velocity`)."""
+        return self.v
 
-def measure(length: int, args: argparse.Namespace) -> dict[str, Any]:
+
+def measure(length: int, args: argparse.Namespace, cfg: Config | None = None) -> dict[str, Any]:
+    """One length's figures; ``cfg`` replaces the preset ``args.preset`` when given."""
     device = _perf.resolve_device(args.device)
-    cfg = load_preset(args.preset)
+    cfg = cfg or load_preset(args.preset)
     s = dataclasses.replace(cfg.sample, **({"steps": args.steps} if args.steps else {}))
     model = _perf.build(cfg, length, device, geometry=args.geometry, seed=args.seed).eval()
     geometry = make_geometry(args.geometry)
@@ -87,9 +94,15 @@ def measure(length: int, args: argparse.Namespace) -> dict[str, Any]:
             model(x, t)
 
     calls = [0]
-    hook = model.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    draw()  # warm-up, counting the network evaluations (eager: hooks and compile do not mix)
-    hook.remove()
+    velocity = model.velocity  # what the sampler calls, counted for one warm-up draw (eager)
+
+    def counted(*inputs: Any) -> torch.Tensor:
+        calls[0] += 1
+        return velocity(*inputs)
+
+    model.velocity = counted  # type: ignore[method-assign]
+    draw()
+    del model.velocity
     nfe = calls[0]
     if args.compile:
         model.compile()

@@ -20,7 +20,7 @@ from seqflow.api._dataset import Dataset, load_dataset
 from seqflow.api.library import LibraryData, library_meta, read_library_data, train_libraries
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
-from seqflow.data import Alphabet
+from seqflow.data import Alphabet, SequenceTable
 from seqflow.errors import ConfigError, InvalidInputError
 from seqflow.flow import FlowMatching, make_coupling
 from seqflow.io_utils import remove_stale_temps
@@ -248,16 +248,13 @@ def _train(
     if saved_state is not None:
         trainer.load_state_dict(saved_state)
     if on_start is not None and shard.main:
-        on_start(FitPlan(
-            run_dir=run_dir, preset=preset_name, n_train=len(ds.train), n_valid=len(ds.valid),
-            n_test=ds.n_test, length=table.length, variable_length=table.variable,
-            alphabet=table.alphabet.describe(), alphabet_detected=table.report.alphabet_detected,
-            labels=table.label_names, value=ds.value.name if ds.value else None,
+        on_start(_plan(
+            run_dir, preset_name, cfg, table, dev, shard, n_train=len(ds.train),
+            n_valid=len(ds.valid), n_test=ds.n_test, labels=table.label_names,
+            value=ds.value.name if ds.value else None,
             signal_channels=ds.signal.channels if ds.signal else 0,
             read_summary=table.report.summary(), arch=resolve_arch(cfg.model, ds.vocab),
-            parameters=count_parameters(model),
-            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
-            start_step=trainer.step, steps=cfg.train.steps,
+            parameters=count_parameters(model), start_step=trainer.step,
         ))  # fmt: skip
     started = time.perf_counter()
     last = train_in_folder(
@@ -289,18 +286,15 @@ def _fit_libraries(
     meta0 = library_meta(cfg, libs, step=0)
     shard, dev = shard_from_env(), resolve_device(cfg.train.device)
     if on_start is not None and shard.main:
-        on_start(FitPlan(
-            run_dir=run_dir, preset=preset_name, n_train=sum(sizes), n_valid=0, n_test=0,
-            length=table.length, variable_length=table.variable,
-            alphabet=table.alphabet.describe(), alphabet_detected=table.report.alphabet_detected,
-            labels=libs.train.label_names, value=None, signal_channels=0,
+        on_start(_plan(
+            run_dir, preset_name, cfg, table, dev, shard, n_train=sum(sizes), n_valid=0,
+            n_test=0, labels=libs.train.label_names, value=None, signal_channels=0,
             read_summary=f"{len(sizes)} libraries of {min(sizes)}-{max(sizes)} sequences "
             f"(library mode, {cfg.library.size} per training cloud)"
             + (f"; {table.report.summary()}" if table.report.summary() else ""),
             arch=f"set transformer over a {resolve_arch(cfg.model, meta0.vocab)} decoder",
             parameters=count_parameters(build_set_velocity_field(meta0)),
-            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
-            start_step=int(saved_state["step"]) if saved_state else 0, steps=cfg.train.steps,
+            start_step=int(saved_state["step"]) if saved_state else 0,
         ))  # fmt: skip
     started = time.perf_counter()
     trainer, last = train_libraries(
@@ -308,6 +302,25 @@ def _fit_libraries(
         on_progress=on_progress, handle_signals=handle_signals,
     )  # fmt: skip
     return _result(run_dir, trainer.step, last, started)
+
+
+def _plan(
+    run_dir: Path,
+    preset_name: str,
+    cfg: Config,
+    table: SequenceTable,
+    dev: torch.device,
+    shard: Shard,
+    **mode: Any,
+) -> FitPlan:
+    """The :class:`FitPlan` fields both modes share, from the run, the data and the processes;
+    ``mode`` gives the rest (counts, conditions, model)."""
+    return FitPlan(
+        run_dir=run_dir, preset=preset_name, length=table.length, variable_length=table.variable,
+        alphabet=table.alphabet.describe(), alphabet_detected=table.report.alphabet_detected,
+        device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
+        steps=cfg.train.steps, **mode,
+    )  # fmt: skip
 
 
 def _result(run_dir: Path, steps: int, last: Progress, started: float) -> FitResult:

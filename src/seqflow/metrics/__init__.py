@@ -27,9 +27,7 @@ from seqflow.metrics.libraries import (
 from seqflow.metrics.nearest import (
     MemorisationReport,
     NoveltyReport,
-    memorisation,
     nearest_distance,
-    novelty,
     novelty_and_memorisation,
 )
 from seqflow.metrics.oracle import OracleReport, oracle_report
@@ -56,9 +54,7 @@ __all__ = [
     "length_distance",
     "length_tv",
     "levenshtein",
-    "memorisation",
     "nearest_distance",
-    "novelty",
     "novelty_and_memorisation",
     "one_nna",
     "oracle_report",

@@ -37,8 +37,12 @@ from seqflow.data import (
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
 from seqflow.metrics import LibraryReport, evaluate_libraries
-from seqflow.sampling import generate_libraries
+from seqflow.models import Condition
+from seqflow.sampling import generate
 from seqflow.training import LibrarySet
+
+LIBRARY_BATCH = 16
+"""Libraries integrated at once when sampling."""
 
 
 @dataclass(frozen=True)
@@ -144,12 +148,12 @@ def sample_libraries(
     if size < 1:
         raise InvalidInputError(f"--size {size}: must be at least 1")
     index = label_index(meta, label)
-    labels = torch.tensor([index], device=dev) if index is not None else None
-    tokens = generate_libraries(
-        model, m=libraries, size=size, length=meta.length, vocab=meta.vocab, labels=labels,
+    cond = Condition(labels=torch.tensor([index])) if index is not None else None
+    tokens = torch.cat(list(generate(
+        model, n=libraries, size=size, length=meta.length, vocab=meta.vocab, cond=cond,
         guidance=guidance, steps=steps or cfg.sample.steps, solver=cfg.sample.solver,
-        geometry=meta.geometry, seed=seed, device=dev,
-    )  # fmt: skip
+        geometry=meta.geometry, batch_size=LIBRARY_BATCH, seed=seed, device=dev,
+    )))  # fmt: skip
     alphabet = Alphabet.from_dict(meta.alphabet)
     width = len(str(libraries))
     result: dict[str, list[str]] = {}

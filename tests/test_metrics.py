@@ -33,7 +33,6 @@ from seqflow.metrics import (
     kmer_spectrum,
     length_distance,
     length_tv,
-    levenshtein,
     novelty_and_memorisation,
     position_composition,
     position_divergence,
@@ -191,7 +190,9 @@ def test_position_divergence_matches_loop() -> None:
 @given(st.text("ACG", max_size=70), st.text("ACG", max_size=70))
 @settings(max_examples=150, deadline=None)
 def test_levenshtein_matches_textbook(a: str, b: str) -> None:
-    assert levenshtein(a, b) == textbook_edit(a, b)
+    x, y = encode([a], "ACG", "a"), encode([b], "ACG", "b")
+    zero = np.zeros(1, dtype=np.int64)
+    assert int(levenshtein_pairs(x, y, zero, zero)[0]) == textbook_edit(a, b)
 
 
 def test_levenshtein_pairs_long_sequences_cross_word_blocks() -> None:
@@ -377,7 +378,7 @@ def test_evaluate_by_condition() -> None:
 
 
 def test_nearest_distance_equals_brute_force():
-    from seqflow.metrics import levenshtein, nearest_distance
+    from seqflow.metrics import nearest_distance
 
     rng = np.random.default_rng(5)
     train = ["".join(rng.choice(list("ACGT"), 12)) for _ in range(40)]
@@ -388,4 +389,4 @@ def test_nearest_distance_equals_brute_force():
     ragged = [*train, "ACG"]
     dist, metric = nearest_distance(queries, ragged)
     assert metric == "levenshtein"
-    assert dist.tolist() == [min(levenshtein(q, t) for t in ragged) for q in queries]
+    assert dist.tolist() == [min(textbook_edit(q, t) for t in ragged) for q in queries]

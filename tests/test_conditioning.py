@@ -43,16 +43,6 @@ def test_drop_hides_only_the_marked_kind_and_rows():
     assert torch.equal(out.signal[hide], cond.signal[hide])
 
 
-def test_null_hides_everything_and_cat_selects_back():
-    cond = batch_cond()
-    null = cond.null(3)
-    assert (null.labels == 3).all() and torch.isnan(null.values).all()
-    assert torch.isnan(null.signal).all()
-    both = Condition.cat(cond, null)
-    assert both.labels.shape == (12,)
-    assert torch.equal(both.select(slice(0, 6)).signal, cond.signal)
-
-
 def test_drop_at_random_rate_and_independence():
     n = 20_000
     cond = Condition(labels=torch.zeros(n, dtype=torch.long), values=torch.zeros(n))
@@ -103,7 +93,9 @@ def test_every_condition_changes_the_field_and_none_equals_null(arch):
         hidden = cond.drop(3, **{k: torch.ones(6, dtype=torch.bool) if k == kind else None
                                  for k in ("labels", "values", "signal")})  # fmt: skip
         assert (model(x, t, hidden) - v).abs().max() > 1e-4, kind
-    torch.testing.assert_close(model(x, t, None), model(x, t, cond.null(3)))
+    every = torch.ones(6, dtype=torch.bool)
+    hidden = cond.drop(3, labels=every, values=every, signal=every)
+    torch.testing.assert_close(model(x, t, None), model(x, t, hidden))
 
 
 def test_guided_field_is_the_cfg_mixture():

@@ -18,6 +18,7 @@ from seqflow.errors import ConfigError
 from seqflow.flow import (
     COUPLINGS,
     ExactOTCoupling,
+    FlowBatch,
     FlowMatching,
     IndependentCoupling,
     SinkhornCoupling,
@@ -292,10 +293,16 @@ def test_fisher_flow_targets_lie_on_the_path(name, b, length, k, grouped):
     tokens = torch.randint(0, k, (b, length), generator=gen(9))
     groups = torch.tensor([0, 1] * (b // 2)) if grouped else None
     flow = make_flow(name, k)
-    out = flow.targets(tokens, generator=gen(0), groups=groups)
+
+    def targets() -> FlowBatch:
+        g = gen(0)
+        x_0 = flow.couple(tokens, generator=g, groups=groups)
+        return flow.path(x_0, tokens, torch.rand(b, generator=g), g)
+
+    out = targets()
     assert ((out.t >= 0) & (out.t <= 1)).all()
     check_path(out.x_t, out.t, out.u_t, tokens, k, atol=1e-5)
-    again = flow.targets(tokens, generator=gen(0), groups=groups)
+    again = targets()
     assert torch.equal(out.x_t, again.x_t) and torch.equal(out.t, again.t)
     assert torch.equal(out.u_t, again.u_t)
 

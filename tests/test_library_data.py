@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from seqflow.data import LibraryTable, group_libraries, read_libraries, read_sequences
+from seqflow.data import LibraryTable, read_libraries
 from seqflow.errors import InvalidInputError
 
 TABLE = (
@@ -64,21 +64,12 @@ def test_skipped_records_leave_their_library(tmp_path):
     assert libs.sequences()["L2"] == ["CCCA", "CCCC"]
 
 
-def test_a_library_emptied_by_skipping_is_absent_or_an_error(tmp_path):
+def test_a_library_emptied_by_skipping_is_an_error(tmp_path):
     path = _write(tmp_path / "x.csv", TABLE.replace("r4,L3,GGGG", "r4,L3,GXGG"))
-    table = read_sequences(path, alphabet="dna", on_invalid="skip")
-    groups = group_libraries(table, ["L1", "L2", "L1", "L3", "L2"])
-    assert {k: v.tolist() for k, v in groups.items()} == {"L1": [0, 2], "L2": [1, 3]}
     message = _one_line_error(
         lambda: read_libraries(path, "library", alphabet="dna", on_invalid="skip")
     )
     assert message == f"{path}:8 (column 'library'): library 'L3' has 0 sequence(s); min_size is 1"
-
-
-def test_group_libraries_needs_one_value_per_record(tmp_path):
-    table = read_sequences(_write(tmp_path / "x.csv", TABLE))
-    with pytest.raises(InvalidInputError, match=r"x.csv: 2 set values for 5 records"):
-        group_libraries(table, ["a", "b"])
 
 
 def test_folder_of_fasta_files(tmp_path):

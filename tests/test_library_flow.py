@@ -19,8 +19,8 @@ from seqflow.data.motifs import motif_purity, read_jaspar, synthetic_libraries
 from seqflow.errors import ConfigError, InvalidInputError
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.geometry import PositiveSphere
-from seqflow.models import SetVelocityField
-from seqflow.sampling import generate_libraries
+from seqflow.models import Condition, SetVelocityField
+from seqflow.sampling import generate
 from seqflow.training import LibrarySet, LibraryTask, Trainer
 
 JASPAR = Path(__file__).parent / "data" / "jaspar_motifs.jaspar"
@@ -361,10 +361,10 @@ def _reports(trainer: Trainer) -> list:
 def test_generate_libraries_is_seeded_and_shaped(guidance):
     torch.manual_seed(0)
     model = tiny_model(6, num_labels=2)
-    kw = dict(m=3, size=5, length=6, vocab=4, labels=torch.tensor([1]), guidance=guidance,
-              steps=4, batch_size=2)  # fmt: skip
-    a = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
-    b = generate_libraries(model, geometry=PositiveSphere(), seed=7, **kw)
+    kw = dict(n=3, size=5, length=6, vocab=4, cond=Condition(labels=torch.tensor([1])),
+              guidance=guidance, steps=4, batch_size=2)  # fmt: skip
+    a = torch.cat(list(generate(model, geometry=PositiveSphere(), seed=7, **kw)))
+    b = torch.cat(list(generate(model, geometry=PositiveSphere(), seed=7, **kw)))
     assert a.shape == (3, 5, 6) and a.dtype == torch.long
     assert torch.equal(a, b)
     assert int(a.min()) >= 0 and int(a.max()) < 4
@@ -444,9 +444,9 @@ def test_model_learns_to_use_the_cloud_fast():
                 total += float(flow.loss(model(target.x_t, target.t), target.u_t))
             losses.append(total)
     assert losses[0] < 0.97 * losses[1]
-    generated = generate_libraries(
-        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
-    )
+    generated = torch.cat(list(generate(
+        model, geometry=PositiveSphere(), n=24, size=16, length=15, vocab=4, steps=20
+    )))  # fmt: skip
     assert mean_purity(generated, motifs) > mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)
 
 
@@ -456,9 +456,9 @@ def test_generated_libraries_are_each_dominated_by_one_motif():
     sequences dealt into random libraries 0.66; the training data pooled and dealt 0.47 (an
     equal mixture of 3 motifs)."""
     model, lib, motifs = train_motif_libraries(800)
-    generated = generate_libraries(
-        model, geometry=PositiveSphere(), m=24, size=16, length=15, vocab=4, steps=20
-    )
+    generated = torch.cat(list(generate(
+        model, geometry=PositiveSphere(), n=24, size=16, length=15, vocab=4, steps=20
+    )))  # fmt: skip
     purity = mean_purity(generated, motifs)
     mixed_generated = mean_purity(shuffled(generated, 3), motifs)
     mixed_data = mean_purity(shuffled(lib.tokens[:, :16], 2), motifs)

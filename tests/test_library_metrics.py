@@ -19,20 +19,30 @@ from seqflow.metrics import (
     LibraryReport,
     diversity,
     evaluate_libraries,
-    one_nna,
-    set_distance,
     within_library_diversity,
 )
 from seqflow.metrics import sets as sets_module
 from seqflow.metrics.libraries import distance_matrix, one_nna_from_matrix
 from seqflow.metrics.sets import (
     chamfer_distance,
+    check_distance,
     embed_libraries,
     mean_distance,
     ot_distance,
 )
 
 DISTANCES = ("ot", "chamfer", "mean")
+
+
+def set_distance(a: list[str], b: list[str], *, distance: str = "ot", **embedding) -> float:
+    """The distance between two libraries: the set distance of their embeddings."""
+    x, y = embed_libraries([a, b], names=["a", "b"], **embedding)
+    return check_distance(distance)(x, y)
+
+
+def one_nna(gen, real, distance: str = "ot", **embedding):
+    """1-NNA under ``distance`` as :func:`evaluate_libraries` reports it."""
+    return getattr(evaluate_libraries(gen, real, **embedding), f"nna_{distance}")
 
 
 def _random_library(rng: np.random.Generator, n: int, length: int, p=None) -> list[str]:

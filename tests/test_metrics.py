@@ -21,6 +21,7 @@ from scipy.spatial.distance import jensenshannon
 
 from seqflow.errors import InvalidInputError
 from seqflow.metrics import (
+    NoveltyReport,
     diversity,
     evaluate_by_condition,
     evaluate_sets,
@@ -32,9 +33,6 @@ from seqflow.metrics import (
     kmer_spectrum,
     length_distance,
     length_tv,
-    levenshtein,
-    memorisation,
-    novelty,
     novelty_and_memorisation,
     position_composition,
     position_divergence,
@@ -192,7 +190,9 @@ def test_position_divergence_matches_loop() -> None:
 @given(st.text("ACG", max_size=70), st.text("ACG", max_size=70))
 @settings(max_examples=150, deadline=None)
 def test_levenshtein_matches_textbook(a: str, b: str) -> None:
-    assert levenshtein(a, b) == textbook_edit(a, b)
+    x, y = encode([a], "ACG", "a"), encode([b], "ACG", "b")
+    zero = np.zeros(1, dtype=np.int64)
+    assert int(levenshtein_pairs(x, y, zero, zero)[0]) == textbook_edit(a, b)
 
 
 def test_levenshtein_pairs_long_sequences_cross_word_blocks() -> None:
@@ -248,6 +248,11 @@ def brute_nn(gen: list[str], train: list[str], edit: bool) -> np.ndarray:
     return np.array([min(dist(g, t) for t in train) for g in gen])
 
 
+def novelty(gen: list[str], train: list[str], **limits: int) -> NoveltyReport:
+    """The novelty part of :func:`novelty_and_memorisation` (``gen`` as its own reference)."""
+    return novelty_and_memorisation(gen, train, gen, **limits)[0]
+
+
 def test_novelty_counts_planted_copies_and_matches_brute_force() -> None:
     train = random_set(19, 60, (25, 25))
     gen = [train[i].lower() for i in (3, 9, 27, 40)] + random_set(20, 16, (25, 25))
@@ -277,17 +282,15 @@ def test_memorisation_separates_copies_from_fresh_samples() -> None:
     train, ref = random_set(23, 400, (40, 40)), random_set(24, 200, (40, 40))
     copies = [train[i] for i in range(0, 400, 2)]
     fresh = random_set(25, 200, (40, 40))
-    copied = memorisation(copies, train, ref)
-    assert novelty(copies, train).copy_fraction == 1.0
+    novel, copied = novelty_and_memorisation(copies, train, ref)
+    assert novel.copy_fraction == 1.0
     assert copied.fraction_closer == 1.0 and copied.median_nn_gen == 0.0
     assert copied.wasserstein == pytest.approx(copied.median_nn_ref, abs=0.05)
-    honest = memorisation(fresh, train, ref)
-    assert honest.fraction_closer < 0.2 and honest.wasserstein < 0.02
     both = novelty_and_memorisation(fresh, train, ref)
+    assert both[1].fraction_closer < 0.2 and both[1].wasserstein < 0.02
     np.testing.assert_array_equal(both[0].nn_distance, novelty(fresh, train).nn_distance)
-    assert both[1] == honest
     with pytest.raises(InvalidInputError, match="quantile"):
-        memorisation(fresh, train, ref, quantile=5.0)
+        novelty_and_memorisation(fresh, train, ref, quantile=5.0)
 
 
 # --- Fréchet distance --------------------------------------------------------------------------
@@ -349,7 +352,7 @@ def test_evaluate_sets_equal_length_with_train() -> None:
     assert report.diversity_gen == pytest.approx(diversity(gen))
     assert report.length_distance is None and report.length_tv is None
     assert report.novelty is not None and report.memorisation is not None
-    assert report.memorisation == memorisation(gen, train, ref)
+    assert report.memorisation == novelty_and_memorisation(gen, train, ref)[1]
     assert json.loads(json.dumps(report.to_dict()))["kmer_js"]["3"] == report.kmer_js[3]
 
 
@@ -375,7 +378,7 @@ def test_evaluate_by_condition() -> None:
 
 
 def test_nearest_distance_equals_brute_force():
-    from seqflow.metrics import levenshtein, nearest_distance
+    from seqflow.metrics import nearest_distance
 
     rng = np.random.default_rng(5)
     train = ["".join(rng.choice(list("ACGT"), 12)) for _ in range(40)]
@@ -386,4 +389,4 @@ def test_nearest_distance_equals_brute_force():
     ragged = [*train, "ACG"]
     dist, metric = nearest_distance(queries, ragged)
     assert metric == "levenshtein"
-    assert dist.tolist() == [min(levenshtein(q, t) for t in ragged) for q in queries]
+    assert dist.tolist() == [min(textbook_edit(q, t) for t in ragged) for q in queries]

@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch import Tensor
 
 from seqflow._version import __version__
 from seqflow.config import Config
 from seqflow.errors import CheckpointError, SeqflowError
 from seqflow.geometry import Geometry, make_geometry
-from seqflow.io_utils import save_tensors, verify_checksum
+from seqflow.io_utils import check_format, read_tensors, save_tensors
 from seqflow.models import (
     SetVelocityField,
     Standardizer,
@@ -123,17 +121,9 @@ class ModelMeta:
         :func:`~seqflow.models.min_weights` weights, which the file ``source``, when it is one,
         must hold at 2 bytes or more each.
         """
-        if not meta or meta.get("format") != FORMAT:
-            raise CheckpointError(f"{source}: not a seqflow checkpoint (no seqflow metadata)")
-        try:
-            version = int(meta["format_version"])
-        except (KeyError, ValueError):
-            raise CheckpointError(f"{source}: checkpoint has no valid format_version") from None
-        if version > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{source}: checkpoint format {version} is newer than this seqflow "
-                f"({__version__} reads format <= {FORMAT_VERSION}); upgrade seqflow"
-            )
+        meta = check_format(
+            meta, source, fmt=FORMAT, newest=FORMAT_VERSION, kind="seqflow checkpoint"
+        )
         try:
             config = Config.from_dict(json.loads(meta["config"]), source=f"{source} [config]")
             alphabet = json.loads(meta["alphabet"])
@@ -181,20 +171,6 @@ class ModelMeta:
             config=config, alphabet=alphabet, labels=labels, length=length, step=step,
             variable_length=variable, value=value, signal=signal,
         )  # fmt: skip
-
-
-def _read(path: Path) -> tuple[dict[str, Tensor], dict[str, str] | None]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata()
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path}: not a readable safetensors file ({first})") from None
-    verify_checksum(tensors, metadata, str(path))
-    return tensors, metadata
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -255,12 +231,12 @@ def load_library_model(
 def read_meta(path: str | Path) -> ModelMeta:
     """The metadata of a checkpoint (a run folder or a model file), checked."""
     file = resolve_checkpoint(path)
-    return ModelMeta.from_metadata(_read(file)[1], str(file))
+    return ModelMeta.from_metadata(read_tensors(file, "checkpoint")[1], str(file))
 
 
 def _weights(path: str | Path, weights: str) -> tuple[Path, dict[str, Tensor], ModelMeta]:
     file = resolve_checkpoint(path)
-    tensors, metadata = _read(file)
+    tensors, metadata = read_tensors(file, "checkpoint")
     meta = ModelMeta.from_metadata(metadata, str(file))
     prefix = f"{weights}."
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -291,7 +267,7 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a trainer state written by :func:`save_state`."""
-    tensors, metadata = _read(path)
+    tensors, metadata = read_tensors(path, "checkpoint")
     if not metadata or metadata.get("format") != FORMAT or "state" not in metadata:
         raise CheckpointError(f"{path}: not a seqflow training state")
     try:

@@ -2,7 +2,8 @@
 
 A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
 as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``
-(and torch/safetensors for :func:`save_tensors`, shared by checkpoints and oracles).
+and ``_version`` (and torch/safetensors for the safetensors files of checkpoints and oracles:
+:func:`save_tensors`, :func:`read_tensors`, :func:`check_format`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from seqflow._version import __version__
 from seqflow.errors import CheckpointError, InvalidInputError
 
 CHECKSUM_KEY = "checksum"
@@ -152,6 +155,45 @@ def verify_checksum(tensors: dict[str, Any], metadata: dict[str, str] | None, so
         raise CheckpointError(
             f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
         )
+
+
+def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """The tensors and header metadata of the safetensors file of a ``kind`` (e.g.
+    ``checkpoint``), its checksum verified; :class:`CheckpointError` when the file is missing,
+    unreadable or damaged."""
+    source = str(path)
+    if not Path(path).is_file():
+        raise CheckpointError(f"{source}: no such {kind} file")
+    try:
+        with safe_open(source, framework="pt") as handle:
+            metadata = handle.metadata()
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
+    verify_checksum(tensors, metadata, source)
+    return tensors, metadata
+
+
+def check_format(
+    meta: dict[str, str] | None, source: str, *, fmt: str, newest: int, kind: str
+) -> dict[str, str]:
+    """Header metadata ``meta``, checked to have ``format`` ``fmt`` and a ``format_version``;
+    :class:`CheckpointError` when it is another file (``kind`` names what was expected, e.g.
+    ``seqflow checkpoint``), has no valid version, or is newer than ``newest``."""
+    if not meta or meta.get("format") != fmt:
+        raise CheckpointError(f"{source}: not a {kind} (no {fmt} metadata)")
+    noun = kind.removeprefix("seqflow ")
+    try:
+        version = int(meta["format_version"])
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{source}: {noun} has no valid format_version") from None
+    if version > newest:
+        raise CheckpointError(
+            f"{source}: {noun} format {version} is newer than this seqflow ({__version__} "
+            f"reads format <= {newest}); upgrade seqflow"
+        )
+    return meta
 
 
 def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:

@@ -14,17 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
-from seqflow.api.library import LibraryData, library_meta, read_library_data, train_libraries
+from seqflow.api.library import LibraryData, library_meta, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
-from seqflow.data import Alphabet
+from seqflow.data import Alphabet, SequenceTable
 from seqflow.errors import ConfigError, InvalidInputError
-from seqflow.flow import FlowMatching, make_coupling
+from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.io_utils import remove_stale_temps
 from seqflow.models import (
+    SetVelocityField,
+    VelocityField,
     build_set_velocity_field,
     build_velocity_field,
     count_parameters,
@@ -32,6 +35,7 @@ from seqflow.models import (
 )
 from seqflow.options import config_flags
 from seqflow.run import (
+    LIBRARIES_FILE,
     MODEL_FILE,
     TRAIN_FILE,
     check_resumable,
@@ -42,8 +46,8 @@ from seqflow.run import (
     train_in_folder,
     write_training_set,
 )
-from seqflow.training import Progress, SequenceTask, Trainer
-from seqflow.training.distributed import Shard, process_group, shard_from_env
+from seqflow.training import LibraryTask, Progress, SequenceTask, Task, Trainer
+from seqflow.training.distributed import Shard, process_group
 
 
 @dataclass(frozen=True)
@@ -160,23 +164,21 @@ def fit(
     if reading.mode == "library":
         libs = read_library_data(data, reading)
         cfg, preset_name = _settled(cfg, preset_name, libs.source.table.alphabet, overrides, flags)
-        return _fit_libraries(
-            cfg, libs, run_dir, data_source(data), saved_state, preset_name,
-            on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
+        setup = _library_mode(cfg, libs)
+    else:
+        ds = load_dataset(
+            data, reading.data, seed=reading.train.seed,
+            value=saved_meta.value if saved_meta else None,
+            signal=saved_meta.signal if saved_meta else None,
         )  # fmt: skip
-    ds = load_dataset(
-        data, reading.data, seed=reading.train.seed,
-        value=saved_meta.value if saved_meta else None,
-        signal=saved_meta.signal if saved_meta else None,
+        if saved_meta is not None:
+            check_same_data(saved_meta, ds.table, data)
+        cfg, preset_name = _settled(cfg, preset_name, ds.table.alphabet, overrides, flags)
+        setup = _sequence_mode(cfg, ds)
+    return _train(
+        cfg, setup, run_dir, data_source(data), saved_state, preset_name,
+        on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
     )  # fmt: skip
-    if saved_meta is not None:
-        check_same_data(saved_meta, ds.table, data)
-    cfg, preset_name = _settled(cfg, preset_name, ds.table.alphabet, overrides, flags)
-    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
-        return _train(
-            cfg, ds, data_source(data), run_dir, dev, shard, saved_state, preset_name,
-            on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
-        )  # fmt: skip
 
 
 def _run_folder(
@@ -210,21 +212,30 @@ def _settled(
     return apply_overrides(load_preset(name), overrides, flags), name
 
 
-def _train(
-    cfg: Config,
-    ds: Dataset,
-    source: str,
-    run_dir: Path,
-    dev: torch.device,
-    shard: Shard,
-    saved_state: dict[str, Any] | None,
-    preset_name: str,
-    *,
-    on_start: Callable[[FitPlan], None] | None,
-    on_progress: Callable[[Progress], None] | None,
-    handle_signals: bool,
-) -> FitResult:
-    """Build the model and trainer and run it; only rank 0 writes files and reports."""
+@dataclass(frozen=True)
+class _Mode:
+    """What a training mode (sequences, or whole libraries) gives the one training path.
+
+    Attributes:
+        meta: the checkpoint metadata at step 0.
+        model: builds the velocity field from ``meta``.
+        task: the trainer's task, from the flow, this process's shard and its device.
+        data_file: the run folder's copy of the training set; ``table`` and ``groups`` are the
+            records and ``(rows, tags)`` pairs :func:`~seqflow.run.write_training_set` writes.
+        plan: the :class:`FitPlan` fields that depend on the mode.
+    """
+
+    meta: ModelMeta
+    model: Callable[[ModelMeta], VelocityField | SetVelocityField]
+    task: Callable[[FlowMatching, Shard, torch.device], Task]
+    data_file: str
+    table: SequenceTable
+    groups: list[tuple[Tensor, dict[str, object]]]
+    plan: dict[str, Any]
+
+
+def _sequence_mode(cfg: Config, ds: Dataset) -> _Mode:
+    """Sequence mode: one sequence per training item (:class:`SequenceTask`)."""
     table = ds.table
     m = cfg.model
     if resolve_arch(m, ds.vocab) == "transformer" and m.hidden % m.heads:
@@ -232,48 +243,54 @@ def _train(
             f"model.heads: {m.heads} must divide model.hidden ({m.hidden}); arch auto picks "
             f"the transformer for this {ds.vocab}-category alphabet"
         )
-    torch.manual_seed(cfg.train.seed)
-    meta0 = _meta(cfg, ds)
-    model = build_velocity_field(meta0)
-    flow = FlowMatching(
-        make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg),
-        ds.vocab,
-        geometry=meta0.geometry,
-        sigma=cfg.flow.sigma,
-    )
-    task = SequenceTask(flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
-                        workers=cfg.data.num_workers)  # fmt: skip
-    trainer = Trainer(model, task, cfg.train, cond_dropout=cfg.flow.cond_dropout, device=dev,
-                      shard=shard)  # fmt: skip
-    if saved_state is not None:
-        trainer.load_state_dict(saved_state)
-    if on_start is not None and shard.main:
-        on_start(FitPlan(
-            run_dir=run_dir, preset=preset_name, n_train=len(ds.train), n_valid=len(ds.valid),
-            n_test=ds.n_test, length=table.length, variable_length=table.variable,
-            alphabet=table.alphabet.describe(), alphabet_detected=table.report.alphabet_detected,
+    return _Mode(
+        meta=_meta(cfg, ds),
+        model=build_velocity_field,
+        task=lambda flow, shard, dev: SequenceTask(
+            flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
+            workers=cfg.data.num_workers,
+        ),
+        data_file=TRAIN_FILE, table=table, groups=[(ds.train_rows, {})],
+        plan=dict(
+            n_train=len(ds.train), n_valid=len(ds.valid), n_test=ds.n_test,
             labels=table.label_names, value=ds.value.name if ds.value else None,
             signal_channels=ds.signal.channels if ds.signal else 0,
             read_summary=table.report.summary(), arch=resolve_arch(cfg.model, ds.vocab),
-            parameters=count_parameters(model),
-            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
-            start_step=trainer.step, steps=cfg.train.steps,
-        ))  # fmt: skip
-    started = time.perf_counter()
-    last = train_in_folder(
-        run_dir, trainer, meta0,
-        write_data=lambda folder: write_training_set(
-            folder / TRAIN_FILE, table, [(ds.train_rows, {})]
         ),
-        source=source, shard=shard,
-        on_progress=on_progress, handle_signals=handle_signals,
     )  # fmt: skip
-    return _result(run_dir, trainer.step, last, started)
 
 
-def _fit_libraries(
+def _library_mode(cfg: Config, libs: LibraryData) -> _Mode:
+    """Library mode (``mode: library``): a whole library per training item, a set velocity
+    field and :class:`LibraryTask` (see :mod:`seqflow.api.library`)."""
+    table = libs.source.table
+    sizes = [len(lib) for lib in libs.train.libraries]
+    meta = library_meta(cfg, libs, step=0)
+    summary = table.report.summary()
+    return _Mode(
+        meta=meta,
+        model=build_set_velocity_field,
+        task=lambda flow, shard, dev: LibraryTask(
+            LibraryCoupling(flow, cfg.library.outer), cfg.train, libs.train,
+            size=cfg.library.size, shard=shard,
+        ),
+        data_file=LIBRARIES_FILE, table=table,
+        groups=[(torch.as_tensor(rows, dtype=torch.long), {"library": name})
+                for name, rows in libs.source.libraries.items()],
+        plan=dict(
+            n_train=sum(sizes), n_valid=0, n_test=0, labels=libs.train.label_names,
+            value=None, signal_channels=0,
+            read_summary=f"{len(sizes)} libraries of {min(sizes)}-{max(sizes)} sequences "
+            f"(library mode, {cfg.library.size} per training cloud)"
+            + (f"; {summary}" if summary else ""),
+            arch=f"set transformer over a {resolve_arch(cfg.model, meta.vocab)} decoder",
+        ),
+    )  # fmt: skip
+
+
+def _train(
     cfg: Config,
-    libs: LibraryData,
+    mode: _Mode,
     run_dir: Path,
     source: str,
     saved_state: dict[str, Any] | None,
@@ -283,36 +300,40 @@ def _fit_libraries(
     on_progress: Callable[[Progress], None] | None,
     handle_signals: bool,
 ) -> FitResult:
-    """``fit`` in library mode (``mode: library``): see :mod:`seqflow.api.library`."""
-    table = libs.source.table
-    sizes = [len(lib) for lib in libs.train.libraries]
-    meta0 = library_meta(cfg, libs, step=0)
-    shard, dev = shard_from_env(), resolve_device(cfg.train.device)
-    if on_start is not None and shard.main:
-        on_start(FitPlan(
-            run_dir=run_dir, preset=preset_name, n_train=sum(sizes), n_valid=0, n_test=0,
-            length=table.length, variable_length=table.variable,
-            alphabet=table.alphabet.describe(), alphabet_detected=table.report.alphabet_detected,
-            labels=libs.train.label_names, value=None, signal_channels=0,
-            read_summary=f"{len(sizes)} libraries of {min(sizes)}-{max(sizes)} sequences "
-            f"(library mode, {cfg.library.size} per training cloud)"
-            + (f"; {table.report.summary()}" if table.report.summary() else ""),
-            arch=f"set transformer over a {resolve_arch(cfg.model, meta0.vocab)} decoder",
-            parameters=count_parameters(build_set_velocity_field(meta0)),
-            device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
-            start_step=int(saved_state["step"]) if saved_state else 0, steps=cfg.train.steps,
-        ))  # fmt: skip
-    started = time.perf_counter()
-    trainer, last = train_libraries(
-        cfg, libs, run_dir, saved_state=saved_state, source=source,
-        on_progress=on_progress, handle_signals=handle_signals,
-    )  # fmt: skip
-    return _result(run_dir, trainer.step, last, started)
-
-
-def _result(run_dir: Path, steps: int, last: Progress, started: float) -> FitResult:
+    """Build the model, flow and trainer of ``mode`` and train them in ``run_dir``
+    (:func:`~seqflow.run.train_in_folder`); under ``torchrun`` every rank trains its share and
+    only rank 0 writes files and reports."""
+    meta0, table = mode.meta, mode.table
+    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
+        torch.manual_seed(cfg.train.seed)
+        model = mode.model(meta0)
+        flow = FlowMatching(
+            make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg), meta0.vocab,
+            geometry=meta0.geometry, sigma=cfg.flow.sigma,
+        )  # fmt: skip
+        trainer = Trainer(model, mode.task(flow, shard, dev), cfg.train,
+                          cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip
+        if saved_state is not None:
+            trainer.load_state_dict(saved_state)
+        if on_start is not None and shard.main:
+            on_start(FitPlan(
+                run_dir=run_dir, preset=preset_name, length=table.length,
+                variable_length=table.variable, alphabet=table.alphabet.describe(),
+                alphabet_detected=table.report.alphabet_detected,
+                parameters=count_parameters(model),
+                device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
+                start_step=trainer.step, steps=cfg.train.steps, **mode.plan,
+            ))  # fmt: skip
+        started = time.perf_counter()
+        last = train_in_folder(
+            run_dir, trainer, meta0,
+            write_data=lambda folder: write_training_set(
+                folder / mode.data_file, table, mode.groups
+            ),
+            source=source, shard=shard, on_progress=on_progress, handle_signals=handle_signals,
+        )  # fmt: skip
     return FitResult(
-        run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=steps, loss=last.loss,
+        run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=trainer.step, loss=last.loss,
         valid_loss=last.valid_loss, seconds=time.perf_counter() - started,
     )  # fmt: skip
 

@@ -13,7 +13,7 @@ point follows its own geodesic. :func:`sample_libraries` generates whole librari
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,14 @@ from seqflow.data import (
     read_sequences,
 )
 from seqflow.errors import InvalidInputError
-from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.io_utils import atomic_write
 from seqflow.metrics import LibraryReport, evaluate_libraries
-from seqflow.models import build_set_velocity_field
-from seqflow.run import LIBRARIES_FILE, train_in_folder, write_training_set
-from seqflow.sampling import generate_libraries
-from seqflow.training import LibrarySet, LibraryTask, Progress, Trainer
-from seqflow.training.distributed import process_group
+from seqflow.models import Condition
+from seqflow.sampling import generate
+from seqflow.training import LibrarySet
+
+LIBRARY_BATCH = 16
+"""Libraries integrated at once when sampling."""
 
 
 @dataclass(frozen=True)
@@ -100,46 +100,6 @@ def library_meta(cfg: Config, data: LibraryData, *, step: int) -> ModelMeta:
     )  # fmt: skip
 
 
-def train_libraries(
-    cfg: Config,
-    libs: LibraryData,
-    run_dir: Path,
-    *,
-    saved_state: dict[str, Any] | None,
-    source: str,
-    on_progress: Callable[[Progress], None] | None,
-    handle_signals: bool,
-) -> tuple[Trainer, Progress]:
-    """Build the set model and the trainer of the library task, train, checkpoint into
-    ``run_dir`` (:func:`~seqflow.run.train_in_folder`, as in sequence mode); under ``torchrun``
-    every rank trains its share and rank 0 writes and reports."""
-    with process_group(resolve_device(cfg.train.device)) as (shard, dev):
-        torch.manual_seed(cfg.train.seed)
-        meta0 = library_meta(cfg, libs, step=0)
-        flow = FlowMatching(
-            make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg), meta0.vocab,
-            geometry=meta0.geometry, sigma=cfg.flow.sigma,
-        )  # fmt: skip
-        task = LibraryTask(LibraryCoupling(flow, cfg.library.outer), cfg.train, libs.train,
-                           size=cfg.library.size, shard=shard)  # fmt: skip
-        trainer = Trainer(build_set_velocity_field(meta0), task, cfg.train,
-                          cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip
-        if saved_state is not None:
-            trainer.load_state_dict(saved_state)
-        groups = [
-            (torch.as_tensor(rows, dtype=torch.long), {"library": name})
-            for name, rows in libs.source.libraries.items()
-        ]
-        last = train_in_folder(
-            run_dir, trainer, meta0,
-            write_data=lambda folder: write_training_set(
-                folder / LIBRARIES_FILE, libs.source.table, groups
-            ),
-            source=source, shard=shard, on_progress=on_progress, handle_signals=handle_signals,
-        )  # fmt: skip
-    return trainer, last
-
-
 @dataclass(frozen=True)
 class LibrarySampleResult:
     """Outcome of :func:`sample_libraries`.
@@ -188,12 +148,12 @@ def sample_libraries(
     if size < 1:
         raise InvalidInputError(f"--size {size}: must be at least 1")
     index = label_index(meta, label)
-    labels = torch.tensor([index], device=dev) if index is not None else None
-    tokens = generate_libraries(
-        model, m=libraries, size=size, length=meta.length, vocab=meta.vocab, labels=labels,
+    cond = Condition(labels=torch.tensor([index])) if index is not None else None
+    tokens = torch.cat(list(generate(
+        model, n=libraries, size=size, length=meta.length, vocab=meta.vocab, cond=cond,
         guidance=guidance, steps=steps or cfg.sample.steps, solver=cfg.sample.solver,
-        geometry=meta.geometry, seed=seed, device=dev,
-    )  # fmt: skip
+        geometry=meta.geometry, batch_size=LIBRARY_BATCH, seed=seed, device=dev,
+    )))  # fmt: skip
     alphabet = Alphabet.from_dict(meta.alphabet)
     width = len(str(libraries))
     result: dict[str, list[str]] = {}

@@ -4,7 +4,7 @@ files, FASTA and table writers, ``key=value`` tags in FASTA headers."""
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
 from seqflow.data.cache import read_cached
 from seqflow.data.headers import format_header, read_header_tags
-from seqflow.data.libraries import LibraryTable, group_libraries, read_libraries
+from seqflow.data.libraries import LibraryTable, read_libraries
 from seqflow.data.readers import read_sequences
 from seqflow.data.signals import read_signal
 from seqflow.data.table import (
@@ -30,7 +30,6 @@ __all__ = [
     "RecordIds",
     "SequenceTable",
     "format_header",
-    "group_libraries",
     "read_cached",
     "read_header_tags",
     "read_libraries",

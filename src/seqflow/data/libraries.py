@@ -68,27 +68,6 @@ def _group_codes(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarra
     return {names[int(present[i])]: parts[i].astype(np.int64) for i in by_first}
 
 
-def group_libraries(table: SequenceTable, set_values: Sequence[str]) -> dict[str, np.ndarray]:
-    """Group the rows of a table by the library each record belongs to.
-
-    Args:
-        table: the table read from a file (rows may be a subset of its records, e.g. after
-            ``on_invalid="skip"``; ``table.record_index`` maps rows to records).
-        set_values: the library of every record of the file, ``table.report.records`` values.
-
-    Returns:
-        library name -> row indices into ``table``, shape (n_i,), int64, in order of first
-        appearance; a library whose records were all dropped is absent.
-    """
-    if len(set_values) != table.report.records:
-        raise InvalidInputError(
-            f"{table.source}: {len(set_values)} set values for {table.report.records} records"
-        )
-    names, codes = np.unique(np.asarray(set_values, dtype=str), return_inverse=True)
-    rows = codes.reshape(-1)[table.record_index.numpy()]
-    return _group_codes(rows, [str(n) for n in names])
-
-
 class _SetColumn:
     """One streaming pass over a CSV/TSV file collecting the set column's code of each row."""
 

@@ -92,11 +92,6 @@ class Template:
         """Length of the designed sequences."""
         return len(self.fixed)
 
-    @property
-    def n_free(self) -> int:
-        """Number of free positions."""
-        return sum(c is None for c in self.fixed)
-
     def matches(self, seq: str) -> bool:
         """Whether ``seq`` has the fixed letters, and this length unless the end is open."""
         if len(seq) < self.length or (len(seq) > self.length and not self.open_end):

@@ -133,14 +133,6 @@ class FlowMatching:
         u_t = p.u_t + self.sigma * (1.0 - 2.0 * tt) / (2.0 * s) * eps
         return FlowBatch(x_t=x_t, t=t, u_t=u_t)
 
-    def targets(
-        self, tokens: Tensor, *, generator: torch.Generator, groups: Tensor | None = None
-    ) -> FlowBatch:
-        """Couple, draw ``t ~ U(0, 1)`` and return the path targets in one call."""
-        x_0 = self.couple(tokens, generator=generator, groups=groups)
-        t = torch.rand(tokens.shape[0], generator=generator, device=tokens.device)
-        return self.path(x_0, tokens, t, generator)
-
     def loss(self, v: Tensor, u_t: Tensor) -> Tensor:
         """The training loss of the model's output ``v`` against the batch's ``u_t``: the
         flow-matching regression, or for a denoiser geometry the cross-entropy of the logits

@@ -45,13 +45,9 @@ class EGeodesic(nn.Module):
         self.smoothing = smoothing
         self.prior_scale = prior_scale
 
-    @staticmethod
-    def lift(p: Tensor) -> Tensor:
-        """``log p - mean(log p)``: probabilities ``(..., K)`` (all > 0) to T_0."""
-        return sum_zero(p.log())
-
     def target_scale(self, vocab: int) -> float:
-        """``a = log(p_hi / p_lo)`` of the smoothed vertex, whose lift is ``a (e_k - 1/K)``."""
+        """``a = log(p_hi / p_lo)`` of the smoothed vertex, whose lift ``log p - mean(log p)``
+        to T_0 is ``a (e_k - 1/K)``."""
         lo = self.smoothing / vocab
         return math.log((1.0 - self.smoothing + lo) / lo)
 

@@ -13,7 +13,6 @@ from seqflow.metrics.composition import (
     position_composition,
     position_divergence,
 )
-from seqflow.metrics.distance import levenshtein
 from seqflow.metrics.evaluate import EvaluationReport, evaluate_by_condition, evaluate_sets
 from seqflow.metrics.frechet import frechet_distance
 from seqflow.metrics.kmers import kmer_js, kmer_js_profile, kmer_spectrum
@@ -21,19 +20,15 @@ from seqflow.metrics.libraries import (
     LibraryReport,
     OneNNA,
     evaluate_libraries,
-    one_nna,
     within_library_diversity,
 )
 from seqflow.metrics.nearest import (
     MemorisationReport,
     NoveltyReport,
-    memorisation,
     nearest_distance,
-    novelty,
     novelty_and_memorisation,
 )
 from seqflow.metrics.oracle import OracleReport, oracle_report
-from seqflow.metrics.sets import set_distance
 from seqflow.metrics.within_set import diversity, uniqueness
 
 __all__ = [
@@ -55,16 +50,11 @@ __all__ = [
     "kmer_spectrum",
     "length_distance",
     "length_tv",
-    "levenshtein",
-    "memorisation",
     "nearest_distance",
-    "novelty",
     "novelty_and_memorisation",
-    "one_nna",
     "oracle_report",
     "position_composition",
     "position_divergence",
-    "set_distance",
     "uniqueness",
     "within_library_diversity",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqflow.metrics._common import Encoded, encode, infer_letters
+from seqflow.metrics._common import Encoded
 
 _WORD = 64
 _ONES = np.uint64(~np.uint64(0))
@@ -125,11 +125,3 @@ def levenshtein_pairs(x: Encoded, y: Encoded, i: np.ndarray, j: np.ndarray) -> n
     distances = np.empty_like(score)
     distances[order] = score
     return distances
-
-
-def levenshtein(a: str, b: str) -> int:
-    """Levenshtein distance between two strings (case-insensitive)."""
-    letters = infer_letters([a, b])
-    x, y = encode([a.upper()], letters, "a"), encode([b.upper()], letters, "b")
-    zero = np.zeros(1, dtype=np.int64)
-    return int(levenshtein_pairs(x, y, zero, zero)[0])

@@ -126,31 +126,6 @@ def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot")
     return OneNNA(0.5 * (acc_gen + acc_real), acc_gen, acc_real, n_gen, n_real, distance)
 
 
-def one_nna(
-    generated_libraries: Libraries,
-    real_libraries: Libraries,
-    distance: str = "ot",
-    *,
-    k: int | None = None,
-    embedding: str = "kmer",
-    letters: str | None = None,
-) -> OneNNA:
-    """1-nearest-neighbour two-sample accuracy between two collections of libraries.
-
-    Args:
-        generated_libraries: >= 2 generated libraries, each of >= 1 sequences.
-        real_libraries: >= 2 real libraries.
-        distance: set distance, ``ot`` (squared W2) or ``chamfer``.
-        k: k-mer length of the embedding (``None``: 3 for DNA/RNA, 2 otherwise).
-        embedding: ``kmer`` or ``onehot`` (one sequence length).
-        letters: the alphabet; ``None`` takes the letters that occur.
-    """
-    check_distance(distance)
-    gen, real = _named(generated_libraries, "gen"), _named(real_libraries, "real")
-    points = _embed_both(gen, real, k=k, embedding=embedding, letters=letters)
-    return one_nna_from_matrix(distance_matrix(points, distance), len(gen), distance)
-
-
 def within_library_diversity(
     libraries: Libraries, *, sample: int = 1000, seed: int = 0
 ) -> dict[str, float]:

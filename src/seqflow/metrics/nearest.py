@@ -189,28 +189,6 @@ def _memorisation_report(
     )
 
 
-def novelty(
-    gen: Sequence[str],
-    train: Sequence[str],
-    *,
-    max_gen: int = MAX_GEN,
-    max_train: int = MAX_TRAIN,
-    seed: int = 0,
-) -> NoveltyReport:
-    """Exact copies of training sequences and NN distances of a generated set to train.
-
-    Args:
-        gen: generated sequences (case-insensitive).
-        train: training sequences.
-        max_gen: most generated sequences in the NN distances (edit: ``EDIT_MAX_GEN``).
-        max_train: most training sequences in the NN distances (edit: ``EDIT_MAX_TRAIN``).
-        seed: seed of the subsamples.
-    """
-    gen_u, train_u = check_set(gen, "gen"), check_set(train, "train")
-    (nn,), metric = _nn_distances([gen_u], train_u, (max_gen, max_train), seed)
-    return _novelty_report(gen_u, train_u, nn, metric)
-
-
 def novelty_and_memorisation(
     gen: Sequence[str],
     train: Sequence[str],
@@ -221,10 +199,22 @@ def novelty_and_memorisation(
     max_train: int = MAX_TRAIN,
     seed: int = 0,
 ) -> tuple[NoveltyReport, MemorisationReport]:
-    """Both reports from one NN search (see ``memorisation`` for the arguments).
+    """Exact copies of training sequences and NN distances of a generated set to train
+    (novelty), and the generated NN distances compared with those of held-out reference
+    sequences (memorisation), from one NN search.
 
-    The distance (Hamming or Levenshtein) is chosen over all three sets, so the novelty part
-    equals ``novelty(gen, train)`` whenever ``ref`` has the length of ``gen`` and ``train``.
+    Both sets are measured against the same training subsample with the same distance
+    (Hamming or Levenshtein), chosen over all three sets.
+
+    Args:
+        gen: generated sequences (case-insensitive).
+        train: training sequences.
+        ref: real sequences not used in training (e.g. the test split).
+        quantile: reference quantile that defines "closer to train than real data".
+        max_gen: most generated and most reference sequences in the NN distances (edit:
+            ``EDIT_MAX_GEN``).
+        max_train: most training sequences in the NN distances (edit: ``EDIT_MAX_TRAIN``).
+        seed: seed of the subsamples.
     """
     if not 0.0 <= quantile <= 1.0:
         raise InvalidInputError(f"quantile must lie in [0, 1], got {quantile}")
@@ -234,32 +224,3 @@ def novelty_and_memorisation(
         _novelty_report(gen_u, train_u, nn_gen, metric),
         _memorisation_report(nn_gen, nn_ref, quantile, metric),
     )
-
-
-def memorisation(
-    gen: Sequence[str],
-    train: Sequence[str],
-    ref: Sequence[str],
-    *,
-    quantile: float = 0.05,
-    max_gen: int = MAX_GEN,
-    max_train: int = MAX_TRAIN,
-    seed: int = 0,
-) -> MemorisationReport:
-    """Compare generated and held-out reference NN distances to the training set.
-
-    Both sets are measured against the same training subsample with the same distance.
-
-    Args:
-        gen: generated sequences.
-        train: training sequences.
-        ref: real sequences not used in training (e.g. the test split).
-        quantile: reference quantile that defines "closer to train than real data".
-        max_gen: most generated and most reference sequences in the NN distances.
-        max_train: most training sequences in the NN distances.
-        seed: seed of the subsamples.
-    """
-    reports = novelty_and_memorisation(
-        gen, train, ref, quantile=quantile, max_gen=max_gen, max_train=max_train, seed=seed
-    )
-    return reports[1]

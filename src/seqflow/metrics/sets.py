@@ -162,29 +162,6 @@ SET_DISTANCES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 """Set distances by name; each takes two point clouds (n, D), (m, D) and returns a float."""
 
 
-def set_distance(
-    a: Sequence[str],
-    b: Sequence[str],
-    *,
-    distance: str = "ot",
-    k: int | None = None,
-    embedding: str = "kmer",
-    letters: str | None = None,
-) -> float:
-    """Distance between two libraries of sequences (see the module docstring).
-
-    Args:
-        a: n_a >= 1 sequences.
-        b: n_b >= 1 sequences.
-        distance: ``ot``, ``chamfer`` or ``mean``.
-        k: k-mer length of the ``kmer`` embedding (``None``: 3 for DNA/RNA, 2 otherwise).
-        embedding: ``kmer`` or ``onehot``.
-        letters: the alphabet; ``None`` takes the letters that occur in either set.
-    """
-    x, y = embed_libraries([a, b], k=k, embedding=embedding, letters=letters, names=["a", "b"])
-    return check_distance(distance)(x, y)
-
-
 def check_distance(distance: str) -> Callable[[np.ndarray, np.ndarray], float]:
     """The set distance named ``distance``; raises InvalidInputError for an unknown name."""
     if distance not in SET_DISTANCES:

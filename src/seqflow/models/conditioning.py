@@ -103,19 +103,6 @@ class Condition:
             masks.append((u if rows is None else u[rows]) < p)
         return self.drop(num_labels, labels=masks[0], values=masks[1], signal=masks[2])
 
-    def null(self, num_labels: int) -> Condition:
-        """The same batch with every condition hidden (the unconditional model's input)."""
-        ref = next(t for t in self if t is not None)
-        every = torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device)
-        return self.drop(num_labels, labels=every, values=every, signal=every)
-
-    @staticmethod
-    def cat(a: Condition, b: Condition) -> Condition:
-        """Concatenate two batches' conditions along the batch dimension."""
-        pairs = zip(a, b, strict=True)
-        return Condition(*(torch.cat([x, y]) if x is not None and y is not None else None
-                           for x, y in pairs))  # fmt: skip
-
 
 class LabelEmbedding(nn.Module):
     """Class-label embedding with an extra "no label" row used for classifier-free guidance.

@@ -16,11 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError, safe_open
-
 from seqflow._version import __version__
 from seqflow.errors import CheckpointError, SeqflowError
-from seqflow.io_utils import save_tensors, verify_checksum
+from seqflow.io_utils import check_format, read_tensors, save_tensors
 from seqflow.oracle.builtin import METRICS, BuiltinOracle
 from seqflow.oracle.encoding import check_letters
 from seqflow.oracle.network import NetworkConfig, OracleCNN
@@ -90,17 +88,7 @@ def _parse(meta: dict[str, str], source: str) -> dict[str, Any]:
 def _check_header(meta: dict[str, str] | None, source: str) -> dict[str, Any]:
     if meta and meta.get("format") == "seqflow":
         raise CheckpointError(f"{source}: a seqflow generator checkpoint, not an oracle")
-    if not meta or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{source}: not a seqflow oracle (no {FORMAT} metadata)")
-    try:
-        version = int(meta["format_version"])
-    except (KeyError, ValueError):
-        raise CheckpointError(f"{source}: oracle file has no valid format_version") from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{source}: oracle format {version} is newer than this seqflow ({__version__} reads "
-            f"format <= {FORMAT_VERSION}); upgrade seqflow"
-        )
+    meta = check_format(meta, source, fmt=FORMAT, newest=FORMAT_VERSION, kind="seqflow oracle")
     try:
         return _parse(meta, source)
     except SeqflowError as err:
@@ -117,17 +105,8 @@ def load_oracle(path: str | Path) -> BuiltinOracle:
             checkpoint), a newer format, damaged metadata, or weights that do not fit it.
     """
     source = str(path)
-    if not Path(path).is_file():
-        raise CheckpointError(f"{source}: no such oracle file")
-    try:
-        with safe_open(source, framework="pt") as handle:
-            metadata = handle.metadata()
-            fields = _check_header(metadata, source)
-            raw = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
-    verify_checksum(raw, metadata, source)
+    raw, metadata = read_tensors(path, "oracle")
+    fields = _check_header(metadata, source)
     state = {k.removeprefix(_PREFIX): v for k, v in raw.items()}
     network = OracleCNN(len(fields["letters"]), len(fields["output_names"]), fields["config"])
     try:

@@ -3,7 +3,6 @@ TorchScript-compatible pieces (``seqflow export`` scripts them)."""
 
 from seqflow.sampling.conditions import label_index, standardise_value
 from seqflow.sampling.field import Guide, GuidedField
-from seqflow.sampling.library import generate_libraries
 from seqflow.sampling.sampler import DECODERS, decode, generate
 from seqflow.sampling.solvers import FIXED_STEP_SOLVERS, SOLVERS, FixedStepSolver, integrate
 
@@ -16,7 +15,6 @@ __all__ = [
     "GuidedField",
     "decode",
     "generate",
-    "generate_libraries",
     "integrate",
     "label_index",
     "standardise_value",

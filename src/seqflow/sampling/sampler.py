@@ -5,6 +5,10 @@ along the guided field (:mod:`~seqflow.sampling.field`); each end point is decod
 by argmax of its probabilities or by drawing from them (:func:`decode`). The pieces are
 TorchScript-compatible modules and functions; ``seqflow export`` scripts the same ones.
 
+Library mode generates clouds ``(size, length, vocab)`` of prior points, each integrated as one
+state by the same solvers and field (their steps act on the last axis and take one time per
+leading item), so the set model sees every cloud whole.
+
 Variable-length models have one more category than letters, the end/pad category: a sequence
 ends at its first position decoded as pad (never before ``min_length``), and every later
 position is set to pad, so the tokens' lengths are ``(tokens != pad).sum(-1)``.
@@ -19,7 +23,7 @@ from torch import Tensor
 
 from seqflow.errors import ConfigError
 from seqflow.geometry import Geometry
-from seqflow.models import Condition, VelocityField
+from seqflow.models import Condition, SetVelocityField, VelocityField
 from seqflow.sampling.field import Guide, GuidedField
 from seqflow.sampling.solvers import integrate
 
@@ -59,12 +63,13 @@ def decode(
 
 @torch.inference_mode()
 def generate(
-    model: VelocityField,
+    model: VelocityField | SetVelocityField,
     *,
     n: int,
     length: int,
     vocab: int,
     geometry: Geometry,
+    size: int | None = None,
     cond: Condition | None = None,
     guidance: float = 1.0,
     steps: int = 100,
@@ -78,22 +83,26 @@ def generate(
     device: torch.device | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Tensor]:
-    """Yield generated tokens in chunks of at most ``batch_size`` sequences.
+    """Yield generated tokens in chunks of at most ``batch_size`` sequences (or libraries).
 
     The same arguments give the same tokens on the same device (one seeded generator draws the
     prior and the decoder's randomness).
 
     Args:
         geometry: the geometry the model was trained on.
-        cond: conditions with one row (shared by all ``n`` sequences) or ``n`` rows (one per
-            sequence, e.g. a signal track each); None for an unconditional model.
+        size: with a set velocity field (library mode), each of the ``n`` items is a library
+            of ``size`` sequences (need not be the training size: the set layers take any);
+            None: single sequences.
+        cond: conditions with one row (shared by all ``n`` items) or ``n`` rows (one per
+            item, e.g. a signal track each); None for an unconditional model.
         pad: the end/pad category of a variable-length model (see module docstring), or None.
         fixed: category per position, shape ``(length,)``, -1 where free: positions clamped
             during integration (:mod:`~seqflow.sampling.solvers`); None leaves all free.
         min_length: with ``pad``, positions before this one never end the sequence.
 
     Yields:
-        Tokens on the CPU, shape ``(chunk, length)``, int64.
+        Tokens on the CPU, shape ``(chunk, length)`` (``(chunk, size, length)`` with
+        ``size``), int64.
     """
     device = device or next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -107,7 +116,8 @@ def generate(
     done = 0
     while done < n:
         b = min(batch_size, n - done)
-        x_0 = geometry.sample_prior([b, length, vocab], generator, device)
+        shape = [b, length, vocab] if size is None else [b, size, length, vocab]
+        x_0 = geometry.sample_prior(shape, generator, device)
         chunk = Condition()
         if cond is not None and rows:
             idx = torch.arange(done, done + b) if rows == n else torch.zeros(b, dtype=torch.long)
@@ -115,8 +125,9 @@ def generate(
         guide = Guide(chunk.labels, chunk.values, chunk.signal, guidance)
         x_1 = integrate(field, x_0, geometry=geometry, steps=steps, solver=solver, guide=guide,
                         fixed=fixed)  # fmt: skip
-        p = geometry.to_simplex(x_1.float())
+        p = geometry.to_simplex(x_1.float()).reshape(-1, length, vocab)
         tokens = decode(p, decoder, generator, -1 if pad is None else pad, min_length)
+        tokens = tokens.reshape(shape[:-1])
         if fixed is not None:
             tokens = torch.where(fixed.to(tokens.device) >= 0, fixed.to(tokens.device), tokens)
         tokens = tokens.cpu()

@@ -127,6 +127,11 @@ class FlowConfig:
     ``sigma > 0`` (egeodesic only) adds the Brownian-bridge noise of SB-CFM (Tong et al. 2024)
     to the paths; pair it with ``coupling: sinkhorn``.
 
+    ``target``: what the network learns. ``velocity`` (the default) regresses the path's
+    velocity ``u_t``; ``denoiser`` (``fisher`` and ``simplex``) predicts logits of ``p(x_1 |
+    x_t)`` by cross-entropy and samples with the exact posterior mixture of the conditional
+    velocities. ``dirichlet`` is a denoiser by construction and takes either value.
+
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free
     guidance needs (``label_dropout`` is accepted as its old name).
@@ -139,6 +144,7 @@ class FlowConfig:
     smoothing: float = 0.1
     sigma: float = 0.0
     tau_max: float = 8.0
+    target: Literal["velocity", "denoiser"] = "velocity"
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
@@ -155,6 +161,12 @@ class FlowConfig:
             "flow.sigma",
             "noise (SB-CFM) is defined for geometry egeodesic only: it would push sphere and "
             "simplex points out of their domain",
+        )
+        _check(
+            self.target == "velocity" or self.geometry != "egeodesic",
+            "flow.target",
+            "denoiser is exact for geometry fisher or simplex (dirichlet is a denoiser "
+            "already); egeodesic regresses its velocity, set flow.target=velocity",
         )
         _check(0.0 < self.smoothing < 1.0, "flow.smoothing", "must be in (0, 1)")
         _check(0.0 <= self.cond_dropout < 1.0, "flow.cond_dropout", "must be in [0, 1)")

@@ -145,7 +145,7 @@ def _spec(meta: ModelMeta) -> SamplerSpec:
         pad=meta.pad, value_mean=value.mean[0] if value else None,
         value_std=value.std[0] if value else None, steps=s.steps, solver=s.solver,
         decode=s.decode, guidance=s.guidance, batch_size=s.batch_size,
-        geometry=meta.config.flow.geometry,
+        geometry=meta.config.flow.geometry, target=meta.config.flow.target,
     )  # fmt: skip
 
 
@@ -197,7 +197,8 @@ def _torchscript(
         want = torch.cat(list(generate(
             model, n=CHECK_N, length=meta.length, vocab=meta.vocab,
             cond=_condition(meta, label, value), guidance=guidance, steps=steps, solver=solver,
-            decoder=spec.decode, pad=meta.pad, geometry=meta.geometry, batch_size=CHECK_CHUNK,
+            decoder=spec.decode, pad=meta.pad, geometry=meta.geometry, target=spec.target,
+            batch_size=CHECK_CHUNK,
             seed=0,
         )))  # fmt: skip
         if not torch.equal(got, want):

@@ -152,7 +152,8 @@ def sample_libraries(
     tokens = torch.cat(list(generate(
         model, n=libraries, size=size, length=meta.length, vocab=meta.vocab, cond=cond,
         guidance=guidance, steps=steps or cfg.sample.steps, solver=cfg.sample.solver,
-        geometry=meta.geometry, batch_size=LIBRARY_BATCH, seed=seed, device=dev,
+        geometry=meta.geometry, target=cfg.flow.target, batch_size=LIBRARY_BATCH, seed=seed,
+        device=dev,
     )))  # fmt: skip
     alphabet = Alphabet.from_dict(meta.alphabet)
     width = len(str(libraries))

@@ -172,7 +172,7 @@ def sample(
             model, n=count, length=meta.length, vocab=meta.vocab, cond=cond,
             guidance=s.guidance, steps=s.steps, solver=s.solver, decoder=s.decode,
             pad=meta.pad, fixed=design.fixed, min_length=design.min_length,
-            geometry=meta.geometry,
+            geometry=meta.geometry, target=meta.config.flow.target,
             batch_size=s.batch_size, seed=seed_, device=dev,
         )  # fmt: skip
 

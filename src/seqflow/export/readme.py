@@ -171,8 +171,9 @@ v = session.run(["v"], {{{feeds}}})[0]  # ({shape})
 
 def _onnx_output(s: SamplerSpec) -> str:
     shape = f"float32 (batch, {s.length}, {_vocab(s)})"
-    if s.geometry != "fisher":
-        what = "logits of the letters" if s.geometry == "dirichlet" else "the velocity"
+    if s.geometry != "fisher" or s.target == "denoiser":
+        logits = s.geometry == "dirichlet" or s.target == "denoiser"
+        what = "logits of the letters" if logits else "the velocity"
         return (
             f"Output `v`: {shape}, {what}. Sampling follows seqflow's {s.geometry} geometry "
             "(prior, steps, decoding); the torchscript export carries that sampler."

@@ -42,6 +42,7 @@ class SamplerSpec:
         value_mean, value_std: standardisation of the value condition (None without one).
         steps, solver, decode, guidance, batch_size: the run's ``sample`` defaults.
         geometry: the flow's geometry (``flow.geometry``).
+        target: what the network learnt (``flow.target``).
     """
 
     letters: str
@@ -56,6 +57,7 @@ class SamplerSpec:
     guidance: float
     batch_size: int
     geometry: str
+    target: str = "velocity"
 
 
 class ScriptedSampler(nn.Module):
@@ -85,7 +87,8 @@ class ScriptedSampler(nn.Module):
         super().__init__()
         self.field = field.eval()
         self.geometry = geometry
-        self.ode = FixedStepSolver(GuidedField(self.field, geometry), geometry)
+        self.guided = GuidedField(self.field, geometry, spec.target)
+        self.ode = FixedStepSolver(self.guided, geometry)
         self.letters = spec.letters
         self.labels = list(spec.labels)
         self.length = spec.length
@@ -122,7 +125,8 @@ class ScriptedSampler(nn.Module):
         """The network's output at ``x`` (batch, length, vocab) and times ``t`` (batch,);
         labels ``(batch,)`` int64 (``len(labels)`` = none), standardised values ``(batch,)``
         (NaN = none) and signal ``(batch, length, channels)`` (NaN = none) as the model takes
-        them. A denoiser (dirichlet) outputs logits, which the sampler turns into a velocity."""
+        them. A denoiser (dirichlet, or ``flow.target: denoiser``) outputs logits, which the
+        sampler turns into a velocity."""
         return self.field.velocity(x, t, labels, values, signal)
 
     @torch.jit.export
@@ -174,8 +178,9 @@ class ScriptedSampler(nn.Module):
                     labels = torch.full([b], index, dtype=torch.long, device=device)
                 if std_value is not None:
                     values = torch.full([b], std_value, dtype=torch.float32, device=device)
-                x_1 = self.ode(x_0, Guide(labels, values, None, w), n_steps, method, None)
-                p = self.geometry.to_simplex(x_1.float())
+                guide = Guide(labels, values, None, w)
+                x_1 = self.ode(x_0, guide, n_steps, method, None)
+                p = self.guided.letters(x_1, guide, n_steps)
                 chunks.append(sampling.decode(p, how, generator, self.pad, 1))
                 done += b
         return torch.cat(chunks)

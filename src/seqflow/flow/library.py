@@ -48,7 +48,8 @@ class LibraryCoupling:
     Args:
         flow: the flow of one sequence; its coupling (``exact``, ``sinkhorn`` or
             ``independent``) pairs the points of one cloud with the sequences of one library.
-            A denoiser geometry (no prior points to pair) is refused.
+            A denoiser geometry (no prior points to pair) and ``flow.target: denoiser`` (the
+            set model outputs velocities only) are refused.
         outer: ``none`` keeps the draw order of the prior clouds; ``exact`` pairs the clouds
             with the libraries of a minibatch by optimal assignment on :func:`cloud_summary`
             (within label groups when labels are given).
@@ -59,6 +60,11 @@ class LibraryCoupling:
             raise ConfigError(
                 f"flow.geometry: library mode needs prior points, which the "
                 f"{flow.geometry.name} geometry's paths do not start from"
+            )
+        if flow.denoiser:
+            raise ConfigError(
+                "flow.target: library mode's set model regresses velocities (it has no "
+                "logits readout); set flow.target=velocity with mode: library"
             )
         if outer not in OUTER_COUPLINGS:
             raise ConfigError(

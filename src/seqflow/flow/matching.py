@@ -22,6 +22,8 @@ from seqflow.geometry import Denoiser, Geometry, PositiveSphere
 
 NOISY_GEOMETRIES = ("egeodesic",)
 """Geometries whose paths may carry SB-CFM noise (``flow.sigma > 0``)."""
+POSTERIOR_GEOMETRIES = ("fisher", "simplex", "dirichlet")
+"""Geometries whose marginal velocity is the posterior mixture (``flow.target: denoiser``)."""
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,26 @@ class FlowMatching:
             sigma sqrt(t (1 - t)) eps``; 0 (default) keeps the deterministic path. Defined for
             flat geometries only (``egeodesic``, whose T_0 is a vector space): noise would
             push sphere and simplex points out of their domain.
+        target: ``velocity`` (regress ``u_t``) or ``denoiser``: the network returns logits of
+            ``p(x_1 | x_t, t)`` per position, trained by cross-entropy against ``x_1`` with
+            ``x_t`` on the path, for a geometry whose conditional velocity depends on ``x_1``
+            only through ``x_t`` (the sphere's geodesic, ``u_t = log_{x_t}(x_1) / (1 - t)``,
+            and the simplex's line). A denoiser geometry (dirichlet) is a denoiser either way.
     """
 
     def __init__(
         self, coupling: Coupling, vocab: int, geometry: Geometry | None = None,
-        sigma: float = 0.0,
+        sigma: float = 0.0, target: str = "velocity",
     ) -> None:  # fmt: skip
         self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
+        if target not in ("velocity", "denoiser") or (
+            target == "denoiser" and self.geometry.name not in POSTERIOR_GEOMETRIES
+        ):
+            raise ConfigError(
+                f"flow.target: {target!r} needs velocity, or denoiser with geometry "
+                f"{' or '.join(POSTERIOR_GEOMETRIES)} (not {self.geometry.name})"
+            )
+        self.target = target
         self.coupling = coupling
         self.vocab = vocab
         if sigma < 0 or (sigma > 0 and self.geometry.name not in NOISY_GEOMETRIES):
@@ -73,6 +88,11 @@ class FlowMatching:
                 f"flow.coupling: the {self.geometry.name} geometry's paths start from no prior "
                 "point, so there is nothing to pair; use flow.coupling=independent"
             )
+
+    @property
+    def denoiser(self) -> bool:
+        """True when the network returns logits of ``p(x_1 | x_t)`` (geometry or target)."""
+        return self.geometry.denoiser or self.target == "denoiser"
 
     def prior(
         self, shape: tuple[int, ...], *, generator: torch.Generator, device: torch.device
@@ -121,6 +141,8 @@ class FlowMatching:
             x_t = cast(Denoiser, self.geometry).sample_path(x_1, t, generator)
             return FlowBatch(x_t=x_t, t=t, u_t=x_1)
         p = self.geometry.interpolate(x_0, x_1, t)
+        if self.target == "denoiser":  # cross-entropy against the data at x_t on the path
+            return FlowBatch(x_t=p.x_t, t=t, u_t=x_1)
         if self.sigma == 0:
             return FlowBatch(x_t=p.x_t, t=t, u_t=p.u_t)
         # SB-CFM: x_t = mu_t + sigma s(t) eps with s = sqrt(t (1 - t)), u_t = mu_t' + sigma s'(t)
@@ -137,8 +159,8 @@ class FlowMatching:
         """The training loss of the model's output ``v`` against the batch's ``u_t``: the
         flow-matching regression, or for a denoiser geometry the cross-entropy of the logits
         ``v`` with the one-hot data ``u_t``, summed over positions, mean over sequences (of
-        all clouds)."""
-        if self.geometry.denoiser:
+        all clouds); the same for ``target: denoiser``."""
+        if self.denoiser:
             return denoiser_loss(v, u_t)
         return flow_matching_loss(v, u_t)
 

@@ -1,6 +1,6 @@
 """Geometries on which seqflow's flows run (tensors ``(batch, length, vocab)``)."""
 
-from seqflow.geometry.base import Denoiser, Geometry, sum_zero
+from seqflow.geometry.base import Denoiser, Geometry, PosteriorMixture, sum_zero
 from seqflow.geometry.dirichlet import DirichletPath
 from seqflow.geometry.egeodesic import EGeodesic
 from seqflow.geometry.simplex import LinearSimplex
@@ -33,6 +33,7 @@ __all__ = [
     "LinearSimplex",
     "PathSample",
     "PositiveSphere",
+    "PosteriorMixture",
     "make_geometry",
     "sum_zero",
 ]

@@ -78,7 +78,12 @@ class Geometry(Protocol):
         ...
 
     def to_simplex(self, x: Tensor) -> Tensor:
-        """Probabilities ``(..., K)`` of points ``x`` (what decoding reads)."""
+        """Probabilities ``(..., K)`` of points ``x``."""
+        ...
+
+    def letters(self, x: Tensor) -> Tensor:
+        """The float32 distribution ``(..., K)`` of the letter a point ``x`` stands for: what
+        decoding reads (argmax, or a draw) when the model gives no posterior."""
         ...
 
 
@@ -92,6 +97,16 @@ class Denoiser(Geometry, Protocol):
 
     def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
         """The sampler's velocity at ``x`` from the model's ``logits`` (same shape)."""
+        ...
+
+
+class PosteriorMixture(Protocol):
+    """A geometry whose velocity can be read from a posterior over the vertices: the
+    denoiser geometries and, with ``flow.target: denoiser``, the sphere and the simplex."""
+
+    def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
+        """The marginal velocity at ``x`` (batch, length, vocab), times ``t`` (batch,), from
+        the logits of ``p(x_1 | x_t)`` (same shape as ``x``)."""
         ...
 
 

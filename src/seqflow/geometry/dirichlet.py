@@ -165,6 +165,7 @@ class DirichletPath(nn.Module):
     normalize = staticmethod(LinearSimplex.normalize)
     to_domain = staticmethod(LinearSimplex.to_domain)
     to_simplex = staticmethod(LinearSimplex.to_simplex)
+    letters = staticmethod(LinearSimplex.letters)
 
     @staticmethod
     def proj_tangent(x: Tensor, v: Tensor) -> Tensor:

@@ -110,3 +110,12 @@ class EGeodesic(nn.Module):
     def to_simplex(x: Tensor) -> Tensor:
         """``softmax(V)``."""
         return torch.softmax(x.float(), dim=-1).to(x.dtype)
+
+    def letters(self, x: Tensor) -> Tensor:
+        """The distribution decoding draws from: ``softmax(V)`` with the smoothing undone,
+        ``(p - eps / K) / (1 - eps)`` clamped at 0 and renormalised, so that the smoothed
+        vertex ``(1 - eps) e_k + eps / K`` draws ``k`` surely (``argmax`` is unchanged; the
+        largest entry is at least ``1 / K > eps / K``, so the sum stays positive)."""
+        p = torch.softmax(x.float(), dim=-1)
+        p = (p - self.smoothing / x.shape[-1]).clamp_min(0.0)
+        return p / p.sum(dim=-1, keepdim=True)

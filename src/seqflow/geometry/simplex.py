@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import PathSample, _tiny, per_row
+from seqflow.geometry.sphere import T_MAX, PathSample, _tiny, per_row
 
 
 class LinearSimplex(nn.Module):
@@ -46,6 +46,18 @@ class LinearSimplex(nn.Module):
         """``x_t = (1 - t) x_0 + t x_1`` and ``u_t = x_1 - x_0``; t of shape ``(batch,)``."""
         t = per_row(t, x_0)
         return PathSample(x_t=(1.0 - t) * x_0 + t * x_1, u_t=x_1 - x_0)
+
+    @staticmethod
+    def velocity(x: Tensor, t: Tensor, logits: Tensor, t_max: float = T_MAX) -> Tensor:
+        """The marginal velocity of straight paths from a posterior over the vertices:
+        ``u_t = (x_1 - x_t) / (1 - t)`` whatever the prior point, so ``v = (p - x) / (1 - t)``
+        with ``p = softmax(logits) = E[x_1 | x_t]``; t ``(batch,)`` capped at ``t_max``.
+
+        Args:
+            x: points, shape ``(batch, length, vocab)``; logits: the denoiser's output, same.
+        """
+        p = torch.softmax(logits.float(), dim=-1).to(x.dtype)
+        return (p - x) / (1.0 - per_row(t.clamp(max=t_max), x))
 
     @staticmethod
     def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
@@ -87,3 +99,8 @@ class LinearSimplex(nn.Module):
     def to_simplex(x: Tensor) -> Tensor:
         """Probabilities: the points themselves, renormalised."""
         return LinearSimplex.to_domain(x)
+
+    @staticmethod
+    def letters(x: Tensor) -> Tensor:
+        """The distribution decoding draws from: :meth:`to_simplex` in float32."""
+        return LinearSimplex.to_simplex(x.float())

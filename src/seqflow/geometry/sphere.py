@@ -30,6 +30,9 @@ EPS: dict[torch.dtype, float] = {
     torch.float32: 1e-4,
     torch.float64: 1e-7,
 }
+T_MAX = 1.0 - 1e-3
+"""The latest time a posterior-mixture field is evaluated at: ``v = E[log_x(x_1)] / (1 - t)``
+is singular at ``t = 1``, so samplers and the final decode read it at ``t <= T_MAX``."""
 
 
 def _eps(x: Tensor) -> float:
@@ -156,6 +159,30 @@ class PositiveSphere(nn.Module):
         return PathSample(x_t=x_t, u_t=u_t)
 
     @staticmethod
+    def velocity(x: Tensor, t: Tensor, logits: Tensor, t_max: float = T_MAX) -> Tensor:
+        """The marginal velocity of geodesic paths from a posterior over the vertices.
+
+        On the constant-speed geodesic to a vertex ``e_k``, ``u_t = log_{x_t}(e_k) / (1 - t)``
+        whatever the prior point, so with ``p = softmax(logits) = p(x_1 = e_k | x_t)`` the
+        marginal velocity is ``v = sum_k p_k log_x(e_k) / (1 - t)``; with ``<x, e_k> = x_k =
+        cos(theta_k)``, ``log_x(e_k) = theta_k / sin(theta_k) (e_k - x_k x)``.
+
+        Args:
+            x: points on the positive orthant, shape ``(batch, length, vocab)``.
+            t: times, shape ``(batch,)``, capped at ``t_max`` (the field is singular at 1).
+            logits: the denoiser's output at ``x``, shape ``(batch, length, vocab)``.
+
+        Returns:
+            Tangent vectors at ``x``, shape ``(batch, length, vocab)``.
+        """
+        p = torch.softmax(logits.float(), dim=-1).to(x.dtype)
+        xc = x.clamp(0.0, 1.0)
+        sin = ((1.0 - xc) * (1.0 + xc)).clamp_min(0.0).sqrt()
+        w = p * _theta_over_sin(torch.atan2(sin, xc))
+        v = w - (w * x).sum(dim=-1, keepdim=True) * x
+        return v / (1.0 - per_row(t.clamp(max=t_max), x))
+
+    @staticmethod
     def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
         """Squared Fisher-Rao cost ``C[i, j] = sum_l d(x_0[i, l], e_{tokens[j, l]})**2``.
 
@@ -225,3 +252,8 @@ class PositiveSphere(nn.Module):
         """Map sphere points ``x`` (..., K) back to probabilities ``x**2`` (renormalised)."""
         p = x.square()
         return p / p.sum(dim=-1, keepdim=True).clamp_min(_tiny(p))
+
+    @staticmethod
+    def letters(x: Tensor) -> Tensor:
+        """The distribution decoding draws from: :meth:`to_simplex` in float32."""
+        return PositiveSphere.to_simplex(x.float())

@@ -37,7 +37,7 @@ def build_velocity_field(spec: ModelSpec) -> VelocityField:
         spec.config.model, vocab=spec.vocab, length=spec.length, num_labels=len(spec.labels),
         value=spec.value is not None,
         signal_channels=spec.signal.channels if spec.signal is not None else 0,
-        tangent=spec.geometry.tangent,
+        tangent="none" if spec.config.flow.target == "denoiser" else spec.geometry.tangent,
     )  # fmt: skip
 
 

@@ -8,10 +8,12 @@ twice the size, the second half with every condition hidden (label ``num_labels`
 all-NaN signal).
 
 The readout turns the (guided) output into a velocity: a velocity-regression network's output
-is the velocity; a denoiser's output is logits, which its geometry turns into a velocity
-(Dirichlet FM, :meth:`~seqflow.geometry.DirichletPath.velocity`). A further denoiser (e.g. a
-posterior-mixture velocity on the sphere) is one more ``velocity`` method on its geometry,
-chosen in :func:`readout`.
+is the velocity; a denoiser's output is logits of ``p(x_1 | x_t)``, which its geometry turns
+into the posterior mixture of its conditional velocities (Dirichlet FM,
+:meth:`~seqflow.geometry.DirichletPath.velocity`; ``flow.target: denoiser`` on the sphere,
+:meth:`~seqflow.geometry.PositiveSphere.velocity`, and the simplex). A denoiser's field is
+evaluated at ``t <= t_max`` (the sphere's and simplex's mixtures are singular at ``t = 1``)
+and its end points are decoded from its posterior there (:meth:`GuidedField.letters`).
 """
 
 # No ``from __future__ import annotations`` here: TorchScript reads the fields of the Guide
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry import Denoiser, Geometry
+from seqflow.geometry import Geometry, PosteriorMixture
+from seqflow.geometry.sphere import T_MAX
 from seqflow.models import SetVelocityField, VelocityField
 
 
@@ -45,30 +48,54 @@ class Guide(NamedTuple):
 class NetworkVelocity(nn.Module):
     """Readout of a velocity-regression network: its output is the velocity."""
 
+    t_max: float
+    posterior: bool
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t_max = 1.0
+        self.posterior = False
+
     def forward(self, x: Tensor, t: Tensor, out: Tensor) -> Tensor:
         """``out`` as it is, shape ``(batch, length, vocab)``."""
         return out
 
 
 class DenoiserVelocity(nn.Module):
-    """Readout of a denoiser: the geometry's velocity at ``x`` from the network's logits."""
+    """Readout of a denoiser: the geometry's velocity at ``x`` from the network's logits.
 
+    Args:
+        geometry: a geometry with a posterior-mixture ``velocity``.
+        t_max: the latest time the field is read at (1, or :data:`T_MAX` where the mixture is
+            singular at ``t = 1``).
+    """
+
+    t_max: float
+    posterior: bool
     if TYPE_CHECKING:  # for mypy; TorchScript reads the submodule's own type
-        geometry: Denoiser
+        geometry: PosteriorMixture
 
-    def __init__(self, geometry: Denoiser) -> None:
+    def __init__(self, geometry: PosteriorMixture, t_max: float) -> None:
         super().__init__()
         self.geometry = geometry
+        self.t_max = t_max
+        self.posterior = True
 
     def forward(self, x: Tensor, t: Tensor, out: Tensor) -> Tensor:
         """Velocity at ``x`` (batch, length, vocab), times ``t`` (batch,), logits ``out``."""
         return self.geometry.velocity(x, t, out)
 
 
-def readout(geometry: Geometry) -> nn.Module:
-    """The readout of a network trained on ``geometry``."""
-    if geometry.denoiser:
-        return DenoiserVelocity(geometry)  # type: ignore[arg-type]  # a denoiser by its flag
+TARGETS = ("velocity", "denoiser")
+"""What a network learns (``flow.target``): the path's velocity, or the posterior of x_1."""
+
+
+def readout(geometry: Geometry, target: str = "velocity") -> NetworkVelocity | DenoiserVelocity:
+    """The readout of a network trained on ``geometry`` for ``target``."""
+    if geometry.denoiser:  # Dirichlet FM: a denoiser by its geometry, regular at t = 1
+        return DenoiserVelocity(geometry, 1.0)  # type: ignore[arg-type]  # by its flag
+    if target == "denoiser":
+        return DenoiserVelocity(geometry, T_MAX)  # type: ignore[arg-type]  # checked in config
     return NetworkVelocity()
 
 
@@ -80,19 +107,49 @@ class GuidedField(nn.Module):
             ``num_labels`` (:class:`~seqflow.models.VelocityField`,
             :class:`~seqflow.models.SetVelocityField`).
         geometry: the geometry the network was trained on (picks the readout).
+        target: ``flow.target`` of the run (``velocity`` or ``denoiser``).
     """
 
     if TYPE_CHECKING:  # for mypy; TorchScript reads the submodule's own type
         network: VelocityField | SetVelocityField
 
-    def __init__(self, network: VelocityField | SetVelocityField, geometry: Geometry) -> None:
+    def __init__(
+        self, network: VelocityField | SetVelocityField, geometry: Geometry,
+        target: str = "velocity",
+    ) -> None:  # fmt: skip
         super().__init__()
         self.network = network
-        self.readout = readout(geometry)
+        self.geometry = geometry
+        self.readout = readout(geometry, target)
         self.num_labels = network.num_labels
+        self.t_max: float = self.readout.t_max
+        self.posterior: bool = self.readout.posterior
 
     def forward(self, x: Tensor, t: Tensor, guide: Guide) -> Tensor:
-        """The velocity at ``x`` (batch, ..., vocab) and times ``t`` (batch,) for ``guide``."""
+        """The velocity at ``x`` (batch, ..., vocab) and times ``t`` (batch,) for ``guide``;
+        times are capped at ``t_max``."""
+        t = t.clamp(max=self.t_max)
+        return self.readout(x, t, self.output(x, t, guide))
+
+    @torch.jit.export
+    def letters(self, x: Tensor, guide: Guide, steps: int) -> Tensor:
+        """What end points ``x`` (batch, ..., vocab) of ``steps`` steps decode from, float32
+        of x's shape: a denoiser's posterior (``softmax`` of its guided logits), else the
+        letter distribution of the points (:meth:`~seqflow.geometry.Geometry.letters`).
+
+        The posterior is read at ``t = 1`` where the field is regular (Dirichlet FM), else at
+        the start of the last step, ``1 - 1 / steps`` (at most ``t_max``): the end points of
+        every solver lie in the posterior's support there, while at ``t_max`` the exact
+        posterior has support within ``(1 - t_max) pi / 2`` of a vertex, which RK4's last
+        step (it leaves about a sixth of the remaining angle) does not reach."""
+        if self.posterior:
+            t_end = self.t_max if self.t_max >= 1.0 else min(self.t_max, 1.0 - 1.0 / steps)
+            t = torch.full([x.shape[0]], t_end, device=x.device, dtype=x.dtype)
+            return torch.softmax(self.output(x, t, guide).float(), dim=-1)
+        return self.geometry.letters(x)
+
+    def output(self, x: Tensor, t: Tensor, guide: Guide) -> Tensor:
+        """The network's guided output at ``x`` (batch, ..., vocab), times ``t`` (batch,)."""
         labels, values, signal, guidance = guide.labels, guide.values, guide.signal, guide.weight
         given = labels is not None or values is not None or signal is not None
         if not given or guidance == 1.0:
@@ -110,4 +167,4 @@ class GuidedField(nn.Module):
                                          signal)  # fmt: skip
             o_c, o_u = both.chunk(2)
             out = o_u + guidance * (o_c - o_u)
-        return self.readout(x, t, out)
+        return out

@@ -2,7 +2,8 @@
 
 Prior samples are carried to the data by an ODE solver (:mod:`~seqflow.sampling.solvers`)
 along the guided field (:mod:`~seqflow.sampling.field`); each end point is decoded to letters
-by argmax of its probabilities or by drawing from them (:func:`decode`). The pieces are
+by argmax of its letter probabilities or by drawing from them (:func:`decode`); a denoiser's
+end points decode from its posterior at the last time (:meth:`GuidedField.letters`). The pieces are
 TorchScript-compatible modules and functions; ``seqflow export`` scripts the same ones.
 
 Library mode generates clouds ``(size, length, vocab)`` of prior points, each integrated as one
@@ -40,7 +41,8 @@ def decode(
     """Categories from probabilities ``p`` (batch, length, vocab) -> tokens ``(batch, length)``.
 
     Args:
-        p: the end points' probabilities (``geometry.to_simplex``); changed in place.
+        p: the end points' letter probabilities (:meth:`GuidedField.letters`); changed in
+            place.
         how: ``argmax`` (most likely category) or ``sample`` (draw from ``p``).
         pad: the end/pad category of a variable-length model, or -1.
         min_length: with ``pad``, the first ``min_length`` positions are never decoded as the
@@ -69,6 +71,7 @@ def generate(
     length: int,
     vocab: int,
     geometry: Geometry,
+    target: str = "velocity",
     size: int | None = None,
     cond: Condition | None = None,
     guidance: float = 1.0,
@@ -90,6 +93,7 @@ def generate(
 
     Args:
         geometry: the geometry the model was trained on.
+        target: what it learnt (``flow.target``): ``velocity`` or ``denoiser``.
         size: with a set velocity field (library mode), each of the ``n`` items is a library
             of ``size`` sequences (need not be the training size: the set layers take any);
             None: single sequences.
@@ -110,7 +114,7 @@ def generate(
     if rows not in (0, 1, n):
         raise ValueError(f"cond has {rows} rows; expected 1 or n={n}")
     model.eval()
-    field = GuidedField(model, geometry)
+    field = GuidedField(model, geometry, target)
     if fixed is not None and not bool((fixed >= 0).any()):
         fixed = None
     done = 0
@@ -125,7 +129,7 @@ def generate(
         guide = Guide(chunk.labels, chunk.values, chunk.signal, guidance)
         x_1 = integrate(field, x_0, geometry=geometry, steps=steps, solver=solver, guide=guide,
                         fixed=fixed)  # fmt: skip
-        p = geometry.to_simplex(x_1.float()).reshape(-1, length, vocab)
+        p = field.letters(x_1, guide, steps).reshape(-1, length, vocab)
         tokens = decode(p, decoder, generator, -1 if pad is None else pad, min_length)
         tokens = tokens.reshape(shape[:-1])
         if fixed is not None:

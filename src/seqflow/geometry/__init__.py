@@ -4,7 +4,7 @@ from seqflow.geometry.base import Denoiser, Geometry, PosteriorMixture, sum_zero
 from seqflow.geometry.dirichlet import DirichletPath
 from seqflow.geometry.egeodesic import EGeodesic
 from seqflow.geometry.simplex import LinearSimplex
-from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere
+from seqflow.geometry.sphere import EPS, PathSample, PositiveSphere, sphere_tangent
 
 GEOMETRIES = ("fisher", "simplex", "egeodesic", "dirichlet")
 """Names accepted by ``flow.geometry``."""
@@ -35,5 +35,6 @@ __all__ = [
     "PositiveSphere",
     "PosteriorMixture",
     "make_geometry",
+    "sphere_tangent",
     "sum_zero",
 ]

@@ -89,6 +89,13 @@ def _theta_over_sin(theta: Tensor) -> Tensor:
     return torch.where(small, torch.ones_like(theta), safe / torch.sin(safe))
 
 
+def sphere_tangent(x: Tensor, v: Tensor) -> Tensor:
+    """``v - <x, v> x``: ambient vectors ``v`` (..., K) projected onto the sphere's tangent
+    space at ``x`` (..., K); a function, so that scripted models call it without the class
+    (TorchScript cannot look up a static method on a module class it has not compiled)."""
+    return v - _inner(x, v) * x
+
+
 def per_row(t: Tensor, like: Tensor) -> Tensor:
     """Times ``(batch,)`` reshaped to broadcast against ``like`` ``(batch, ...)``, in its dtype."""
     return t.reshape([-1] + [1] * (like.dim() - 1)).to(like.dtype)
@@ -206,7 +213,7 @@ class PositiveSphere(nn.Module):
     @staticmethod
     def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
         """Project ambient vectors ``v`` (..., K) onto the tangent space at ``x`` (..., K)."""
-        return v - _inner(x, v) * x
+        return sphere_tangent(x, v)
 
     @staticmethod
     def exp(x: Tensor, v: Tensor) -> Tensor:

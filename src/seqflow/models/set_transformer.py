@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry import PositiveSphere
+from seqflow.geometry import sphere_tangent
 from seqflow.models.cnn import DilatedConvNet, ResidualBlock
 from seqflow.models.conditioning import LabelEmbedding
 from seqflow.models.embedding import GaussianFourierTime
@@ -157,4 +157,4 @@ class SetVelocityField(nn.Module):
         v = self.decoder(x, context).reshape(x_t.shape).to(x_t.dtype)
         if self.sum_zero:
             return v - v.mean(dim=-1, keepdim=True)
-        return PositiveSphere.proj_tangent(x_t, v)
+        return sphere_tangent(x_t, v)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.config import ModelConfig
-from seqflow.geometry import PositiveSphere
+from seqflow.geometry import sphere_tangent
 from seqflow.models.cnn import DilatedConvNet
 from seqflow.models.conditioning import (
     Condition,
@@ -122,7 +122,7 @@ class VelocityField(nn.Module):
             return v
         if self.sum_zero:
             return v - v.mean(dim=-1, keepdim=True)
-        return PositiveSphere.proj_tangent(x_t, v)
+        return sphere_tangent(x_t, v)
 
 
 def resolve_arch(cfg: ModelConfig, vocab: int) -> str:

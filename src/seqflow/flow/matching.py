@@ -22,6 +22,8 @@ from seqflow.geometry import Denoiser, Geometry, PositiveSphere
 
 NOISY_GEOMETRIES = ("egeodesic",)
 """Geometries whose paths may carry SB-CFM noise (``flow.sigma > 0``)."""
+TARGETS = ("velocity", "denoiser")
+"""What a network learns (``flow.target``): the path's velocity, or the posterior of x_1."""
 POSTERIOR_GEOMETRIES = ("fisher", "simplex", "dirichlet")
 """Geometries whose marginal velocity is the posterior mixture (``flow.target: denoiser``)."""
 
@@ -67,7 +69,7 @@ class FlowMatching:
         sigma: float = 0.0, target: str = "velocity",
     ) -> None:  # fmt: skip
         self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
-        if target not in ("velocity", "denoiser") or (
+        if target not in TARGETS or (
             target == "denoiser" and self.geometry.name not in POSTERIOR_GEOMETRIES
         ):
             raise ConfigError(

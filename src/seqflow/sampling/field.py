@@ -86,10 +86,6 @@ class DenoiserVelocity(nn.Module):
         return self.geometry.velocity(x, t, out)
 
 
-TARGETS = ("velocity", "denoiser")
-"""What a network learns (``flow.target``): the path's velocity, or the posterior of x_1."""
-
-
 def readout(geometry: Geometry, target: str = "velocity") -> NetworkVelocity | DenoiserVelocity:
     """The readout of a network trained on ``geometry`` for ``target``."""
     if geometry.denoiser:  # Dirichlet FM: a denoiser by its geometry, regular at t = 1

@@ -1,4 +1,4 @@
-"""Records gathered while a file streams in: one flat byte buffer plus compact per-record arrays.
+"""Records gathered while a file streams in, then laid out as a padded :class:`SequenceTable`.
 
 Sequence letters are appended as ASCII bytes to one ``bytearray`` (records may differ in
 length; ``ends`` holds where each one stops), and everything else a record carries goes into
@@ -11,9 +11,11 @@ from array import array
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 
 from seqflow.data._source import RawRecord, quote
-from seqflow.data.alphabet import invalid_letter_error
+from seqflow.data.alphabet import Alphabet, invalid_letter_error
+from seqflow.data.table import ReadReport, RecordIds, SequenceTable
 from seqflow.errors import InvalidInputError
 
 _CHUNK_BYTES = 1 << 18
@@ -149,3 +151,103 @@ class RecordBuffer:
             counts += np.bincount(flat[start : start + _CHUNK_BYTES], minlength=256)
         counts[NON_ASCII] = 0
         return {chr(b): int(counts[b]) for b in np.flatnonzero(counts)}
+
+
+def _pad(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray:
+    """Rows of ``flat`` (concatenated records of ``lengths``) padded to the longest: (N, L)."""
+    n, longest = len(lengths), int(lengths.max())
+    if (lengths == longest).all():
+        return flat.reshape(n, longest)
+    out = np.full((n, longest), fill, dtype=flat.dtype)
+    ends = np.cumsum(lengths)
+    step = max(1, _CHUNK_BYTES // longest)
+    for a in range(0, n, step):
+        b = min(a + step, n)
+        inside = np.arange(longest) < lengths[a:b, None]
+        out[a:b][inside] = flat[ends[a] - lengths[a] : ends[b - 1]]
+    return out
+
+
+def assemble(
+    buffer: RecordBuffer, keep: np.ndarray, alphabet: Alphabet, report: ReadReport
+) -> SequenceTable:
+    """Drop the records not in ``keep`` and lay the rest out as a padded table.
+
+    Args:
+        buffer: tokenised records.
+        keep: records to keep, shape (N,), bool; at least one True.
+        alphabet: the alphabet of the tokens; ``alphabet.size`` pads past a record's end.
+        report: what reading did.
+    """
+    starts, ends = buffer.bounds()
+    lengths = ends - starts
+    flat = buffer.flat()
+    signal = np.frombuffer(buffer.signal, dtype=np.float32) if buffer.signal else None
+    id_ends = np.frombuffer(buffer.id_ends, dtype=np.int64)
+    id_data = bytes(buffer.id_data)
+    if not keep.all():
+        per_byte = np.repeat(keep, lengths)
+        flat = flat[per_byte]
+        signal = None if signal is None else signal[per_byte]
+        id_lengths = np.diff(id_ends, prepend=0)
+        id_data = np.frombuffer(id_data, dtype=np.uint8)[np.repeat(keep, id_lengths)].tobytes()
+        id_ends = np.cumsum(id_lengths[keep])
+        lengths = lengths[keep]
+
+    def column(values: array, dtype: type) -> np.ndarray | None:
+        return np.frombuffer(values, dtype=dtype)[keep] if values else None
+
+    names = tuple(sorted(buffer.label_index))
+    labels = column(buffer.label_codes, np.int64)
+    if labels is not None:
+        order = np.empty(len(names), dtype=np.int64)
+        order[[buffer.label_index[name] for name in names]] = np.arange(len(names))
+        labels = order[labels]
+    values = column(buffer.values, np.float64)
+    splits = column(buffer.splits, np.int8)
+
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        return None if array is None else torch.from_numpy(array)
+
+    return SequenceTable(
+        tokens=torch.from_numpy(_pad(flat, lengths, alphabet.size)),
+        ids=RecordIds(id_data, id_ends),
+        alphabet=alphabet,
+        labels=tensor(labels),
+        label_names=names,
+        source=buffer.source,
+        lengths=torch.from_numpy(lengths),
+        values=tensor(None if values is None else values.astype(np.float32)),
+        signal=tensor(None if signal is None else _pad(signal, lengths, 0.0)[..., None]),
+        splits=tensor(splits),
+        record_index=torch.from_numpy(np.flatnonzero(keep).astype(np.int64)),
+        report=report,
+    )
+
+
+def duplicates(buffer: RecordBuffer, keep: np.ndarray) -> tuple[int, int]:
+    """How many kept records repeat an earlier kept record's id, and the first that does
+    (its index in the buffer; -1: none).
+
+    Ids are compared only within groups of equal hash, so the cost is one sort of N integers
+    plus a string comparison per colliding record.
+
+    Args:
+        buffer: the records.
+        keep: records to keep, shape (N,), bool.
+    """
+    kept = np.flatnonzero(keep)
+    hashes = np.frombuffer(buffer.id_hashes, dtype=np.int64)[kept]
+    order = np.argsort(hashes, kind="stable")
+    same = hashes[order[1:]] == hashes[order[:-1]]
+    if not same.any():
+        return 0, -1
+    candidates = np.unique(np.concatenate((order[1:][same], order[:-1][same])))
+    seen: set[str] = set()
+    repeated = []
+    for i in kept[candidates].tolist():
+        record_id = buffer.record_id(i)
+        if record_id in seen:
+            repeated.append(i)
+        seen.add(record_id)
+    return len(repeated), (repeated[0] if repeated else -1)

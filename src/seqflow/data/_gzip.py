@@ -1,4 +1,4 @@
-"""Gzip input: decompressing the head for sniffing, and a cap on the decompressed size.
+"""Gzip input with a cap on the decompressed size.
 
 A gzip file can decompress to about a thousand times its size (a "decompression bomb"); since
 the records of a file are held in memory, the stream is counted while it is read and stops with
@@ -14,7 +14,6 @@ import os
 import re
 import zlib
 from collections.abc import Callable
-from typing import IO
 
 from seqflow.errors import InvalidInputError
 
@@ -72,45 +71,6 @@ def max_decompressed(name: str) -> Callable[[int], int | None]:
         )
     fixed = int(match[1]) * _UNITS[match[2].upper()]
     return lambda compressed: fixed or None
-
-
-def gunzip_head(raw: bytes, binary: IO[bytes], name: str, size: int) -> tuple[bytes, bytes, bool]:
-    """Decompress the first ``size`` bytes of a gzip stream (more members are followed).
-
-    Args:
-        raw: the compressed bytes read so far.
-        binary: the rest of the compressed stream.
-        name: file name for error messages.
-        size: how many decompressed bytes are wanted; never more are produced.
-
-    Returns:
-        the decompressed head (at most ``size`` bytes), every compressed byte read so far (to be
-        replayed), and whether the whole stream was seen.
-
-    Raises:
-        InvalidInputError: the stream is damaged or truncated.
-    """
-    read, head = [raw], b""
-    decompressor = zlib.decompressobj(wbits=31)
-    pending = raw
-    try:
-        while len(head) < size:
-            head += decompressor.decompress(pending, size - len(head))
-            if len(head) >= size:
-                break
-            if decompressor.eof and decompressor.unused_data:
-                pending = decompressor.unused_data
-                decompressor = zlib.decompressobj(wbits=31)
-                continue
-            pending = binary.read(1 << 16)
-            if not pending:
-                if not decompressor.eof:
-                    raise EOFError("compressed file ended before the end-of-stream marker")
-                return head, b"".join(read), True
-            read.append(pending)
-    except GZIP_ERRORS as err:
-        raise InvalidInputError(f"{name}: damaged gzip file ({err})") from None
-    return head, b"".join(read), False
 
 
 class CappedReader(io.RawIOBase):

@@ -24,7 +24,7 @@ from typing import IO, NamedTuple, TextIO
 
 import numpy as np
 
-from seqflow.data._gzip import GZIP_MAGIC, CappedReader, gunzip_head, max_decompressed
+from seqflow.data._gzip import GZIP_ERRORS, GZIP_MAGIC, CappedReader, max_decompressed
 from seqflow.errors import InvalidInputError
 
 HEAD_BYTES = 8192
@@ -117,19 +117,17 @@ class LineCounter:
 
 @dataclass
 class TextSource:
-    """An open input: its text handle, its display name and the first characters for sniffing.
+    """An open input: its counted lines, its display name and the first characters for sniffing.
 
     Attributes:
-        handle: UTF-8 text (a leading BOM is dropped), newlines untranslated.
+        lines: the UTF-8 text (a leading BOM dropped, newlines untranslated), line by line.
         name: the path as given, or ``<stdin>``; it starts every error message.
         head: up to the first 8 KB, decoded.
-        compressed: whether the bytes were gzip-compressed.
     """
 
-    handle: TextIO
+    lines: LineCounter
     name: str
     head: str
-    compressed: bool
 
 
 class _Replayed(io.RawIOBase):
@@ -226,23 +224,22 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
     """
     binary, name, owned = _open_binary(path)
     try:
-        raw = binary.read(HEAD_BYTES)
-        compressed = raw.startswith(GZIP_MAGIC)
-        stream: IO[bytes]
-        if compressed:
-            limit = max_decompressed(name)
-            head, read, complete = gunzip_head(raw, binary, name, HEAD_BYTES)
-            replayed = _Replayed(read, binary)
-            size = _file_size(binary)
-            unzipped = gzip.GzipFile(fileobj=io.BufferedReader(replayed), mode="rb")
-            capped = CappedReader(unzipped, name, lambda: max(size, replayed.given), limit)
+        head = binary.read(HEAD_BYTES)
+        stream: IO[bytes] = binary
+        if head.startswith(GZIP_MAGIC):
+            limit, size = max_decompressed(name), _file_size(binary)
+            compressed = _Replayed(head, binary)
+            unzipped = gzip.GzipFile(fileobj=io.BufferedReader(compressed), mode="rb")
+            capped = CappedReader(unzipped, name, lambda: max(size, compressed.given), limit)
             stream = io.BufferedReader(capped)
-        else:
-            head, complete = raw, len(raw) < HEAD_BYTES
-            stream = io.BufferedReader(_Replayed(raw, binary))
-        text = _check_head(head[:HEAD_BYTES], name, complete and len(head) <= HEAD_BYTES)
-        handle = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        yield TextSource(handle=handle, name=name, head=text, compressed=compressed)
+            try:
+                head = stream.read(HEAD_BYTES)
+            except GZIP_ERRORS as err:
+                raise InvalidInputError(f"{name}: damaged gzip file ({err})") from None
+        text = _check_head(head, name, len(head) < HEAD_BYTES)
+        replayed = io.BufferedReader(_Replayed(head, stream))
+        handle = io.TextIOWrapper(replayed, encoding="utf-8-sig", newline="")
+        yield TextSource(lines=LineCounter(handle, name), name=name, head=text)
     finally:
         if owned:
             binary.close()

@@ -65,45 +65,8 @@ class Alphabet:
             table[ord(letter.lower())] = token
         return table
 
-    @cached_property
-    def _codes(self) -> np.ndarray:
-        """Token-to-byte table, shape (size,), uint8 ASCII codes of the letters."""
-        return np.frombuffer(self.letters.encode("ascii"), dtype=np.uint8)
-
-    def encode(self, seq: str, *, where: str = "") -> np.ndarray:
-        """Turn a sequence into tokens (case-insensitive).
-
-        Args:
-            seq: the sequence, e.g. ``"ACGTacgt"``.
-            where: prefix for the error message, e.g. ``"reads.fa:12: record 'r1'"``.
-
-        Returns:
-            tokens, shape (len(seq),), uint8.
-
-        Raises:
-            InvalidInputError: a letter is not in the alphabet (message gives the 1-based position).
-        """
-        try:
-            raw = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
-        except UnicodeEncodeError as err:
-            raise invalid_letter_error(where, seq[err.start], err.start + 1, self) from None
-        tokens = self.lookup[raw]
-        bad = np.flatnonzero(tokens == INVALID)
-        if bad.size:
-            raise invalid_letter_error(where, seq[bad[0]], int(bad[0]) + 1, self)
-        return tokens
-
-    def decode(self, tokens: Any) -> str:
-        """Turn tokens back into a string of upper-case letters.
-
-        Args:
-            tokens: integer tokens, shape (length,); a numpy array, a list or a torch tensor.
-        """
-        array = self._as_tokens(tokens, ndim=1)
-        return self._codes[array].tobytes().decode("ascii")
-
     def decode_batch(self, tokens: Any) -> list[str]:
-        """Decode many sequences at once (one table lookup for the whole batch).
+        """Turn tokens back into strings of upper-case letters, one table lookup for the batch.
 
         Args:
             tokens: integer tokens, shape (batch, length); numpy array or torch tensor.
@@ -111,26 +74,20 @@ class Alphabet:
         Returns:
             ``batch`` strings, each of ``length`` letters.
         """
-        array = self._as_tokens(tokens, ndim=2)
-        n, length = array.shape
-        text = self._codes[array].tobytes().decode("ascii")
-        return [text[i * length : (i + 1) * length] for i in range(n)]
-
-    def _as_tokens(self, tokens: Any, *, ndim: int) -> np.ndarray:
         if hasattr(tokens, "detach"):
             tokens = tokens.detach().cpu().numpy()
         array = np.asarray(tokens)
-        if array.ndim != ndim:
-            raise ValueError(f"expected tokens of {ndim} dimension(s), got shape {array.shape}")
-        if array.size == 0:
-            return array.astype(np.intp)
-        if not np.issubdtype(array.dtype, np.integer):
+        if array.ndim != 2:
+            raise ValueError(f"expected tokens of 2 dimensions, got shape {array.shape}")
+        if array.size and not np.issubdtype(array.dtype, np.integer):
             raise ValueError(f"tokens must be integers, got dtype {array.dtype}")
-        low, high = int(array.min()), int(array.max())
-        if low < 0 or high >= self.size:
-            bad = low if low < 0 else high
+        if array.size and (array.min() < 0 or array.max() >= self.size):
+            bad = int(array.min()) if array.min() < 0 else int(array.max())
             raise ValueError(f"token {bad} is outside alphabet {self.describe()}")
-        return array
+        n, length = array.shape
+        codes = np.frombuffer(self.letters.encode("ascii"), dtype=np.uint8)
+        text = codes[array.astype(np.intp)].tobytes().decode("ascii")
+        return [text[i * length : (i + 1) * length] for i in range(n)]
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form, e.g. for checkpoint metadata."""
@@ -205,42 +162,27 @@ def auto_hint(alphabet: Alphabet, missing: Iterable[str]) -> str:
     )
 
 
-def resolve_alphabet(
-    spec: str, sample: Iterable[str] | None = None, *, where: str = ""
-) -> Alphabet:
-    """Turn a user's alphabet choice into an :class:`Alphabet`.
+def resolve_alphabet(spec: str, *, where: str = "") -> Alphabet:
+    """Turn a user's alphabet choice into an :class:`Alphabet` (``auto`` is resolved by
+    :func:`~seqflow.data.read_sequences` from the letters of the file).
 
     Args:
-        spec: ``dna``, ``rna``, ``protein``, ``auto`` (case-insensitive; see
-            :func:`detect_alphabet`), or custom letters such as
+        spec: ``dna``, ``rna``, ``protein`` (case-insensitive), or custom letters such as
             ``"ACGTN"`` (at least 2 unique letters; names win, so ``"dna"`` is DNA, not D, N, A).
-        sample: sequences to inspect when ``spec`` is ``auto``.
         where: prefix for error messages, e.g. the file name.
 
     Returns:
         the alphabet; custom letters equal to a built-in's letters give that built-in.
 
     Raises:
-        InvalidInputError: bad custom letters, or ``auto`` finds a letter the detected alphabet
-            lacks (e.g. ``N`` in DNA).
+        InvalidInputError: ``auto``, or bad custom letters.
     """
     prefix = f"{where}: " if where else ""
     key = spec.strip().lower()
     if key in BUILTIN:
         return BUILTIN[key]
     if key == "auto":
-        if sample is None:
-            raise InvalidInputError(f"{prefix}alphabet 'auto' needs sequences to inspect")
-        counts: Counter[str] = Counter()
-        for seq in sample:
-            counts.update(seq)
-        alphabet, missing = detect_alphabet(counts)
-        if missing:
-            raise InvalidInputError(
-                f"{prefix}letter {missing[0]!r} is not in {alphabet.describe()}; "
-                f"{auto_hint(alphabet, missing)}"
-            )
-        return alphabet
+        raise InvalidInputError(f"{prefix}alphabet 'auto' needs sequences to inspect")
     letters_spec = spec.strip().upper()
     for builtin in BUILTIN.values():
         if builtin.letters == letters_spec:

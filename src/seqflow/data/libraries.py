@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from seqflow.data._delimited import _column, skip_preamble
-from seqflow.data._source import LineCounter, open_text, quote
+from seqflow.data._source import open_text, quote
 from seqflow.data.readers import _SUFFIXES, read_sequences
 from seqflow.data.table import SequenceTable
 from seqflow.errors import InvalidInputError
@@ -48,13 +48,11 @@ class LibraryTable:
     def sequences(self) -> dict[str, list[str]]:
         """Library name -> its sequences as upper-case strings (for the library metrics)."""
         tokens, lengths = self.table.tokens.numpy(), self.table.lengths.numpy()
-        letters = np.frombuffer(self.table.alphabet.letters.encode("ascii"), dtype=np.uint8)
+        decode = self.table.alphabet.decode_batch
         out = {}
         for name, rows in self.libraries.items():
-            block = tokens[rows]
-            text = letters[np.minimum(block, len(letters) - 1)].tobytes().decode("ascii")
-            width = block.shape[1]
-            out[name] = [text[i * width : i * width + n] for i, n in enumerate(lengths[rows])]
+            texts = decode(np.minimum(tokens[rows], self.table.alphabet.size - 1))
+            out[name] = [text[:n] for text, n in zip(texts, lengths[rows], strict=True)]
         return out
 
 
@@ -68,32 +66,29 @@ def _group_codes(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarra
     return {names[int(present[i])]: parts[i].astype(np.int64) for i in by_first}
 
 
-class _SetColumn:
-    """One streaming pass over a CSV/TSV file collecting the set column's code of each row."""
-
-    def __init__(self, path: str | Path, set_col: str, delimiter: str) -> None:
-        self.codes = array("q")
-        self.names: dict[str, int] = {}
-        self.first_line: list[int] = []
-        with open_text(path) as source:
-            lines = LineCounter(source.handle, source.name)
-            rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
-            header = [name.strip() for name in next(rows)]
-            index = _column(header, set_col, f"{source.name}:{lines.line}", delimiter, "set")
-            self.column = header[index]
-            for row in rows:
-                if any(cell.strip() for cell in row):
-                    self._add(
-                        row[index].strip() if index < len(row) else "", lines.line, source.name
-                    )
-
-    def _add(self, value: str, line: int, source: str) -> None:
-        if not value:
-            raise InvalidInputError(f"{source}:{line}: empty set value in column {self.column!r}")
-        code = self.names.setdefault(value, len(self.names))
-        if code == len(self.first_line):
-            self.first_line.append(line)
-        self.codes.append(code)
+def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, dict[str, str]]:
+    """One streaming pass over a CSV/TSV file: the set code of each row, and each set's name
+    with the place of its first row (``file:line (column 'name')``), in order of appearance."""
+    codes, code_of, places = array("q"), {}, {}
+    with open_text(path) as source:
+        lines = source.lines
+        rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
+        header = [name.strip() for name in next(rows)]
+        index = _column(header, set_col, f"{source.name}:{lines.line}", delimiter, "set")
+        column = header[index]
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            value = row[index].strip() if index < len(row) else ""
+            if not value:
+                raise InvalidInputError(
+                    f"{source.name}:{lines.line}: empty set value in column {column!r}"
+                )
+            if value not in code_of:
+                code_of[value] = len(code_of)
+                places[value] = f"{source.name}:{lines.line} (column {column!r})"
+            codes.append(code_of[value])
+    return codes, places
 
 
 def _library_name(path: Path) -> str:
@@ -117,8 +112,12 @@ def _folder_files(folder: Path) -> list[Path]:
     return files
 
 
-def _check_one_alphabet(tables: list[SequenceTable]) -> None:
-    """Raise unless every table has the alphabet of the first (as one file would)."""
+def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
+    """One table of the rows of ``tables``, records numbered file after file.
+
+    Raises:
+        InvalidInputError: a table's alphabet differs from the first's (as one file's cannot).
+    """
     first = tables[0]
     for t in tables[1:]:
         if t.alphabet != first.alphabet:
@@ -126,12 +125,7 @@ def _check_one_alphabet(tables: list[SequenceTable]) -> None:
                 f"{t.source}: alphabet {t.alphabet.describe()} differs from "
                 f"{first.alphabet.describe()} of {first.source}; give one alphabet"
             )
-
-
-def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
-    """One table of the rows of ``tables`` (one alphabet), records numbered file after file."""
-    pad = tables[0].pad_token
-    width = max(t.length for t in tables)
+    width, pad = max(t.length for t in tables), first.pad_token
     tokens = torch.cat([torch.nn.functional.pad(t.tokens, (0, width - t.length), value=pad)
                         for t in tables])  # fmt: skip
     label_names = tuple(sorted({n for t in tables for n in t.label_names}))
@@ -142,31 +136,26 @@ def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
         labels = torch.from_numpy(np.concatenate(codes).astype(np.int64))
     offsets = np.cumsum([0] + [t.report.records for t in tables])
     index = [t.record_index + int(o) for t, o in zip(tables, offsets[:-1], strict=True)]
-    reports = [t.report for t in tables]
+    counts = ("skipped", "replaced_records", "replaced_letters", "cropped", "duplicate_ids")
     report = replace(
-        reports[0],
-        alphabet=tables[0].alphabet.describe(),
-        records=int(offsets[-1]),
-        skipped=sum(r.skipped for r in reports),
-        replaced_records=sum(r.replaced_records for r in reports),
-        replaced_letters=sum(r.replaced_letters for r in reports),
-        cropped=sum(r.cropped for r in reports),
-        duplicate_ids=sum(r.duplicate_ids for r in reports),
-    )
+        first.report, alphabet=first.alphabet.describe(), records=int(offsets[-1]),
+        **{key: sum(getattr(t.report, key) for t in tables) for key in counts},
+    )  # fmt: skip
     return SequenceTable(
-        tokens=tokens, ids=[i for t in tables for i in t.ids], alphabet=tables[0].alphabet,
+        tokens=tokens, ids=[i for t in tables for i in t.ids], alphabet=first.alphabet,
         labels=labels, label_names=label_names if labels is not None else (), source=source,
         lengths=torch.cat([t.lengths for t in tables]), values=None, signal=None, splits=None,
         record_index=torch.cat(index), report=report,
     )  # fmt: skip
 
 
-def _check_sizes(sizes: dict[str, int], min_size: int, where: dict[str, str]) -> None:
-    for name, size in sizes.items():
+def _check_sizes(groups: dict[str, np.ndarray], places: dict[str, str], min_size: int) -> None:
+    """Raise unless every library holds ``min_size`` rows (``places`` says where each is)."""
+    for name, place in places.items():
+        size = len(groups.get(name, ()))
         if size < min_size:
             raise InvalidInputError(
-                f"{where[name]}: library {quote(name)} has {size} sequence(s); "
-                f"min_size is {min_size}"
+                f"{place}: library {quote(name)} has {size} sequence(s); min_size is {min_size}"
             )
 
 
@@ -179,38 +168,33 @@ def _read_set_file(path: str | Path, set_col: str, min_size: int, **options: Any
         raise InvalidInputError(
             f"{name}: set_col needs a CSV or TSV file, not {table.report.format}"
         )
-    column = _SetColumn(path, set_col, "," if table.report.format == "csv" else "\t")
-    if len(column.codes) != table.report.records:
+    codes, places = _set_column(path, set_col, "," if table.report.format == "csv" else "\t")
+    if len(codes) != table.report.records:
         raise InvalidInputError(
-            f"{name}: {len(column.codes)} set values for {table.report.records} records "
+            f"{name}: {len(codes)} set values for {table.report.records} records "
             "(did the file change while it was read?)"
         )
-    codes = np.frombuffer(column.codes, dtype=np.int64)[table.record_index.numpy()]
-    names = list(column.names)
-    groups = _group_codes(codes, names)
-    where = {
-        n: f"{name}:{line} (column {column.column!r})"
-        for n, line in zip(names, column.first_line, strict=True)
-    }
-    _check_sizes({n: len(groups.get(n, ())) for n in names}, min_size, where)
+    kept = np.frombuffer(codes, dtype=np.int64)[table.record_index.numpy()]
+    groups = _group_codes(kept, list(places))
+    _check_sizes(groups, places, min_size)
     return LibraryTable(table, groups)
 
 
 def _read_files(paths: list[Path], source: str, min_size: int, **options: Any) -> LibraryTable:
-    names = [_library_name(p) for p in paths]
-    seen: dict[str, Path] = {}
-    for name, path in zip(names, paths, strict=True):
-        if name in seen:
-            raise InvalidInputError(f"{path}: library {quote(name)} already read from {seen[name]}")
-        seen[name] = path
+    places: dict[str, str] = {}
+    for path in paths:
+        name = _library_name(path)
+        if name in places:
+            raise InvalidInputError(
+                f"{path}: library {quote(name)} already read from {places[name]}"
+            )
+        places[name] = str(path)
     tables = [read_sequences(p, **options) for p in paths]
-    _check_sizes({n: len(t) for n, t in zip(names, tables, strict=True)}, min_size,
-                 {n: str(p) for n, p in seen.items()})  # fmt: skip
     ends = np.cumsum([len(t) for t in tables])
     rows = np.split(np.arange(ends[-1], dtype=np.int64), ends[:-1])
-    _check_one_alphabet(tables)
-    table = _concatenate(tables, source)
-    return LibraryTable(table, dict(zip(names, rows, strict=True)))
+    groups = dict(zip(places, rows, strict=True))
+    _check_sizes(groups, places, min_size)
+    return LibraryTable(_concatenate(tables, source), groups)
 
 
 def read_libraries(

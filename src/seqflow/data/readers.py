@@ -9,20 +9,15 @@ handled by the ``on_invalid`` policy, and the records are laid out as a padded (
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from seqflow.data._assemble import Assembled, assemble, duplicates
-from seqflow.data._buffer import RecordBuffer
+from seqflow.data._buffer import RecordBuffer, assemble, duplicates
 from seqflow.data._delimited import Columns, iter_table
 from seqflow.data._fasta import iter_fasta, iter_fastq
 from seqflow.data._gzip import GZIP_ERRORS
-from seqflow.data._source import LineCounter, RawRecord, TextSource, open_text, quote
+from seqflow.data._source import TextSource, open_text, quote
 from seqflow.data._tokenise import POLICIES, detect, tokenise
-from seqflow.data.alphabet import Alphabet, resolve_alphabet
+from seqflow.data.alphabet import resolve_alphabet
 from seqflow.data.table import (
     SPLIT_TEST,
     SPLIT_TRAIN,
@@ -85,27 +80,23 @@ def _resolve_format(fmt: str, path: str | Path, source: TextSource) -> str:
     )
 
 
-def _records(
-    source: TextSource, lines: LineCounter, fmt: str, columns: Columns
-) -> Iterable[RawRecord]:
-    if fmt in ("fasta", "fastq"):
-        if columns.options():
-            raise InvalidInputError(
-                f"{source.name}: {', '.join(columns.options())} needs a CSV or TSV file; {fmt} "
-                "files have no columns (use a CSV with columns id,sequence,label,...)"
-            )
-        return (iter_fasta if fmt == "fasta" else iter_fastq)(lines, source.name)
-    delimiter = "," if fmt == "csv" else "\t"
-    return iter_table(lines, source.name, delimiter=delimiter, columns=columns)
-
-
 def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) -> str:
     """Stream the records of ``path`` into ``buffer``; returns the resolved format."""
     with open_text(path) as source:
         kind = _resolve_format(fmt, path, source)
-        lines = LineCounter(source.handle, source.name)
+        lines = source.lines
+        if kind in ("fasta", "fastq") and columns.options():
+            raise InvalidInputError(
+                f"{source.name}: {', '.join(columns.options())} needs a CSV or TSV file; {kind} "
+                "files have no columns (use a CSV with columns id,sequence,label,...)"
+            )
+        if kind in ("fasta", "fastq"):
+            records = (iter_fasta if kind == "fasta" else iter_fastq)(lines, source.name)
+        else:
+            delimiter = "," if kind == "csv" else "\t"
+            records = iter_table(lines, source.name, delimiter=delimiter, columns=columns)
         try:
-            for record in _records(source, lines, kind, columns):
+            for record in records:
                 buffer.add(record)
         except UnicodeDecodeError:
             raise InvalidInputError(
@@ -120,19 +111,6 @@ def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) 
     if buffer.n == 0:
         raise InvalidInputError(f"{source.name}: {_NO_RECORDS.get(kind, 'no records')}")
     return kind
-
-
-def _table(arrays: Assembled, alphabet: Alphabet, source: str, report: ReadReport) -> SequenceTable:
-    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
-        return None if array is None else torch.from_numpy(array)
-
-    return SequenceTable(
-        tokens=torch.from_numpy(arrays.tokens), ids=arrays.ids, alphabet=alphabet,
-        labels=tensor(arrays.labels), label_names=arrays.label_names, source=source,
-        lengths=torch.from_numpy(arrays.lengths), values=tensor(arrays.values),
-        signal=tensor(arrays.signal), splits=tensor(arrays.splits),
-        record_index=torch.from_numpy(arrays.record_index), report=report,
-    )  # fmt: skip
 
 
 def read_sequences(
@@ -203,12 +181,11 @@ def read_sequences(
             f"{name}: all {buffer.n} records have letters outside {chosen.describe()}; "
             "none is left (on_invalid='skip')"
         )
-    arrays = assemble(buffer, outcome.keep, chosen.size)
-    repeated, first = duplicates(arrays.ids, arrays.id_hashes)
+    repeated, first = duplicates(buffer, outcome.keep)
     if repeated:
         warnings.warn(
             f"{name}: {repeated} duplicate record ids "
-            f"(first: {quote(arrays.ids[first])} at line {arrays.lines[first]})",
+            f"(first: {quote(buffer.record_id(first))} at line {buffer.lines[first]})",
             DuplicateIdWarning,
             stacklevel=2,
         )
@@ -218,4 +195,4 @@ def read_sequences(
         cropped=buffer.cropped, duplicate_ids=repeated, alphabet=chosen.describe(),
         max_length=max_length,
     )  # fmt: skip
-    return _table(arrays, chosen, name, report)
+    return assemble(buffer, outcome.keep, chosen, report)

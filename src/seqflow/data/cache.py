@@ -1,27 +1,18 @@
 """A tokenised on-disk cache of sequence files, opened again as memory maps.
 
 After a file is read, its :class:`SequenceTable` is stored as ``.npy`` arrays plus a JSON
-manifest; the next read with the same file and the same reader options opens the arrays with
-``np.load(mmap_mode="c")`` and wraps them with ``torch.from_numpy``, so nothing is tokenised or
-copied and the operating system pages rows in as they are used. Pages of a memory map are file
-backed: the kernel can drop them under pressure, so a 10M-sequence table costs page cache, not
-anonymous memory. ``"c"`` (copy-on-write) rather than ``"r"``: the mapping is the same and
-equally free, but the tensors are writable, so torch does not warn, and an in-place operation
-on one writes a private copy of the page instead of crashing on a read-only mapping; the cache
-file itself is never written.
-
-An entry is ``<root>/<file name>-<key>/`` where the key hashes the file's absolute path and the
-options, so variants of one file coexist. It is used only when everything that decides the
-table still matches (cache format, seqflow version, options, the file's size, ``mtime_ns`` and
-fingerprint); otherwise it is rebuilt. A damaged entry is rebuilt with a logged warning, never
-an error, and a cache that cannot be written only costs the speed-up. Entries are built in a
-temporary folder beside the target and published with ``os.replace``: a reader never sees a
-half-written entry, and two processes building the same entry both end with a whole one.
+manifest in ``<root>/<file name>-<key>/`` (the key hashes the file's absolute path and the reader
+options). The next read opens the arrays with ``np.load(mmap_mode="c")``: nothing is tokenised or
+copied, pages are file backed (page cache, not anonymous memory), and copy-on-write keeps the
+tensors writable while the cache file is never written. An entry is used only when the cache
+format, seqflow version, options and the file's size, ``mtime_ns`` and fingerprint all match;
+otherwise, or when it is damaged (a logged warning, never an error), it is rebuilt. Entries are
+built in a temporary folder and published with ``os.replace``, so no reader sees half an entry.
 
 ``cache`` settings: ``auto`` (the default) caches files of at least :data:`AUTO_MIN_BYTES` in
 ``.seqflow-cache/`` beside the file, or in the user cache folder when that one is not
-writable, so small files never litter their folders; ``on`` does the same for any size;
-``off`` never caches; anything else is a folder to cache in, whatever the size.
+writable; ``on`` does the same for any size; ``off`` never caches; anything else is a folder to
+cache in, whatever the size.
 """
 
 from __future__ import annotations
@@ -36,7 +27,6 @@ import shutil
 import stat
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,38 +55,25 @@ _READER = inspect.signature(read_sequences)
 log = logging.getLogger(__name__)
 
 
-class _Damaged(Exception):
-    """A cache entry exists but cannot be used as it is."""
+def _stamp(path: Path) -> dict[str, Any]:
+    """What identifies the content of the regular file ``path`` without reading all of it.
 
-
-@dataclass(frozen=True)
-class SourceStamp:
-    """What identifies the content of a data file without reading all of it.
-
-    The fingerprint is a BLAKE2b hash of the size and the first and last MiB: hashing a 10 GB
-    file would cost about as much as tokenising it, the one thing a cache must avoid. Together
-    with the size and ``mtime_ns`` it catches every ordinary edit (an appended line, a rewrite,
-    a copy of other data), including an edit of the ends that keeps size and mtime. An edit of
-    the middle that keeps size and restores mtime on purpose is not caught: remove the entry
-    or pass ``cache="off"`` after such surgery.
+    The fingerprint is a BLAKE2b hash of the size and the first and last MiB (hashing a 10 GB
+    file would cost about as much as tokenising it). With the size and ``mtime_ns`` it catches
+    every ordinary edit; an edit of the middle that keeps the size and restores the mtime on
+    purpose is not caught (remove the entry or pass ``cache="off"`` after such surgery).
     """
-
-    path: str
-    size: int
-    mtime_ns: int
-    fingerprint: str
-
-    @classmethod
-    def of(cls, path: Path) -> SourceStamp:
-        """Stamp of the regular file ``path`` (absolute)."""
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            digest = hashlib.blake2b(str(info.st_size).encode(), digest_size=16)
+    with open(path, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        digest = hashlib.blake2b(str(info.st_size).encode(), digest_size=16)
+        digest.update(handle.read(EDGE_BYTES))
+        if info.st_size > EDGE_BYTES:
+            handle.seek(max(EDGE_BYTES, info.st_size - EDGE_BYTES))
             digest.update(handle.read(EDGE_BYTES))
-            if info.st_size > EDGE_BYTES:
-                handle.seek(max(EDGE_BYTES, info.st_size - EDGE_BYTES))
-                digest.update(handle.read(EDGE_BYTES))
-        return cls(str(path), info.st_size, info.st_mtime_ns, digest.hexdigest())
+    return {
+        "path": str(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+        "fingerprint": digest.hexdigest(),
+    }  # fmt: skip
 
 
 def user_cache_dir() -> Path:
@@ -141,13 +118,13 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
     if not roots:
         return read_sequences(path, **options)
     source = Path(path).resolve()
-    stamp = SourceStamp.of(source)
+    stamp = _stamp(source)
     wanted = _options(options)
     digest = json.dumps({"path": str(source), "options": wanted}, sort_keys=True).encode()
     name = f"{source.name[:64]}-{hashlib.blake2b(digest, digest_size=8).hexdigest()}"
     expect = {
         "format": CACHE_FORMAT, "seqflow": __version__, "options": wanted,
-        "source": dataclasses.asdict(stamp),
+        "source": stamp,
     }  # fmt: skip
     for root in roots:
         table = _open(root / name, expect, str(path))
@@ -159,14 +136,19 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
         table = read_sequences(path, **options)
     for w in caught:
         warnings.warn(w.message, stacklevel=2)
-    if SourceStamp.of(source) != stamp:
+    if _stamp(source) != stamp:
         log.info("%s: changed while it was read; not cached", path)
         return table
     duplicates = [str(w.message) for w in caught if issubclass(w.category, DuplicateIdWarning)]
-    manifest = {**expect, **_describe(table), "warnings": duplicates}
+    arrays = _arrays(table)
+    manifest = {
+        **expect, "alphabet": table.alphabet.to_dict(), "label_names": list(table.label_names),
+        "report": dataclasses.asdict(table.report), "warnings": duplicates,
+        "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape)} for k, a in arrays.items()},
+    }  # fmt: skip
     for i, root in enumerate(roots):
         try:
-            entry = _store(root, name, table, manifest)
+            entry = _store(root, name, arrays, manifest)
         except OSError as err:
             level = logging.INFO if i + 1 < len(roots) else logging.WARNING
             log.log(level, "%s: cannot write a cache in %s (%s)", path, root, err)
@@ -188,42 +170,20 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
 
 def _arrays(table: SequenceTable) -> dict[str, np.ndarray]:
     """The table's arrays by file name (numpy views of its tensors, not copies)."""
-    if not isinstance(table.ids, RecordIds):
-        raise TypeError(f"ids must be RecordIds (as read_sequences gives), not {type(table.ids)}")
-    ids_data, ids_ends = table.ids.arrays()
-    arrays = {
-        "tokens": table.tokens.numpy(),
-        "lengths": table.lengths.numpy(),
-        "record_index": table.record_index.numpy(),
-        "ids_data": ids_data,
-        "ids_ends": ids_ends,
-    }
-    for key in _OPTIONAL:
-        tensor = getattr(table, key)
-        if tensor is not None:
-            arrays[key] = tensor.numpy()
-    return arrays
+    ids_data, ids_ends = table.ids.arrays()  # type: ignore[attr-defined]  # RecordIds
+    tensors = {key: getattr(table, key) for key in ("tokens", "lengths", "record_index")}
+    tensors.update({key: getattr(table, key) for key in _OPTIONAL})
+    arrays = {key: tensor.numpy() for key, tensor in tensors.items() if tensor is not None}
+    return {**arrays, "ids_data": ids_data, "ids_ends": ids_ends}
 
 
-def _describe(table: SequenceTable) -> dict[str, Any]:
-    return {
-        "alphabet": table.alphabet.to_dict(),
-        "label_names": list(table.label_names),
-        "report": dataclasses.asdict(table.report),
-        "arrays": {
-            key: {"dtype": array.dtype.str, "shape": list(array.shape)}
-            for key, array in _arrays(table).items()
-        },
-    }
-
-
-def _store(root: Path, name: str, table: SequenceTable, manifest: dict[str, Any]) -> Path:
+def _store(root: Path, name: str, arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> Path:
     """Write the entry in a temporary folder beside ``root / name``, then publish it."""
     root.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=root))
     target = root / name
     try:
-        for key, array in _arrays(table).items():
+        for key, array in arrays.items():
             with open(temp / f"{key}.npy", "wb") as handle:
                 np.save(handle, array, allow_pickle=False)
                 os.fsync(handle.fileno())
@@ -270,7 +230,7 @@ def _open(
         with open(entry / MANIFEST, encoding="utf-8") as handle:
             manifest = json.load(handle)
         if not isinstance(manifest, dict):
-            raise _Damaged("the manifest is not a JSON object")
+            raise ValueError("the manifest is not a JSON object")
         stale = [key for key, value in expect.items() if manifest.get(key) != value]
         if stale:
             log.info("%s: cache entry %s is out of date (%s); rebuilding", source, entry, stale)
@@ -288,19 +248,17 @@ def _open(
 def _table(entry: Path, manifest: dict[str, Any], source: str) -> SequenceTable:
     specs = manifest["arrays"]
     if not set(_REQUIRED) <= set(specs) <= {*_REQUIRED, *_OPTIONAL}:
-        raise _Damaged(f"the manifest lists the arrays {sorted(specs)}")
-    tensors: dict[str, Any] = {}
+        raise ValueError(f"the manifest lists the arrays {sorted(specs)}")
+    arrays: dict[str, Any] = {}
     for key, spec in specs.items():
         array = np.load(entry / f"{key}.npy", mmap_mode="c", allow_pickle=False)
         if array.dtype.str != spec["dtype"] or list(array.shape) != spec["shape"]:
-            raise _Damaged(f"{key}.npy is {array.dtype.str} {list(array.shape)}, not {spec}")
-        tensors[key] = array
-    ids = RecordIds(tensors.pop("ids_data"), tensors.pop("ids_ends"))
-    torched = {key: torch.from_numpy(array) for key, array in tensors.items()}
+            raise ValueError(f"{key}.npy is {array.dtype.str} {list(array.shape)}, not {spec}")
+        arrays[key] = array
+    ids = RecordIds(arrays.pop("ids_data"), arrays.pop("ids_ends"))
+    tensors = {key: torch.from_numpy(array) for key, array in arrays.items()}
     return SequenceTable(
-        tokens=torched["tokens"], ids=ids, alphabet=Alphabet.from_dict(manifest["alphabet"]),
-        labels=torched.get("labels"), label_names=tuple(manifest["label_names"]),
-        source=source, lengths=torched["lengths"], values=torched.get("values"),
-        signal=torched.get("signal"), splits=torched.get("splits"),
-        record_index=torched["record_index"], report=ReadReport(**manifest["report"]),
+        ids=ids, alphabet=Alphabet.from_dict(manifest["alphabet"]), source=source,
+        label_names=tuple(manifest["label_names"]), report=ReadReport(**manifest["report"]),
+        **{key: tensors.get(key) for key in (*_REQUIRED[:3], *_OPTIONAL)},
     )  # fmt: skip

@@ -131,13 +131,6 @@ class ReadReport:
         return "; ".join(parts)
 
 
-def _check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype):
-    if tuple(tensor.shape) != shape or tensor.dtype != dtype:
-        raise ValueError(
-            f"{name} must be {shape} {dtype}, got {tuple(tensor.shape)} {tensor.dtype}"
-        )
-
-
 @dataclass(frozen=True, eq=False)
 class SequenceTable:
     """Sequences as padded tokens, with ids and optional conditions.
@@ -181,17 +174,18 @@ class SequenceTable:
         n, length = self.tokens.shape
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} ids for {n} sequences")
-        _check_shape("lengths", self.lengths, (n,), torch.int64)
-        _check_shape("record_index", self.record_index, (n,), torch.int64)
-        if self.labels is not None:
-            _check_shape("labels", self.labels, (n,), torch.int64)
-        if self.values is not None:
-            _check_shape("values", self.values, (n,), torch.float32)
-        if self.splits is not None:
-            _check_shape("splits", self.splits, (n,), torch.int8)
-        if self.signal is not None:
-            channels = self.signal.shape[-1] if self.signal.ndim == 3 else 0
-            _check_shape("signal", self.signal, (n, length, channels), torch.float32)
+        channels = self.signal.shape[-1] if self.signal is not None and self.signal.ndim == 3 else 0
+        expected = {
+            "lengths": ((n,), torch.int64), "record_index": ((n,), torch.int64),
+            "labels": ((n,), torch.int64), "values": ((n,), torch.float32),
+            "splits": ((n,), torch.int8), "signal": ((n, length, channels), torch.float32),
+        }  # fmt: skip
+        for name, (shape, dtype) in expected.items():
+            tensor = getattr(self, name)
+            if tensor is not None and (tuple(tensor.shape) != shape or tensor.dtype != dtype):
+                raise ValueError(
+                    f"{name} must be {shape} {dtype}, got {tuple(tensor.shape)} {tensor.dtype}"
+                )
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])

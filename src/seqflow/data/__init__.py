@@ -3,7 +3,6 @@ files, FASTA and table writers, ``key=value`` tags in FASTA headers."""
 
 from seqflow.data.alphabet import Alphabet, resolve_alphabet
 from seqflow.data.cache import read_cached
-from seqflow.data.headers import format_header, read_header_tags
 from seqflow.data.libraries import LibraryTable, read_libraries
 from seqflow.data.readers import read_sequences
 from seqflow.data.signals import read_signal
@@ -16,7 +15,13 @@ from seqflow.data.table import (
     RecordIds,
     SequenceTable,
 )
-from seqflow.data.writers import TABLE_FORMATS, write_fasta, write_table
+from seqflow.data.writers import (
+    TABLE_FORMATS,
+    format_header,
+    read_header_tags,
+    write_fasta,
+    write_table,
+)
 
 __all__ = [
     "SPLIT_TEST",

@@ -1,13 +1,17 @@
-"""CSV/TSV records: one sequence per row, columns chosen by header name (stdlib ``csv``)."""
+"""CSV/TSV records: one sequence per row, columns chosen by header name (stdlib ``csv``), and
+the condition cells of a row parsed: a value, a signal track, a split name."""
 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 
-from seqflow.data._cells import parse_signal, parse_split, parse_value
+import numpy as np
+
 from seqflow.data._source import LineCounter, RawRecord, quote
+from seqflow.data.table import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
 SEQUENCE_COLUMNS = ("sequence", "seq")
@@ -18,6 +22,15 @@ ID_COLUMNS = ("id", "name", "dhs_id")
 
 MAX_LISTED = 20
 """Columns listed at most in an unknown-column error."""
+
+SPLIT_NAMES = {
+    "train": SPLIT_TRAIN,
+    "valid": SPLIT_VALID,
+    "validation": SPLIT_VALID,
+    "val": SPLIT_VALID,
+    "test": SPLIT_TEST,
+}
+"""Accepted split cells (case-insensitive) and their codes."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,96 @@ class Columns:
     def options(self) -> list[str]:
         """Names of the ``*_col`` options that were given, e.g. ``["label_col"]``."""
         return [f"{f.name}_col" for f in fields(self) if getattr(self, f.name) is not None]
+
+
+SEPARATORS = str.maketrans({",": " ", ";": " ", "\t": " "})
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def parse_value(cell: str, where: str, column: str) -> float:
+    """The finite number in ``cell``.
+
+    Args:
+        cell: the stripped cell text.
+        where: error prefix, e.g. ``"x.csv:3: record 'r2'"``.
+        column: the column name, for the message.
+
+    Raises:
+        InvalidInputError: empty, non-numeric, nan or infinite.
+    """
+    if not cell:
+        raise InvalidInputError(f"{where} has no value in column {column!r}")
+    try:
+        number = float(cell)
+    except ValueError:
+        raise InvalidInputError(
+            f"{where}: value {quote(cell)} in column {column!r} is not a number"
+        ) from None
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{where}: value {quote(cell)} in column {column!r} is not finite")
+    if abs(number) > _FLOAT32_MAX:
+        raise InvalidInputError(
+            f"{where}: value {quote(cell)} in column {column!r} is too large for float32"
+        )
+    return number
+
+
+def parse_signal(cell: str, where: str, column: str, length: int) -> np.ndarray:
+    """One channel of per-position numbers, separated by spaces, commas, semicolons or tabs.
+
+    Args:
+        cell: the stripped cell text.
+        where: error prefix, e.g. ``"x.csv:3: record 'r2'"``.
+        column: the column name, for the message.
+        length: the record's sequence length, which the count must equal.
+
+    Returns:
+        the numbers, shape (length,), float32.
+
+    Raises:
+        InvalidInputError: empty cell, wrong count, a non-numeric or non-finite number.
+    """
+    parts = cell.translate(SEPARATORS).split()
+    if not parts:
+        raise InvalidInputError(f"{where} has no signal in column {column!r}")
+    if len(parts) != length:
+        raise InvalidInputError(
+            f"{where}: signal has {len(parts)} values for a sequence of length {length} "
+            f"(column {column!r})"
+        )
+    try:
+        numbers = np.array(parts, dtype=np.float64).astype(np.float32)
+    except ValueError:
+        numbers = np.array([_number_or_nan(p) for p in parts], dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(numbers))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidInputError(
+            f"{where}: signal value {quote(parts[i])} at position {i + 1} is not a finite number "
+            f"(column {column!r})"
+        )
+    return numbers
+
+
+def _number_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def parse_split(cell: str, where: str, column: str) -> int:
+    """The split code of ``cell``: train, valid (validation, val) or test, any case.
+
+    Raises:
+        InvalidInputError: any other text.
+    """
+    code = SPLIT_NAMES.get(cell.lower())
+    if code is None:
+        raise InvalidInputError(
+            f"{where}: split {quote(cell)} in column {column!r} is not train, valid or test"
+        )
+    return code
 
 
 def _find_column(names: Sequence[str], wanted: str) -> int | None:

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqflow.data._delimited import SEPARATORS
 from seqflow.data._source import quote
 from seqflow.errors import InvalidInputError
 
 SUFFIXES = (".npy", ".npz", ".txt", ".csv", ".tsv")
 """Signal file types, told by the suffix."""
 
-_SEPARATORS = str.maketrans({",": " ", ";": " ", "\t": " "})
 _MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK\x03\x04"}
 
 
@@ -52,7 +52,7 @@ def _load_array(path: Path, name: str) -> np.ndarray:
 
 
 def _parse_row(text: str, name: str, row: int, line: int) -> np.ndarray:
-    parts = text.translate(_SEPARATORS).split()
+    parts = text.translate(SEPARATORS).split()
     try:
         return np.array(parts, dtype=np.float64)
     except ValueError:

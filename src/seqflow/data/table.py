@@ -9,7 +9,6 @@ from typing import overload
 import numpy as np
 import torch
 
-from seqflow.data._cells import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.data.alphabet import Alphabet
 
 __all__ = [
@@ -22,6 +21,9 @@ __all__ = [
     "SequenceTable",
 ]
 
+
+SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST = 0, 1, 2
+"""Codes of :attr:`SequenceTable.splits`."""
 
 _ITER_IDS = 1 << 16
 """Offsets turned into Python ints at a time while iterating over ids."""

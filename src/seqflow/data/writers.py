@@ -1,16 +1,55 @@
 """Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically) or to
-standard output."""
+standard output; ``key=value`` tags in FASTA headers, written and read in one place.
+
+A header is the record id followed by tags, e.g. ``sample_3 label=K562 value=1.5
+signal=rows.npy:3``: ``seqflow sample`` writes the conditions of each sequence this way, and
+``seqflow evaluate`` reads them back (``label=``, ``value=``, ``library=``). Values hold no
+whitespace; numbers are written with ``%g``.
+"""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from seqflow.io_utils import atomic_write
+
+
+def format_header(record_id: str, tags: Mapping[str, object | None]) -> str:
+    """``record_id`` followed by ``key=value`` for each tag whose value is not None (floats
+    as ``%g``), in the mapping's order."""
+    words = [record_id]
+    for key, value in tags.items():
+        if value is not None:
+            words.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(words)
+
+
+def read_header_tags(path: str | Path) -> list[dict[str, str]]:
+    """The tags of each FASTA header of ``path`` (plain or ``.gz``), in record order."""
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
+        return [
+            dict(word.split("=", 1) for word in line[1:].split()[1:] if "=" in word)
+            for line in handle
+            if line.startswith(">")
+        ]
+
+
+def _output(path: str | Path | None, emit: Callable[[TextIO], int]) -> int:
+    """``emit`` into ``path`` atomically, or into standard output for ``None`` or ``"-"``."""
+    if path is None or str(path) == "-":
+        count = emit(sys.stdout)
+        sys.stdout.flush()
+        return count
+    with atomic_write(path) as handle:
+        return emit(handle)
 
 
 def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: int) -> int:
@@ -50,12 +89,7 @@ def write_fasta(
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
-    if path is None or str(path) == "-":
-        count = _write_records(records, sys.stdout, width)
-        sys.stdout.flush()
-        return count
-    with atomic_write(path) as handle:
-        return _write_records(records, handle, width)
+    return _output(path, lambda handle: _write_records(records, handle, width))
 
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl")
@@ -106,9 +140,4 @@ def write_table(
             count += 1
         return count
 
-    if path is None or str(path) == "-":
-        count = emit(sys.stdout)
-        sys.stdout.flush()
-        return count
-    with atomic_write(path) as handle:
-        return emit(handle)
+    return _output(path, emit)

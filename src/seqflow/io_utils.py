@@ -1,9 +1,8 @@
-"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
+"""Atomic file writes (a temporary file beside the target, then ``os.replace``), and the
+checksummed safetensors files of checkpoints and oracles.
 
 A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``
-and ``_version`` (and torch/safetensors for the safetensors files of checkpoints and oracles:
-:func:`save_tensors`, :func:`read_tensors`, :func:`check_format`).
+as it was: the temporary file is removed.
 """
 
 from __future__ import annotations
@@ -59,10 +58,7 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
     own run folder).
     """
     removed: list[Path] = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for path in root.rglob(".*.tmp"):
+    for path in Path(folder).rglob(".*.tmp"):
         if path.is_file() and _TEMP_PATTERN.match(path.name):
             path.unlink(missing_ok=True)
             removed.append(path)
@@ -72,8 +68,6 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
-
-    Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
 
     A target that exists but is not a regular file (``/dev/null``, ``/dev/stdout``, a named
     pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
@@ -111,19 +105,19 @@ def save_tensors(
     make_folder: bool = False,
 ) -> None:  # fmt: skip
     """Write a safetensors file atomically, with the umask's permissions (``save_file`` alone
-    would make it 0600). Tensors sharing memory (one tensor under two names) are copied first,
-    since safetensors refuses shared memory.
-
-    Args:
-        tensors: name -> tensor (any device; written from CPU copies).
-        metadata: string metadata for the header.
-        make_folder: create the parent folder when missing (else a missing folder is an
-            :class:`InvalidInputError`).
+    would make it 0600), and the tensors' checksum in the metadata. Tensors sharing memory are
+    copied first (safetensors refuses them); ``make_folder`` creates a missing parent folder.
     """
     target = Path(path)
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
-    plain = _unshared(tensors)
+    plain: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        v = value.detach().contiguous().cpu()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        plain[key] = v.clone() if ptr in seen else v
+        seen.add(ptr)
     metadata = {**metadata, CHECKSUM_KEY: tensor_checksum(plain)}
     with atomic_path(target) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)
@@ -147,16 +141,6 @@ def tensor_checksum(tensors: dict[str, Any]) -> str:
     return f"blake2b-128:{digest.hexdigest()}"
 
 
-def verify_checksum(tensors: dict[str, Any], metadata: dict[str, str] | None, source: str) -> None:
-    """Raise :class:`CheckpointError` when ``metadata`` records a checksum that ``tensors`` do
-    not have (files written before checksums existed carry none and pass)."""
-    recorded = (metadata or {}).get(CHECKSUM_KEY)
-    if recorded is not None and recorded != tensor_checksum(tensors):
-        raise CheckpointError(
-            f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
-        )
-
-
 def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The tensors and header metadata of the safetensors file of a ``kind`` (e.g.
     ``checkpoint``), its checksum verified; :class:`CheckpointError` when the file is missing,
@@ -171,7 +155,11 @@ def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str,
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
-    verify_checksum(tensors, metadata, source)
+    recorded = (metadata or {}).get(CHECKSUM_KEY)  # files older than checksums carry none
+    if recorded is not None and recorded != tensor_checksum(tensors):
+        raise CheckpointError(
+            f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
+        )
     return tensors, metadata
 
 
@@ -194,16 +182,3 @@ def check_format(
             f"reads format <= {newest}); upgrade seqflow"
         )
     return meta
-
-
-def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for key, value in tensors.items():
-        v = value.detach().contiguous().cpu()
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        if ptr in seen:
-            v = v.clone()
-        seen.add(ptr)
-        out[key] = v
-    return out

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from seqflow.data._source import LineCounter, RawRecord, quote
+from seqflow.data._source import RawRecord, TextSource, quote
 from seqflow.data.table import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
@@ -220,14 +220,11 @@ def skip_preamble(lines: Iterable[str]) -> Iterator[str]:
         yield text
 
 
-def iter_table(
-    lines: LineCounter, source: str, *, delimiter: str, columns: Columns
-) -> Iterator[RawRecord]:
+def iter_table(lines: TextSource, *, delimiter: str, columns: Columns) -> Iterator[RawRecord]:
     """Yield one record per non-blank data row; ``#`` lines before the header are skipped.
 
     Args:
         lines: the file's lines; its counter gives row line numbers.
-        source: file name for error messages.
         delimiter: ``","`` or ``"\\t"``.
         columns: the columns to read; cells are stripped of surrounding whitespace.
 
@@ -241,15 +238,15 @@ def iter_table(
     try:
         header = next(rows, None)
         if header is None:
-            raise InvalidInputError(f"{source}: no header row")
+            raise InvalidInputError(f"{lines.name}: no header row")
         names = [name.strip() for name in header]
-        layout = _Layout(names, columns, f"{source}:{lines.line}", delimiter)
+        layout = _Layout(names, columns, f"{lines.name}:{lines.line}", delimiter)
         for row in rows:
             if not any(cell.strip() for cell in row):
                 continue
             n += 1
-            yield layout.record(row, n, lines.line, source)
+            yield layout.record(row, n, lines.line, lines.name)
     except csv.Error as err:
-        raise InvalidInputError(f"{source}:{lines.line}: malformed row ({err})") from None
+        raise InvalidInputError(f"{lines.name}:{lines.line}: malformed row ({err})") from None
     if n == 0:
-        raise InvalidInputError(f"{source}: no data rows after the header")
+        raise InvalidInputError(f"{lines.name}: no data rows after the header")

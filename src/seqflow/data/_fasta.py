@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
-from seqflow.data._source import LineCounter, RawRecord, quote
+from seqflow.data._source import RawRecord, TextSource, quote
 from seqflow.errors import InvalidInputError
 
 
@@ -41,7 +41,7 @@ def _first_word(title: str, k: int) -> str:
     return words[0] if words else f"record{k}"
 
 
-def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
+def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
     """Yield the records of a FASTA file in order.
 
     The id is the first word of the header (``record{k}`` when the header is blank); text before
@@ -50,7 +50,6 @@ def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
 
     Args:
         lines: the file's lines; its counter gives header line numbers.
-        source: file name for error messages.
 
     Raises:
         InvalidInputError: a record has an empty sequence.
@@ -70,7 +69,7 @@ def iter_fasta(lines: LineCounter, source: str) -> Iterator[RawRecord]:
         record_id = _first_word(title, k)
         if not seq:
             raise InvalidInputError(
-                f"{source}:{header}: record {quote(record_id)} has an empty sequence"
+                f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
             )
         seq_line, width = _layout(header, widths, len(seq))
         yield RawRecord(record_id, seq, header, seq_line, width)
@@ -83,7 +82,7 @@ class _FastqHandle:
     line of the last non-blank line seen, and ``done`` tells when the lines ran out.
     """
 
-    def __init__(self, lines: LineCounter) -> None:
+    def __init__(self, lines: TextSource) -> None:
         self.lines = lines
         self.first = 0
         self.last_text = 0
@@ -110,7 +109,7 @@ class _FastqHandle:
         return self._iter
 
 
-def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
+def iter_fastq(lines: TextSource) -> Iterator[RawRecord]:
     """Yield the records of a FASTQ file in order (qualities are checked, then dropped).
 
     A record normally spans 4 lines; a sequence wrapped over several lines is accepted, as
@@ -118,7 +117,6 @@ def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
 
     Args:
         lines: the file's lines; its counter gives header line numbers.
-        source: file name for error messages.
 
     Raises:
         InvalidInputError: malformed FASTQ (Biopython's complaint, with the line it stopped at),
@@ -133,7 +131,7 @@ def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
             record_id = _first_word(title, k)
             if not seq:
                 raise InvalidInputError(
-                    f"{source}:{header}: record {quote(record_id)} has an empty sequence"
+                    f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
                 )
             following = handle.last_text + 1 if handle.done else lines.line
             width = 0 if following - header == 4 else -1
@@ -145,4 +143,4 @@ def iter_fastq(lines: LineCounter, source: str) -> Iterator[RawRecord]:
         message = " ".join(str(err).split())
         if len(message) > 200:
             message = message[:199] + "…"
-        raise InvalidInputError(f"{source}:{lines.line}: malformed FASTQ ({message})") from None
+        raise InvalidInputError(f"{lines.name}:{lines.line}: malformed FASTQ ({message})") from None

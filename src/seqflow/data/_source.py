@@ -18,7 +18,6 @@ import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, NamedTuple, TextIO
 
@@ -89,20 +88,25 @@ class RawRecord(NamedTuple):
         return f"{source}:{line}: record {quote(self.id)}"
 
 
-class LineCounter:
-    """Iterate over the lines of a text handle, keeping the 1-based number of the last one.
+class TextSource:
+    """An open input, iterated line by line, keeping the 1-based number of the last line.
 
-    Args:
-        handle: the text; lines end with LF, CRLF or a lone CR.
-        source: file name for error messages.
+    Lines are UTF-8 (a leading BOM dropped) and end with LF, CRLF or a lone CR, untranslated.
+
+    Attributes:
+        name: the path as given, or ``<stdin>``; it starts every error message.
+        head: up to the first 8 KB, decoded, for sniffing.
+        line: the number of the last line given.
 
     Raises:
-        InvalidInputError: a line holds a NUL byte (binary content past the checked head).
+        InvalidInputError: (while iterating) a line holds a NUL byte (binary content past the
+            checked head).
     """
 
-    def __init__(self, handle: TextIO, source: str) -> None:
+    def __init__(self, handle: TextIO, name: str, head: str) -> None:
         self._handle = handle
-        self._source = source
+        self.name = name
+        self.head = head
         self.line = 0
 
     def __iter__(self) -> Iterator[str]:
@@ -110,24 +114,9 @@ class LineCounter:
             self.line += 1
             if "\x00" in text:
                 raise InvalidInputError(
-                    f"{self._source}:{self.line}: binary file, not text (NUL byte in the line)"
+                    f"{self.name}:{self.line}: binary file, not text (NUL byte in the line)"
                 )
             yield text
-
-
-@dataclass
-class TextSource:
-    """An open input: its counted lines, its display name and the first characters for sniffing.
-
-    Attributes:
-        lines: the UTF-8 text (a leading BOM dropped, newlines untranslated), line by line.
-        name: the path as given, or ``<stdin>``; it starts every error message.
-        head: up to the first 8 KB, decoded.
-    """
-
-    lines: LineCounter
-    name: str
-    head: str
 
 
 class _Replayed(io.RawIOBase):
@@ -239,7 +228,7 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
         text = _check_head(head, name, len(head) < HEAD_BYTES)
         replayed = io.BufferedReader(_Replayed(head, stream))
         handle = io.TextIOWrapper(replayed, encoding="utf-8-sig", newline="")
-        yield TextSource(lines=LineCounter(handle, name), name=name, head=text)
+        yield TextSource(handle, name, text)
     finally:
         if owned:
             binary.close()

@@ -71,10 +71,9 @@ def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, 
     with the place of its first row (``file:line (column 'name')``), in order of appearance."""
     codes, code_of, places = array("q"), {}, {}
     with open_text(path) as source:
-        lines = source.lines
-        rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
+        rows = csv.reader(skip_preamble(source), delimiter=delimiter, strict=True)
         header = [name.strip() for name in next(rows)]
-        index = _column(header, set_col, f"{source.name}:{lines.line}", delimiter, "set")
+        index = _column(header, set_col, f"{source.name}:{source.line}", delimiter, "set")
         column = header[index]
         for row in rows:
             if not any(cell.strip() for cell in row):
@@ -82,11 +81,11 @@ def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, 
             value = row[index].strip() if index < len(row) else ""
             if not value:
                 raise InvalidInputError(
-                    f"{source.name}:{lines.line}: empty set value in column {column!r}"
+                    f"{source.name}:{source.line}: empty set value in column {column!r}"
                 )
             if value not in code_of:
                 code_of[value] = len(code_of)
-                places[value] = f"{source.name}:{lines.line} (column {column!r})"
+                places[value] = f"{source.name}:{source.line} (column {column!r})"
             codes.append(code_of[value])
     return codes, places
 

@@ -84,29 +84,28 @@ def _gather(path: str | Path, fmt: str, columns: Columns, buffer: RecordBuffer) 
     """Stream the records of ``path`` into ``buffer``; returns the resolved format."""
     with open_text(path) as source:
         kind = _resolve_format(fmt, path, source)
-        lines = source.lines
         if kind in ("fasta", "fastq") and columns.options():
             raise InvalidInputError(
                 f"{source.name}: {', '.join(columns.options())} needs a CSV or TSV file; {kind} "
                 "files have no columns (use a CSV with columns id,sequence,label,...)"
             )
         if kind in ("fasta", "fastq"):
-            records = (iter_fasta if kind == "fasta" else iter_fastq)(lines, source.name)
+            records = (iter_fasta if kind == "fasta" else iter_fastq)(source)
         else:
             delimiter = "," if kind == "csv" else "\t"
-            records = iter_table(lines, source.name, delimiter=delimiter, columns=columns)
+            records = iter_table(source, delimiter=delimiter, columns=columns)
         try:
             for record in records:
                 buffer.add(record)
         except UnicodeDecodeError:
             raise InvalidInputError(
-                f"{source.name}: not a UTF-8 text file (undecodable byte after line {lines.line})"
+                f"{source.name}: not a UTF-8 text file (undecodable byte after line {source.line})"
             ) from None
         except GZIP_ERRORS as err:
             raise InvalidInputError(f"{source.name}: damaged gzip file ({err})") from None
         except OSError as err:
             raise InvalidInputError(
-                f"{source.name}: read error after line {lines.line} ({err.strerror or err})"
+                f"{source.name}: read error after line {source.line} ({err.strerror or err})"
             ) from None
     if buffer.n == 0:
         raise InvalidInputError(f"{source.name}: {_NO_RECORDS.get(kind, 'no records')}")

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from seqflow.config import DataConfig
 from seqflow.data import SequenceTable, read_cached
-from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.data.signals import read_signal
+from seqflow.data.table import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 from seqflow.models import Condition, Standardizer
 from seqflow.training import TrainingSet

@@ -21,7 +21,7 @@ from seqflow.data import (
     write_fasta,
     write_table,
 )
-from seqflow.data.readers import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
+from seqflow.data.table import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
 SPLITS = {"train": SPLIT_TRAIN, "valid": SPLIT_VALID, "test": SPLIT_TEST}

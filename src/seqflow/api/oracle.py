@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from seqflow.data import Alphabet, read_sequences
-from seqflow.data.readers import SPLIT_TEST
+from seqflow.data.table import SPLIT_TEST
 from seqflow.errors import InvalidInputError
 from seqflow.oracle import ExternalOracle, Oracle, OracleFitReport, save_oracle
 from seqflow.oracle import fit_oracle as _fit

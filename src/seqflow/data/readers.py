@@ -18,26 +18,8 @@ from seqflow.data._gzip import GZIP_ERRORS
 from seqflow.data._source import TextSource, open_text, quote
 from seqflow.data._tokenise import POLICIES, detect, tokenise
 from seqflow.data.alphabet import resolve_alphabet
-from seqflow.data.table import (
-    SPLIT_TEST,
-    SPLIT_TRAIN,
-    SPLIT_VALID,
-    DuplicateIdWarning,
-    ReadReport,
-    SequenceTable,
-)
+from seqflow.data.table import DuplicateIdWarning, ReadReport, SequenceTable
 from seqflow.errors import InvalidInputError
-
-__all__ = [
-    "FORMATS",
-    "SPLIT_TEST",
-    "SPLIT_TRAIN",
-    "SPLIT_VALID",
-    "DuplicateIdWarning",
-    "ReadReport",
-    "SequenceTable",
-    "read_sequences",
-]
 
 FORMATS = ("fasta", "fastq", "csv", "tsv")
 _SUFFIXES = {

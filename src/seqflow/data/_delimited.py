@@ -35,7 +35,8 @@ SPLIT_NAMES = {
 
 @dataclass(frozen=True)
 class Columns:
-    """Column names asked for; ``None`` means none (for ``seq``: ``sequence`` or ``seq``)."""
+    """Column names asked for; ``None`` (or empty) means none (for ``seq``: ``sequence`` or
+    ``seq``)."""
 
     seq: str | None = None
     label: str | None = None
@@ -52,19 +53,8 @@ SEPARATORS = str.maketrans({",": " ", ";": " ", "\t": " "})
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def parse_value(cell: str, where: str, column: str) -> float:
-    """The finite number in ``cell``.
-
-    Args:
-        cell: the stripped cell text.
-        where: error prefix, e.g. ``"x.csv:3: record 'r2'"``.
-        column: the column name, for the message.
-
-    Raises:
-        InvalidInputError: empty, non-numeric, nan or infinite.
-    """
-    if not cell:
-        raise InvalidInputError(f"{where} has no value in column {column!r}")
+def _value(cell: str, where: str, column: str, length: int) -> float:
+    """The finite float32-sized number of a value cell."""
     try:
         number = float(cell)
     except ValueError:
@@ -80,21 +70,9 @@ def parse_value(cell: str, where: str, column: str) -> float:
     return number
 
 
-def parse_signal(cell: str, where: str, column: str, length: int) -> np.ndarray:
-    """One channel of per-position numbers, separated by spaces, commas, semicolons or tabs.
-
-    Args:
-        cell: the stripped cell text.
-        where: error prefix, e.g. ``"x.csv:3: record 'r2'"``.
-        column: the column name, for the message.
-        length: the record's sequence length, which the count must equal.
-
-    Returns:
-        the numbers, shape (length,), float32.
-
-    Raises:
-        InvalidInputError: empty cell, wrong count, a non-numeric or non-finite number.
-    """
+def _signal(cell: str, where: str, column: str, length: int) -> np.ndarray:
+    """One channel of ``length`` finite numbers separated by spaces, commas, semicolons or tabs,
+    shape (length,), float32."""
     parts = cell.translate(SEPARATORS).split()
     if not parts:
         raise InvalidInputError(f"{where} has no signal in column {column!r}")
@@ -124,18 +102,18 @@ def _number_or_nan(text: str) -> float:
         return math.nan
 
 
-def parse_split(cell: str, where: str, column: str) -> int:
-    """The split code of ``cell``: train, valid (validation, val) or test, any case.
-
-    Raises:
-        InvalidInputError: any other text.
-    """
+def _split(cell: str, where: str, column: str, length: int) -> int:
+    """The split code of a cell: train, valid (validation, val) or test, any case."""
     code = SPLIT_NAMES.get(cell.lower())
     if code is None:
         raise InvalidInputError(
             f"{where}: split {quote(cell)} in column {column!r} is not train, valid or test"
         )
     return code
+
+
+_PARSERS = {"label": lambda cell, *_: cell, "value": _value, "signal": _signal, "split": _split}
+"""Condition columns, in the order they are looked up and read, and the parser of their cells."""
 
 
 def _find_column(names: Sequence[str], wanted: str) -> int | None:
@@ -177,37 +155,28 @@ class _Layout:
 
     def __init__(self, names: list[str], columns: Columns, where: str, delimiter: str) -> None:
         self.names = names
-
-        def find(wanted: str | None, role: str) -> int | None:
-            return _column(names, wanted, where, delimiter, role) if wanted else None
-
         self.seq = _column(names, columns.seq, where, delimiter, "sequence")
-        self.label = find(columns.label, "label")
-        self.value = find(columns.value, "value")
-        self.signal = find(columns.signal, "signal")
-        self.split = find(columns.split, "split")
+        self.conditions = {
+            role: _column(names, wanted, where, delimiter, role)
+            for role in _PARSERS
+            if (wanted := getattr(columns, role))
+        }
         self.id = next((i for c in ID_COLUMNS if (i := _find_column(names, c)) is not None), None)
 
     def record(self, row: list[str], n: int, line: int, source: str) -> RawRecord:
         """The record of data row ``n`` (1-based) on ``line``, its cells checked and parsed."""
-        names = self.names
         record_id = _cell(row, self.id) or f"row{n}"
         where = f"{source}:{line}: record {quote(record_id)}"
         seq = _cell(row, self.seq)
         if not seq:
-            raise InvalidInputError(f"{where} has no sequence in column {names[self.seq]!r}")
-        label = value = signal = split = None
-        if self.label is not None:
-            label = _cell(row, self.label)
-            if not label:
-                raise InvalidInputError(f"{where} has no label in column {names[self.label]!r}")
-        if self.value is not None:
-            value = parse_value(_cell(row, self.value), where, names[self.value])
-        if self.signal is not None:
-            signal = parse_signal(_cell(row, self.signal), where, names[self.signal], len(seq))
-        if self.split is not None:
-            split = parse_split(_cell(row, self.split), where, names[self.split])
-        return RawRecord(record_id, seq, line, line, 0, label, value, signal, split)
+            raise InvalidInputError(f"{where} has no sequence in column {self.names[self.seq]!r}")
+        conditions = {}
+        for role, index in self.conditions.items():
+            cell, column = _cell(row, index), self.names[index]
+            if not cell and role != "split":
+                raise InvalidInputError(f"{where} has no {role} in column {column!r}")
+            conditions[role] = _PARSERS[role](cell, where, column, len(seq))
+        return RawRecord(record_id, seq, line, line, 0, **conditions)
 
 
 def skip_preamble(lines: Iterable[str]) -> Iterator[str]:

@@ -13,13 +13,9 @@ from seqflow.errors import InvalidInputError
 
 
 def _layout(header: int, widths: list[int], length: int) -> tuple[int, int]:
-    """Line of the first letter and letters per line (0: one line; -1: irregular wrapping).
-
-    Args:
-        header: the header's line.
-        widths: characters on each line after the header, up to the next record.
-        length: letters in the parsed sequence.
-    """
+    """Line of the first letter and letters per line (0: one line; -1: irregular wrapping),
+    from the header's line, the characters on each line up to the next record, and the
+    letters in the parsed sequence."""
     lead = 0
     while lead < len(widths) and widths[lead] == 0:
         lead += 1
@@ -36,9 +32,17 @@ def _layout(header: int, widths: list[int], length: int) -> tuple[int, int]:
     return header, -1
 
 
-def _first_word(title: str, k: int) -> str:
+def _record(
+    lines: TextSource, title: str, k: int, seq: str, header: int, seq_line: int, width: int
+) -> RawRecord:
+    """Record ``k`` (1-based): its id is the first word of ``title``, else ``record{k}``."""
     words = title.split(maxsplit=1)
-    return words[0] if words else f"record{k}"
+    record_id = words[0] if words else f"record{k}"
+    if not seq:
+        raise InvalidInputError(
+            f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
+        )
+    return RawRecord(record_id, seq, header, seq_line, width)
 
 
 def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
@@ -47,9 +51,6 @@ def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
     The id is the first word of the header (``record{k}`` when the header is blank); text before
     the first ``>`` is ignored, as Biopython does. The width of every sequence line is noted so
     that an invalid letter can later be traced to its own line.
-
-    Args:
-        lines: the file's lines; its counter gives header line numbers.
 
     Raises:
         InvalidInputError: a record has an empty sequence.
@@ -66,13 +67,7 @@ def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
 
     for k, (title, seq) in enumerate(SimpleFastaParser(tracked()), start=1):
         header, *widths = pending.popleft()
-        record_id = _first_word(title, k)
-        if not seq:
-            raise InvalidInputError(
-                f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
-            )
-        seq_line, width = _layout(header, widths, len(seq))
-        yield RawRecord(record_id, seq, header, seq_line, width)
+        yield _record(lines, title, k, seq, header, *_layout(header, widths, len(seq)))
 
 
 class _FastqHandle:
@@ -115,9 +110,6 @@ def iter_fastq(lines: TextSource) -> Iterator[RawRecord]:
     A record normally spans 4 lines; a sequence wrapped over several lines is accepted, as
     Biopython does, but its letters are then traced to the header line only.
 
-    Args:
-        lines: the file's lines; its counter gives header line numbers.
-
     Raises:
         InvalidInputError: malformed FASTQ (Biopython's complaint, with the line it stopped at),
             or a record with an empty sequence.
@@ -128,14 +120,10 @@ def iter_fastq(lines: TextSource) -> Iterator[RawRecord]:
     try:
         for k, (title, seq, _) in enumerate(parsed, start=1):
             header = header or handle.first
-            record_id = _first_word(title, k)
-            if not seq:
-                raise InvalidInputError(
-                    f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
-                )
             following = handle.last_text + 1 if handle.done else lines.line
-            width = 0 if following - header == 4 else -1
-            yield RawRecord(record_id, seq, header, header + 1, width)
+            yield _record(
+                lines, title, k, seq, header, header + 1, 0 if following - header == 4 else -1
+            )
             header = lines.line
     except UnicodeDecodeError:
         raise

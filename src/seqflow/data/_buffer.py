@@ -33,14 +33,9 @@ def _ascii_or_nul(seq: str) -> bytes:
 
 
 class RecordBuffer:
-    """Sequence bytes and per-record columns of one file, in file order.
-
-    Args:
-        source: file name for error messages.
-        max_length: longest record kept, or ``None``.
-        crop: cut longer records to ``max_length`` instead of raising.
-        strict: raise on a non-ASCII letter (``on_invalid="error"``); else store ``NON_ASCII``.
-    """
+    """Sequence bytes and per-record columns of one file, in file order; records longer than
+    ``max_length`` are an error or, with ``crop``, cut; a non-ASCII letter is an error when
+    ``strict`` (``on_invalid="error"``), else stored as ``NON_ASCII``."""
 
     def __init__(self, source: str, *, max_length: int | None, crop: bool, strict: bool) -> None:
         self.source = source
@@ -118,14 +113,15 @@ class RecordBuffer:
         ends = np.frombuffer(self.ends, dtype=np.int64)
         return np.concatenate(([0], ends[:-1])).astype(np.int64), ends
 
-    def chunks(self) -> Iterator[tuple[int, int]]:
-        """Record ranges ``[a, b)`` of about ``_CHUNK_BYTES`` letters (at least one record)."""
+    def chunks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """Record ranges ``[a, b)`` of about ``_CHUNK_BYTES`` letters (at least one record), with
+        their bytes (a writable view) and the offset of each record in them, shape (b - a,)."""
+        flat = self.flat()
         starts, ends = self.bounds()
         a = 0
         while a < self.n:
-            b = int(np.searchsorted(ends, starts[a] + _CHUNK_BYTES, side="right"))
-            b = max(b, a + 1)
-            yield a, b
+            b = max(int(np.searchsorted(ends, starts[a] + _CHUNK_BYTES, side="right")), a + 1)
+            yield a, b, flat[starts[a] : ends[b - 1]], starts[a:b] - starts[a]
             a = b
 
     def record_id(self, i: int) -> str:
@@ -138,8 +134,7 @@ class RecordBuffer:
         return f"{self.source}:{self.lines[i]}: record {quote(self.record_id(i))}"
 
     def letter_where(self, i: int, position: int) -> str:
-        """Error prefix naming the line on which letter ``position`` (1-based) of record ``i``
-        sits (the header line, said so, when the wrapping is irregular)."""
+        """Error prefix naming the line of letter ``position`` (1-based) of record ``i``."""
         record = RawRecord(self.record_id(i), "", self.lines[i], self.seq_lines[i], self.widths[i])
         return record.letter_where(self.source, position)
 
@@ -171,14 +166,8 @@ def _pad(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray
 def assemble(
     buffer: RecordBuffer, keep: np.ndarray, alphabet: Alphabet, report: ReadReport
 ) -> SequenceTable:
-    """Drop the records not in ``keep`` and lay the rest out as a padded table.
-
-    Args:
-        buffer: tokenised records.
-        keep: records to keep, shape (N,), bool; at least one True.
-        alphabet: the alphabet of the tokens; ``alphabet.size`` pads past a record's end.
-        report: what reading did.
-    """
+    """The tokenised records kept by ``keep`` (shape (N,), bool, at least one True) as a table
+    padded with ``alphabet.size``."""
     starts, ends = buffer.bounds()
     lengths = ends - starts
     flat = buffer.flat()
@@ -226,15 +215,11 @@ def assemble(
 
 
 def duplicates(buffer: RecordBuffer, keep: np.ndarray) -> tuple[int, int]:
-    """How many kept records repeat an earlier kept record's id, and the first that does
-    (its index in the buffer; -1: none).
+    """How many kept records (``keep`` shape (N,), bool) repeat an earlier kept record's id,
+    and the buffer index of the first that does (-1: none).
 
-    Ids are compared only within groups of equal hash, so the cost is one sort of N integers
-    plus a string comparison per colliding record.
-
-    Args:
-        buffer: the records.
-        keep: records to keep, shape (N,), bool.
+    Ids are compared only within groups of equal hash: one sort of N integers plus a string
+    comparison per colliding record.
     """
     kept = np.flatnonzero(keep)
     hashes = np.frombuffer(buffer.id_hashes, dtype=np.int64)[kept]

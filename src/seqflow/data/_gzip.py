@@ -1,10 +1,6 @@
-"""Gzip input with a cap on the decompressed size.
-
-A gzip file can decompress to about a thousand times its size (a "decompression bomb"); since
-the records of a file are held in memory, the stream is counted while it is read and stops with
-a one-line :class:`InvalidInputError` once it passes the limit of
-:func:`max_decompressed`, before it fills memory.
-"""
+"""Gzip input with a cap on the decompressed size: a gzip file can decompress to about a
+thousand times its size (a "decompression bomb"), so the stream is counted while it is read and
+stops with a one-line :class:`InvalidInputError` before it fills memory."""
 
 from __future__ import annotations
 
@@ -18,8 +14,6 @@ from collections.abc import Callable
 from seqflow.errors import InvalidInputError
 
 GZIP_MAGIC = b"\x1f\x8b"
-"""The first two bytes of every gzip stream."""
-
 GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 """What a damaged or truncated gzip stream raises while it is read."""
 
@@ -35,7 +29,6 @@ MAX_DECOMPRESSED_FLOOR = 2 << 30
 """The decompressed size always allowed (2 GiB), however small the compressed file."""
 
 LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
-"""Name of the environment variable that overrides the decompressed-size limit."""
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"\s*(\d{1,15})\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
@@ -54,9 +47,6 @@ def _size_text(n: int) -> str:
 def max_decompressed(name: str) -> Callable[[int], int | None]:
     """The decompressed-size limit as a function of the compressed size (None: no limit).
 
-    Args:
-        name: the file, for the error about a malformed ``SEQFLOW_MAX_DECOMPRESSED``.
-
     Raises:
         InvalidInputError: ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size.
     """
@@ -74,15 +64,8 @@ def max_decompressed(name: str) -> Callable[[int], int | None]:
 
 
 class CappedReader(io.RawIOBase):
-    """Decompressed bytes of ``inner``, stopping once they pass the limit.
-
-    Args:
-        inner: the decompressing stream.
-        name: file name for the error.
-        compressed: how many compressed bytes the stream has (or has given so far, for a pipe).
-        limit: the decompressed-size limit for a compressed size (None: no limit), as returned
-            by :func:`max_decompressed`.
-    """
+    """Decompressed bytes of ``inner``, stopping once they pass ``limit`` (see
+    :func:`max_decompressed`) of the ``compressed`` size (for a pipe: the bytes given so far)."""
 
     def __init__(
         self,

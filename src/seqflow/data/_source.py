@@ -28,7 +28,6 @@ from seqflow.errors import InvalidInputError
 
 HEAD_BYTES = 8192
 """How much of the (decompressed) start of a file is checked for binary content and sniffed."""
-
 SHOWN_CHARS = 60
 """Longest id or cell text quoted whole in an error message (longer ones are cut)."""
 
@@ -57,17 +56,12 @@ class RawRecord(NamedTuple):
     """One record as read, before tokenisation.
 
     Attributes:
-        id: record identifier (FASTA/FASTQ: first word of the header; table: id column or
-            ``row{n}``).
-        seq: the sequence text, stripped of whitespace.
         line: 1-based line of the FASTA/FASTQ header or of the table row.
         seq_line: line of the first letter.
         width: letters per sequence line; 0 when the whole sequence sits on ``seq_line``,
             -1 when the wrapping is irregular (letter lines then cannot be told).
-        label: the label cell, or ``None`` without a label column.
-        value: the number of the value column, or ``None``.
-        signal: the signal cell's numbers, shape (len(seq),), float32; or ``None``.
-        split: the split code (train 0, valid 1, test 2), or ``None``.
+        label, value, signal, split: the parsed condition cells (``signal`` shape (len(seq),),
+            float32), ``None`` without their column.
     """
 
     id: str
@@ -89,19 +83,10 @@ class RawRecord(NamedTuple):
 
 
 class TextSource:
-    """An open input, iterated line by line, keeping the 1-based number of the last line.
-
-    Lines are UTF-8 (a leading BOM dropped) and end with LF, CRLF or a lone CR, untranslated.
-
-    Attributes:
-        name: the path as given, or ``<stdin>``; it starts every error message.
-        head: up to the first 8 KB, decoded, for sniffing.
-        line: the number of the last line given.
-
-    Raises:
-        InvalidInputError: (while iterating) a line holds a NUL byte (binary content past the
-            checked head).
-    """
+    """An open input, iterated line by line (UTF-8, a leading BOM dropped, line ends kept),
+    keeping the 1-based number of the last line in ``line``; ``name`` (the path or ``<stdin>``)
+    starts every error message, ``head`` holds the first 8 KB for sniffing. A NUL byte in a
+    line is an :class:`InvalidInputError`."""
 
     def __init__(self, handle: TextIO, name: str, head: str) -> None:
         self._handle = handle
@@ -120,7 +105,7 @@ class TextSource:
 
 
 class _Replayed(io.RawIOBase):
-    """A byte stream that gives the bytes already read ahead, then the rest of ``rest``."""
+    """The bytes already read ahead, then the rest of ``rest``; ``given`` counts them."""
 
     def __init__(self, prefix: bytes, rest: IO[bytes]) -> None:
         super().__init__()

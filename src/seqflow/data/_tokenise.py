@@ -1,8 +1,7 @@
 """From gathered bytes to tokens: the ``auto`` alphabet, mixed-alphabet check, invalid letters.
 
-Everything here works on the flat byte buffer of a :class:`RecordBuffer`, a chunk of records at
-a time, with per-record sums from ``np.add.reduceat`` over the record offsets; tokens replace
-the bytes in place.
+Everything works on the flat bytes of a :class:`RecordBuffer`, a chunk of records at a time
+(per-record sums by ``np.add.reduceat``); tokens replace the bytes in place.
 """
 
 from __future__ import annotations
@@ -39,29 +38,12 @@ _NUCLEOTIDE_BYTES[list(b"ACGTUNacgtun")] = 1
 
 @dataclass(frozen=True)
 class PolicyOutcome:
-    """What the invalid-letter policy did.
-
-    Attributes:
-        keep: which records remain, shape (N,), bool.
-        replaced_records: records with replaced letters.
-        replaced_letters: letters replaced.
-    """
+    """What the invalid-letter policy did: which records remain (``keep``, shape (N,), bool),
+    and how many records and letters it replaced."""
 
     keep: np.ndarray
     replaced_records: int = 0
     replaced_letters: int = 0
-
-
-def _record_sums(buffer: RecordBuffer, table: np.ndarray) -> np.ndarray:
-    """Per-record sum of ``table[byte]`` over each record's bytes, shape (N,), int64."""
-    flat = buffer.flat()
-    starts, ends = buffer.bounds()
-    sums = np.empty(buffer.n, dtype=np.int64)
-    for a, b in buffer.chunks():
-        offset = starts[a]
-        block = table[flat[offset : ends[b - 1]]]
-        sums[a:b] = np.add.reduceat(block, starts[a:b] - offset, dtype=np.int64)
-    return sums
 
 
 def check_mixed(buffer: RecordBuffer) -> None:
@@ -72,7 +54,10 @@ def check_mixed(buffer: RecordBuffer) -> None:
     """
     starts, ends = buffer.bounds()
     lengths = ends - starts
-    share = _record_sums(buffer, _NUCLEOTIDE_BYTES) / np.maximum(lengths, 1)
+    sums = np.empty(buffer.n, dtype=np.int64)
+    for a, b, block, offsets in buffer.chunks():
+        sums[a:b] = np.add.reduceat(_NUCLEOTIDE_BYTES[block], offsets, dtype=np.int64)
+    share = sums / np.maximum(lengths, 1)
     counted = lengths >= MIXED_MIN_LENGTH
     nucleotide = counted & (share >= NUCLEOTIDE_LIKE)
     protein = counted & (share < PROTEIN_LIKE)
@@ -119,25 +104,21 @@ def tokenise(
     Raises:
         InvalidInputError: ``error`` and an invalid letter: names its record, line and position.
     """
-    flat = buffer.flat()
-    starts, ends = buffer.bounds()
     invalid = np.zeros(buffer.n, dtype=bool)
     rng = np.random.default_rng(seed)
     replaced = 0
-    for a, b in buffer.chunks():
-        offset = starts[a]
-        block = flat[offset : ends[b - 1]]
+    for a, b, block, offsets in buffer.chunks():
         mapped = alphabet.lookup[block]
         bad = mapped == INVALID
         if bad.any():
             if policy == "error":
-                pos = offset + int(np.argmax(bad))
-                i = int(np.searchsorted(ends, pos, side="right"))
-                position = pos - int(starts[i]) + 1
-                where = buffer.letter_where(i, position)
-                err = invalid_letter_error(where, chr(flat[pos]), position, alphabet)
+                local = int(np.argmax(bad))
+                k = int(np.searchsorted(offsets, local, side="right")) - 1
+                position = local - int(offsets[k]) + 1
+                where = buffer.letter_where(a + k, position)
+                err = invalid_letter_error(where, chr(block[local]), position, alphabet)
                 raise InvalidInputError(f"{err}{hint}")
-            invalid[a:b] = np.logical_or.reduceat(bad, starts[a:b] - offset)
+            invalid[a:b] = np.logical_or.reduceat(bad, offsets)
             if policy == "replace":
                 count = int(bad.sum())
                 mapped[bad] = rng.integers(0, alphabet.size, size=count, dtype=np.uint8)

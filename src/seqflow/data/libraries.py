@@ -1,14 +1,7 @@
-"""Library-mode input: sequences grouped into libraries (sets of sequences).
-
-Two layouts are read:
-
-- one CSV/TSV file with a set column naming each row's library: the sequences are read by
-  :func:`~seqflow.data.readers.read_sequences` (all its checks and options), and the set column
-  by a second, streaming pass with the ``csv`` module that follows the reader's row rules
-  (``#`` lines and blank lines before the header skipped, blank rows skipped);
-- one file per library (a folder of FASTA/FASTQ files, or a list of paths of any format): the
-  library name is the file name without its sequence suffix (and ``.gz``).
-"""
+"""Library-mode input: sequences grouped into libraries (sets of sequences), from one CSV/TSV
+file with a set column naming each row's library, or from one file per library (a folder of
+FASTA/FASTQ files, or a list of paths of any format; the library name is the file name without
+its sequence suffix and ``.gz``). Sequences are read by :func:`~seqflow.data.read_sequences`."""
 
 from __future__ import annotations
 
@@ -215,15 +208,10 @@ def read_libraries(
         path: one CSV/TSV file (with ``set_col``), a folder of FASTA/FASTQ files (one library
             each), or a list of sequence files of any format (one library each).
         set_col: column naming each row's library (one file only).
-        seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
-        label_col: CSV/TSV column of class labels.
-        alphabet: as for :func:`~seqflow.data.readers.read_sequences`; with one file per
-            library and ``auto``, every file must resolve to the same alphabet.
-        on_invalid: ``error``, ``skip`` or ``replace`` (see ``read_sequences``).
-        max_length: longest record allowed (None: no limit).
-        crop: cut records longer than ``max_length``.
+        seq_col, label_col, alphabet, on_invalid, max_length, crop, seed: as for
+            :func:`~seqflow.data.read_sequences`; with one file per library and ``auto``,
+            every file must resolve to the same alphabet.
         min_size: fewest sequences a library must keep.
-        seed: seed of the ``replace`` draws.
 
     Returns:
         the table of all kept records and the row indices of each library.

@@ -92,52 +92,6 @@ def _load_text(path: Path, name: str, length: int | None) -> np.ndarray:
     return out
 
 
-def _as_float(array: np.ndarray, name: str) -> np.ndarray:
-    """(N, L, C) float32 from an (N, L) or (N, L, C) numeric array."""
-    if array.dtype.kind not in "biuf":
-        raise InvalidInputError(f"{name}: signal dtype {array.dtype} is not numeric")
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3:
-        raise InvalidInputError(
-            f"{name}: signal array has shape {tuple(array.shape)}; expected (N, L) or (N, L, C)"
-        )
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _check(
-    signal: np.ndarray,
-    name: str,
-    lengths: torch.Tensor | None,
-    length: int | None,
-    channels: int | None,
-) -> None:
-    """Check the sizes; zero positions past ``lengths``; refuse non-finite numbers."""
-    rows, width, depth = signal.shape
-    if length is not None and width != length:
-        raise InvalidInputError(f"{name}: rows have {width} values; expected {length} (row 1)")
-    if channels is not None and depth != channels:
-        raise InvalidInputError(f"{name}: signal has {depth} channels; expected {channels}")
-    if lengths is not None:
-        need = lengths.detach().cpu().numpy().astype(np.int64).reshape(-1)
-        if len(need) != rows:
-            raise InvalidInputError(f"{name}: {rows} signal rows for {len(need)} sequences")
-        short = np.flatnonzero(need > width)
-        if short.size:
-            i = int(short[0])
-            raise InvalidInputError(
-                f"{name}: row {i + 1} has {width} values for a sequence of length {need[i]}"
-            )
-        signal[np.arange(width)[None, :] >= need[:, None]] = 0.0
-    bad = np.argwhere(~np.isfinite(signal))
-    if len(bad):
-        i, j, c = (int(v) + 1 for v in bad[0])
-        raise InvalidInputError(
-            f"{name}: row {i}, position {j}, channel {c}: non-finite value {signal[tuple(bad[0])]}"
-        )
-
-
 def read_signal(
     path: str | Path,
     *,
@@ -178,6 +132,36 @@ def read_signal(
         array = _load_array(file, name)
     else:
         array = _load_text(file, name, length)
-    signal = _as_float(array, name)
-    _check(signal, name, lengths, length, channels)
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{name}: signal dtype {array.dtype} is not numeric")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise InvalidInputError(
+            f"{name}: signal array has shape {tuple(array.shape)}; expected (N, L) or (N, L, C)"
+        )
+    with np.errstate(over="ignore"):
+        signal = np.ascontiguousarray(array, dtype=np.float32)
+    rows, width, depth = signal.shape
+    if length is not None and width != length:
+        raise InvalidInputError(f"{name}: rows have {width} values; expected {length} (row 1)")
+    if channels is not None and depth != channels:
+        raise InvalidInputError(f"{name}: signal has {depth} channels; expected {channels}")
+    if lengths is not None:
+        need = lengths.detach().cpu().numpy().astype(np.int64).reshape(-1)
+        if len(need) != rows:
+            raise InvalidInputError(f"{name}: {rows} signal rows for {len(need)} sequences")
+        short = np.flatnonzero(need > width)
+        if short.size:
+            i = int(short[0])
+            raise InvalidInputError(
+                f"{name}: row {i + 1} has {width} values for a sequence of length {need[i]}"
+            )
+        signal[np.arange(width)[None, :] >= need[:, None]] = 0.0
+    bad = np.argwhere(~np.isfinite(signal))
+    if len(bad):
+        i, j, c = (int(v) + 1 for v in bad[0])
+        raise InvalidInputError(
+            f"{name}: row {i}, position {j}, channel {c}: non-finite value {signal[tuple(bad[0])]}"
+        )
     return torch.from_numpy(signal)

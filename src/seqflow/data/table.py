@@ -11,17 +11,6 @@ import torch
 
 from seqflow.data.alphabet import Alphabet
 
-__all__ = [
-    "SPLIT_TEST",
-    "SPLIT_TRAIN",
-    "SPLIT_VALID",
-    "DuplicateIdWarning",
-    "ReadReport",
-    "RecordIds",
-    "SequenceTable",
-]
-
-
 SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST = 0, 1, 2
 """Codes of :attr:`SequenceTable.splits`."""
 

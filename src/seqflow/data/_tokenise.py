@@ -11,13 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqflow.data._buffer import RecordBuffer
-from seqflow.data.alphabet import (
-    INVALID,
-    Alphabet,
-    auto_hint,
-    detect_alphabet,
-    invalid_letter_error,
-)
+from seqflow.data.alphabet import INVALID, Alphabet, detect_alphabet, invalid_letter_error
 from seqflow.errors import InvalidInputError
 
 POLICIES = ("error", "skip", "replace")
@@ -84,7 +78,11 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
     alphabet, missing = detect_alphabet(buffer.letter_counts())
     if not missing:
         return alphabet, ""
-    return alphabet, f"; {auto_hint(alphabet, missing)}, or set on_invalid to skip or replace"
+    extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
+    return alphabet, (
+        f"; auto-detection chose {alphabet.name}; give the letters explicitly, e.g. "
+        f"alphabet={alphabet.letters + extra!r}, or set on_invalid to skip or replace"
+    )
 
 
 def tokenise(

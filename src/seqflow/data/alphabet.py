@@ -8,7 +8,7 @@ sequences is converted in one vectorised step, never letter by letter in Python.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -151,15 +151,6 @@ def detect_alphabet(counts: Mapping[str, int]) -> tuple[Alphabet, list[str]]:
         if len(lacking) < len(missing):
             best, missing = alphabet, lacking
     return best, missing
-
-
-def auto_hint(alphabet: Alphabet, missing: Iterable[str]) -> str:
-    """Advice for letters that the detected alphabet lacks, e.g. ``alphabet='ACGTN'``."""
-    extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
-    return (
-        f"auto-detection chose {alphabet.name}; give the letters explicitly, "
-        f"e.g. alphabet={alphabet.letters + extra!r}"
-    )
 
 
 def resolve_alphabet(spec: str, *, where: str = "") -> Alphabet:

@@ -161,13 +161,9 @@ def motif_hits(tokens: Tensor, motifs: list[Motif], threshold: float = 0.7) -> T
 def motif_purity(tokens: Tensor, motifs: list[Motif], threshold: float = 0.7) -> float:
     """How much one motif dominates a library.
 
-    Each sequence is assigned its best-scoring motif among those with a relative score of at
-    least ``threshold`` (:func:`motif_hits`); sequences hitting no motif are left out. Purity is
-    the largest share of one motif among the sequences that hit any:
-    ``max_k #{hit = k} / #{hit != -1}``, i.e. the fraction of sequences hitting the dominant
-    motif divided by the fraction hitting any motif. 1 means a single-motif library; a library
-    of independent draws from an equal mixture of M motifs scores about 1/M (a little more,
-    the expected maximum of a multinomial). NaN when no sequence hits a motif.
+    Purity is the largest share of one motif among the sequences that hit any (see
+    :func:`motif_hits`): ``max_k #{hit = k} / #{hit != -1}``. 1 means a single-motif library; an
+    equal mixture of M motifs scores about 1/M. NaN when no sequence hits a motif.
 
     Args:
         tokens: one library, shape ``(size, length)``.

@@ -54,18 +54,13 @@ def _output(path: str | Path | None, emit: Callable[[TextIO], int]) -> int:
 
 def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: int) -> int:
     count = 0
-    for header, seq in records:
+    for count, (header, seq) in enumerate(records, start=1):
         if "\n" in header or "\r" in header or "\n" in seq or "\r" in seq:
             raise ValueError(
-                f"record {count + 1} ({header!r}): header and sequence must be single lines"
+                f"record {count} ({header!r}): header and sequence must be single lines"
             )
-        handle.write(f">{header}\n")
-        if width and len(seq) > width:
-            handle.write("\n".join(seq[i : i + width] for i in range(0, len(seq), width)))
-            handle.write("\n")
-        else:
-            handle.write(f"{seq}\n")
-        count += 1
+        lines = [seq[i : i + width] for i in range(0, len(seq), width)] if width else [seq]
+        handle.write(f">{header}\n" + "\n".join(lines) + "\n")
     return count
 
 
@@ -127,16 +122,15 @@ def write_table(
         raise ValueError(f"fmt must be one of {TABLE_FORMATS}, got {fmt!r}")
 
     def emit(handle: TextIO) -> int:
-        count = 0
-        if fmt == "jsonl":
-            for row in rows:
-                handle.write(json.dumps({c: row.get(c) for c in columns}) + "\n")
-                count += 1
-            return count
         writer = csv.writer(handle, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
-        writer.writerow(columns)
+        if fmt != "jsonl":
+            writer.writerow(columns)
+        count = 0
         for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            if fmt == "jsonl":
+                handle.write(json.dumps({c: row.get(c) for c in columns}) + "\n")
+            else:
+                writer.writerow([_cell(row.get(c)) for c in columns])
             count += 1
         return count
 

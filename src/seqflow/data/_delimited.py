@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
+from itertools import dropwhile
 
 import numpy as np
 
@@ -179,43 +180,36 @@ class _Layout:
         return RawRecord(record_id, seq, line, line, 0, **conditions)
 
 
-def skip_preamble(lines: Iterable[str]) -> Iterator[str]:
-    """The lines from the header on: ``#`` comments and blank lines before it are skipped."""
-    in_preamble = True
-    for text in lines:
-        if in_preamble and (text.startswith("#") or not text.strip()):
-            continue
-        in_preamble = False
-        yield text
+def table_rows(lines: TextSource, delimiter: str) -> Iterator[list[str]]:
+    """The header's names (stripped), then every non-blank data row; ``#`` comments and blank
+    lines before the header are skipped.
+
+    Raises:
+        InvalidInputError: no header row, or a malformed row.
+    """
+    body = dropwhile(lambda text: text.startswith("#") or not text.strip(), lines)
+    rows = csv.reader(body, delimiter=delimiter, strict=True)
+    try:
+        header = next(rows, None)
+        if header is None:
+            raise InvalidInputError(f"{lines.name}: no header row")
+        yield [name.strip() for name in header]
+        yield from (row for row in rows if any(cell.strip() for cell in row))
+    except csv.Error as err:
+        raise InvalidInputError(f"{lines.name}:{lines.line}: malformed row ({err})") from None
 
 
 def iter_table(lines: TextSource, *, delimiter: str, columns: Columns) -> Iterator[RawRecord]:
-    """Yield one record per non-blank data row; ``#`` lines before the header are skipped.
-
-    Args:
-        lines: the file's lines; its counter gives row line numbers.
-        delimiter: ``","`` or ``"\\t"``.
-        columns: the columns to read; cells are stripped of surrounding whitespace.
+    """Yield one record per non-blank data row of the ``columns`` asked for (cells stripped).
 
     Raises:
         InvalidInputError: no header, unknown column (the message lists the columns), a row with
             an empty sequence or label cell, a bad value, signal or split cell, a malformed row.
     """
-
-    rows = csv.reader(skip_preamble(lines), delimiter=delimiter, strict=True)
+    rows = table_rows(lines, delimiter)
+    layout = _Layout(next(rows), columns, f"{lines.name}:{lines.line}", delimiter)
     n = 0
-    try:
-        header = next(rows, None)
-        if header is None:
-            raise InvalidInputError(f"{lines.name}: no header row")
-        names = [name.strip() for name in header]
-        layout = _Layout(names, columns, f"{lines.name}:{lines.line}", delimiter)
-        for row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
-            n += 1
-            yield layout.record(row, n, lines.line, lines.name)
-    except csv.Error as err:
-        raise InvalidInputError(f"{lines.name}:{lines.line}: malformed row ({err})") from None
+    for n, row in enumerate(rows, start=1):
+        yield layout.record(row, n, lines.line, lines.name)
     if n == 0:
         raise InvalidInputError(f"{lines.name}: no data rows after the header")

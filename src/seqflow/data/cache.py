@@ -38,8 +38,6 @@ from seqflow.data.alphabet import Alphabet
 from seqflow.data.readers import read_sequences
 from seqflow.data.table import DuplicateIdWarning, ReadReport, RecordIds, SequenceTable
 
-__all__ = ["AUTO_MIN_BYTES", "CACHE_FORMAT", "cache_roots", "read_cached"]
-
 CACHE_FORMAT = 1
 """Layout version of an entry; bump it when the arrays or the manifest change meaning."""
 AUTO_MIN_BYTES = 64 * 2**20
@@ -76,12 +74,6 @@ def _stamp(path: Path) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/seqflow``, by default ``~/.cache/seqflow``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "seqflow"
-
-
 def cache_roots(setting: str, path: str | Path) -> list[Path]:
     """Folders where ``path``'s entries are looked for, in order; empty: do not cache.
 
@@ -98,7 +90,8 @@ def cache_roots(setting: str, path: str | Path) -> list[Path]:
     if setting in ("auto", "on"):
         if setting == "auto" and info.st_size < AUTO_MIN_BYTES:
             return []
-        return [Path(path).absolute().parent / FOLDER, user_cache_dir()]
+        user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seqflow"
+        return [Path(path).absolute().parent / FOLDER, user]
     return [Path(setting).expanduser()]
 
 

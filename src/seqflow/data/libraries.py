@@ -5,7 +5,6 @@ its sequence suffix and ``.gz``). Sequences are read by :func:`~seqflow.data.rea
 
 from __future__ import annotations
 
-import csv
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqflow.data._delimited import _column, skip_preamble
+from seqflow.data._delimited import _column, table_rows
 from seqflow.data._source import open_text, quote
 from seqflow.data.readers import _SUFFIXES, read_sequences
 from seqflow.data.table import SequenceTable
@@ -64,13 +63,11 @@ def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, 
     with the place of its first row (``file:line (column 'name')``), in order of appearance."""
     codes, code_of, places = array("q"), {}, {}
     with open_text(path) as source:
-        rows = csv.reader(skip_preamble(source), delimiter=delimiter, strict=True)
-        header = [name.strip() for name in next(rows)]
+        rows = table_rows(source, delimiter)
+        header = next(rows)
         index = _column(header, set_col, f"{source.name}:{source.line}", delimiter, "set")
         column = header[index]
         for row in rows:
-            if not any(cell.strip() for cell in row):
-                continue
             value = row[index].strip() if index < len(row) else ""
             if not value:
                 raise InvalidInputError(

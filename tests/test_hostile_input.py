@@ -34,7 +34,7 @@ from typer.testing import CliRunner
 from seqflow.checkpoint import ModelMeta, load_model, load_state, save_model, save_state
 from seqflow.cli import app
 from seqflow.config import Config, load_yaml
-from seqflow.data import _gzip as gzip_module
+from seqflow.data import _source as gzip_module
 from seqflow.data import read_sequences, read_signal
 from seqflow.data.table import DuplicateIdWarning
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError, SeqflowError

@@ -1,11 +1,11 @@
-"""Opening a sequence file (or stdin) as checked UTF-8 text, and counting its lines.
+"""Opening a sequence file (or stdin, plain or gzip) as checked UTF-8 text, and counting its lines.
 
 Every problem found here becomes a one-line :class:`InvalidInputError` naming the file: missing,
 a folder, empty, binary (a NUL byte anywhere), UTF-16 or otherwise not UTF-8, compressed with
 something other than gzip, or a gzip stream decompressing past the limit of
-:mod:`seqflow.data._gzip`. Line endings may be LF, CRLF or a lone CR. The input is streamed: only
-its head is read ahead (to sniff and check it) and then replayed, so standard input is never
-held in memory as a whole.
+:func:`max_decompressed` (a "decompression bomb" would otherwise fill memory). Line endings may
+be LF, CRLF or a lone CR. The input is streamed: only its head is read ahead (to sniff and check
+it) and then replayed, so standard input is never held in memory as a whole.
 """
 
 from __future__ import annotations
@@ -14,22 +14,73 @@ import codecs
 import gzip
 import io
 import os
+import re
 import stat
 import sys
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, NamedTuple, TextIO
 
 import numpy as np
 
-from seqflow.data._gzip import GZIP_ERRORS, GZIP_MAGIC, CappedReader, max_decompressed
 from seqflow.errors import InvalidInputError
 
 HEAD_BYTES = 8192
 """How much of the (decompressed) start of a file is checked for binary content and sniffed."""
 SHOWN_CHARS = 60
 """Longest id or cell text quoted whole in an error message (longer ones are cut)."""
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+"""What a damaged or truncated gzip stream raises while it is read."""
+
+MAX_DECOMPRESSED_RATIO = 64
+"""A gzip file may decompress to at most this many times its compressed size, or to
+``MAX_DECOMPRESSED_FLOOR`` bytes, whichever is larger (sequence files compress 3 to 10 times).
+
+The environment variable ``SEQFLOW_MAX_DECOMPRESSED`` replaces both with a fixed number of
+bytes: digits with an optional ``K``, ``M``, ``G`` or ``T`` suffix (powers of 1024), e.g.
+``SEQFLOW_MAX_DECOMPRESSED=100G`` to read a larger file, or ``=0`` for no limit."""
+
+MAX_DECOMPRESSED_FLOOR = 2 << 30
+"""The decompressed size always allowed (2 GiB), however small the compressed file."""
+
+LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"\s*(\d{1,15})\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+
+
+def _size_text(n: int) -> str:
+    """``n`` bytes for a message: ``512 bytes``, ``64.0 MiB``, ``2.0 GiB``."""
+    value, unit = float(n), "bytes"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def max_decompressed(name: str) -> Callable[[int], int | None]:
+    """The decompressed-size limit as a function of the compressed size (None: no limit).
+
+    Raises:
+        InvalidInputError: ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size.
+    """
+    text = os.environ.get(LIMIT_VARIABLE)
+    if text is None or not text.strip():
+        return lambda compressed: max(MAX_DECOMPRESSED_FLOOR, MAX_DECOMPRESSED_RATIO * compressed)
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise InvalidInputError(
+            f"{name}: {LIMIT_VARIABLE}={text!r} is not a size; use bytes such as 500M or 8G "
+            "(0: no limit)"
+        )
+    fixed = int(match[1]) * _UNITS[match[2].upper()]
+    return lambda compressed: fixed or None
+
 
 _OTHER_COMPRESSION = {
     b"BZh": "bzip2",
@@ -179,13 +230,38 @@ def _check_head(head: bytes, name: str, complete: bool) -> str:
         ) from None
 
 
-def _file_size(binary: IO[bytes]) -> int:
-    """The size of a regular file; 0 for a pipe (then the bytes read so far stand for it)."""
-    try:
-        info = os.fstat(binary.fileno())
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return 0
-    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+class _Gunzipped(io.RawIOBase):
+    """The decompressed bytes of ``compressed``, stopping with an :class:`InvalidInputError`
+    once they pass :func:`max_decompressed` of the compressed size (of a regular file; of the
+    bytes given so far for a pipe)."""
+
+    def __init__(self, compressed: _Replayed, binary: IO[bytes], name: str) -> None:
+        super().__init__()
+        self._inner = gzip.GzipFile(fileobj=io.BufferedReader(compressed), mode="rb")
+        self._compressed = compressed
+        self._name = name
+        self._limit = max_decompressed(name)
+        try:
+            info = os.fstat(binary.fileno())
+            self._size = info.st_size if stat.S_ISREG(info.st_mode) else 0
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self._size = 0
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = self._inner.readinto(buffer)
+        self.produced += n
+        limit = self._limit(max(self._size, self._compressed.given))
+        if limit is not None and self.produced > limit:
+            raise InvalidInputError(
+                f"{self._name}: gzip data decompresses to more than {_size_text(limit)} (a "
+                f"decompression bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) to "
+                "read it"
+            )
+        return n
 
 
 @contextmanager
@@ -201,11 +277,7 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
         head = binary.read(HEAD_BYTES)
         stream: IO[bytes] = binary
         if head.startswith(GZIP_MAGIC):
-            limit, size = max_decompressed(name), _file_size(binary)
-            compressed = _Replayed(head, binary)
-            unzipped = gzip.GzipFile(fileobj=io.BufferedReader(compressed), mode="rb")
-            capped = CappedReader(unzipped, name, lambda: max(size, compressed.given), limit)
-            stream = io.BufferedReader(capped)
+            stream = io.BufferedReader(_Gunzipped(_Replayed(head, binary), binary, name))
             try:
                 head = stream.read(HEAD_BYTES)
             except GZIP_ERRORS as err:

@@ -88,16 +88,10 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
 def tokenise(
     buffer: RecordBuffer, alphabet: Alphabet, policy: str, seed: int, hint: str = ""
 ) -> PolicyOutcome:
-    """Turn the buffer's bytes into tokens in place, handling letters outside ``alphabet``.
-
-    Args:
-        buffer: the gathered records.
-        alphabet: letters to map (case-insensitive).
-        policy: ``error`` (raise at the first invalid letter), ``skip`` (mark its record to be
-            dropped) or ``replace`` (a letter drawn uniformly from the alphabet, in file order,
-            by ``numpy.random.default_rng(seed)``).
-        seed: seed of the ``replace`` draws.
-        hint: appended to the invalid-letter error.
+    """Turn the buffer's bytes into tokens in place, handling letters outside ``alphabet`` by
+    ``policy``: ``error`` (raise at the first, ``hint`` appended), ``skip`` (mark its record to be
+    dropped) or ``replace`` (a letter drawn uniformly from the alphabet, in file order, by
+    ``numpy.random.default_rng(seed)``).
 
     Raises:
         InvalidInputError: ``error`` and an invalid letter: names its record, line and position.

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from itertools import dropwhile
+from typing import Any
 
 import numpy as np
 
@@ -171,7 +172,7 @@ class _Layout:
         seq = _cell(row, self.seq)
         if not seq:
             raise InvalidInputError(f"{where} has no sequence in column {self.names[self.seq]!r}")
-        conditions = {}
+        conditions: dict[str, Any] = {}
         for role, index in self.conditions.items():
             cell, column = _cell(row, index), self.names[index]
             if not cell and role != "split":

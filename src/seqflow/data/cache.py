@@ -249,9 +249,10 @@ def _table(entry: Path, manifest: dict[str, Any], source: str) -> SequenceTable:
             raise ValueError(f"{key}.npy is {array.dtype.str} {list(array.shape)}, not {spec}")
         arrays[key] = array
     ids = RecordIds(arrays.pop("ids_data"), arrays.pop("ids_ends"))
-    tensors = {key: torch.from_numpy(array) for key, array in arrays.items()}
+    tensors: dict[str, Any] = dict.fromkeys(_OPTIONAL)
+    tensors.update((key, torch.from_numpy(array)) for key, array in arrays.items())
     return SequenceTable(
         ids=ids, alphabet=Alphabet.from_dict(manifest["alphabet"]), source=source,
         label_names=tuple(manifest["label_names"]), report=ReadReport(**manifest["report"]),
-        **{key: tensors.get(key) for key in (*_REQUIRED[:3], *_OPTIONAL)},
+        **tensors,
     )  # fmt: skip

@@ -61,7 +61,7 @@ def _group_codes(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarra
 def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, dict[str, str]]:
     """One streaming pass over a CSV/TSV file: the set code of each row, and each set's name
     with the place of its first row (``file:line (column 'name')``), in order of appearance."""
-    codes, code_of, places = array("q"), {}, {}
+    codes, code_of, places = array("q"), dict[str, int](), dict[str, str]()
     with open_text(path) as source:
         rows = table_rows(source, delimiter)
         header = next(rows)

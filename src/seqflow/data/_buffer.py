@@ -129,10 +129,6 @@ class RecordBuffer:
         start = self.id_ends[i - 1] if i else 0
         return self.id_data[start : self.id_ends[i]].decode("utf-8")
 
-    def where(self, i: int) -> str:
-        """Error prefix of record ``i``: ``"file:line: record 'id'"`` (header or row line)."""
-        return f"{self.source}:{self.lines[i]}: record {quote(self.record_id(i))}"
-
     def letter_where(self, i: int, position: int) -> str:
         """Error prefix naming the line of letter ``position`` (1-based) of record ``i``."""
         record = RawRecord(self.record_id(i), "", self.lines[i], self.seq_lines[i], self.widths[i])

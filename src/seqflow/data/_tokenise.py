@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from seqflow.data._buffer import RecordBuffer
+from seqflow.data._source import quote
 from seqflow.data.alphabet import INVALID, Alphabet, detect_alphabet, invalid_letter_error
 from seqflow.errors import InvalidInputError
 
@@ -40,11 +41,12 @@ class PolicyOutcome:
     replaced_letters: int = 0
 
 
-def check_mixed(buffer: RecordBuffer) -> None:
-    """Refuse a file mixing nucleotide-like and protein-like records (length >= 10 only).
+def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
+    """The ``auto`` alphabet of the buffer, and a hint for an invalid-letter error.
 
     Raises:
-        InvalidInputError: naming the first record of the minority kind.
+        InvalidInputError: the file mixes nucleotide-like and protein-like records (of length
+            at least ``MIXED_MIN_LENGTH``); the message names the first of the minority kind.
     """
     starts, ends = buffer.bounds()
     lengths = ends - starts
@@ -55,26 +57,17 @@ def check_mixed(buffer: RecordBuffer) -> None:
     counted = lengths >= MIXED_MIN_LENGTH
     nucleotide = counted & (share >= NUCLEOTIDE_LIKE)
     protein = counted & (share < PROTEIN_LIKE)
-    if not (nucleotide.any() and protein.any()):
-        return
-    if nucleotide.sum() >= protein.sum():
-        minority, kind, most = protein, "protein", "nucleotides"
-    else:
-        minority, kind, most = nucleotide, "nucleotides", "protein"
-    first = int(np.argmax(minority))
-    raise InvalidInputError(
-        f"{buffer.where(first)} looks like {kind} but most records are {most} "
-        "(mixed alphabets); give alphabet explicitly"
-    )
-
-
-def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
-    """The ``auto`` alphabet of the buffer, and a hint for an invalid-letter error.
-
-    Raises:
-        InvalidInputError: the file mixes nucleotide and protein records.
-    """
-    check_mixed(buffer)
+    if nucleotide.any() and protein.any():
+        if nucleotide.sum() >= protein.sum():
+            minority, kind, most = protein, "protein", "nucleotides"
+        else:
+            minority, kind, most = nucleotide, "nucleotides", "protein"
+        first = int(np.argmax(minority))
+        raise InvalidInputError(
+            f"{buffer.source}:{buffer.lines[first]}: record {quote(buffer.record_id(first))} "
+            f"looks like {kind} but most records are {most} (mixed alphabets); give alphabet "
+            "explicitly"
+        )
     alphabet, missing = detect_alphabet(buffer.letter_counts())
     if not missing:
         return alphabet, ""

@@ -28,25 +28,6 @@ CHECKSUM_KEY = "checksum"
 """Metadata key of the tensors' checksum in every safetensors file seqflow writes."""
 
 
-def _temp_beside(target: Path) -> Path:
-    """Create an empty, hidden temporary file in the target's folder (umask applies)."""
-    if target.is_dir():
-        raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
-    folder = target.parent
-    if not folder.is_dir():
-        raise InvalidInputError(f"{target}: folder {str(folder)!r} does not exist")
-    while True:
-        temp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except PermissionError:
-            raise InvalidInputError(f"{target}: permission denied") from None
-        os.close(fd)
-        return temp
-
-
 _TEMP_PATTERN = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
@@ -79,7 +60,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if target.exists() and not target.is_dir() and not target.is_file():
         yield target
         return
-    temp = _temp_beside(target)
+    if target.is_dir():
+        raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
+    if not target.parent.is_dir():
+        raise InvalidInputError(f"{target}: folder {str(target.parent)!r} does not exist")
+    while True:  # an empty, hidden temporary file beside the target (umask applies)
+        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+        except PermissionError:
+            raise InvalidInputError(f"{target}: permission denied") from None
     try:
         yield temp
         with open(temp, "rb") as written:

@@ -112,7 +112,11 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
         return read_sequences(path, **options)
     source = Path(path).resolve()
     stamp = _stamp(source)
-    wanted = _options(options)
+    bound = _READER.bind_partial(**options)
+    bound.apply_defaults()
+    wanted = dict(bound.arguments)  # every reader option, its default filled in
+    if wanted["on_invalid"] != "replace":
+        wanted["seed"] = None  # only the replace policy draws
     digest = json.dumps({"path": str(source), "options": wanted}, sort_keys=True).encode()
     name = f"{source.name[:64]}-{hashlib.blake2b(digest, digest_size=8).hexdigest()}"
     expect = {
@@ -149,16 +153,6 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
         log.info("%s: cached in %s", path, entry)
         return _open(entry, expect, str(path), replay=False) or table
     return table
-
-
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    """Every reader option with its default filled in; ``seed`` only where it matters."""
-    bound = _READER.bind_partial(**options)
-    bound.apply_defaults()
-    chosen = dict(bound.arguments)
-    if chosen["on_invalid"] != "replace":
-        chosen["seed"] = None  # only the replace policy draws
-    return chosen
 
 
 def _arrays(table: SequenceTable) -> dict[str, np.ndarray]:

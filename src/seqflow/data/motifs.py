@@ -44,11 +44,6 @@ class Motif:
         """Motif width K."""
         return int(self.pwm.shape[0])
 
-    @property
-    def consensus(self) -> str:
-        """The most likely letter at every position."""
-        return "".join(NUCLEOTIDES[i] for i in self.pwm.argmax(dim=1).tolist())
-
     def log_odds(self) -> Tensor:
         """``log2(p / 0.25)`` of the pseudocount-smoothed PWM, shape ``(K, 4)``."""
         p = (1.0 - 4.0 * SCORE_PSEUDO) * self.pwm + SCORE_PSEUDO

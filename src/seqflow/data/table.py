@@ -86,8 +86,7 @@ class ReadReport:
         alphabet_detected: True when ``alphabet="auto"`` chose the alphabet.
         records: records read from the file (before any were skipped).
         skipped: records dropped by ``on_invalid="skip"``.
-        replaced_records: records in which ``on_invalid="replace"`` replaced letters.
-        replaced_letters: letters replaced.
+        replaced_records, replaced_letters: records and letters ``on_invalid="replace"`` changed.
         cropped: records cut to ``max_length``.
         duplicate_ids: records whose id an earlier record already had.
         alphabet: the alphabet, described (``"dna: ACGT"``), for the summary.

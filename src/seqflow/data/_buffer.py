@@ -26,12 +26,6 @@ NON_ASCII = 0
 """Byte stored for a non-ASCII character when invalid letters are skipped or replaced."""
 
 
-def _ascii_or_nul(seq: str) -> bytes:
-    """``seq`` as bytes with every non-ASCII character turned into ``NON_ASCII``."""
-    points = np.frombuffer(seq.encode("utf-32-le"), dtype=np.uint32)
-    return np.where(points < 128, points, NON_ASCII).astype(np.uint8).tobytes()
-
-
 class RecordBuffer:
     """Sequence bytes and per-record columns of one file, in file order; records longer than
     ``max_length`` are an error or, with ``crop``, cut; a non-ASCII letter is an error when
@@ -85,7 +79,8 @@ class RecordBuffer:
             if self.strict:
                 where = record.letter_where(self.source, err.start + 1)
                 raise invalid_letter_error(where, seq[err.start], err.start + 1, None) from None
-            raw = _ascii_or_nul(seq)
+            points = np.frombuffer(seq.encode("utf-32-le"), dtype=np.uint32)
+            raw = np.where(points < 128, points, NON_ASCII).astype(np.uint8).tobytes()
         self.data += raw
         self.ends.append(len(self.data))
         self.lines.append(record.line)

@@ -125,15 +125,6 @@ def _find_column(names: Sequence[str], wanted: str) -> int | None:
     return folded.index(wanted.lower()) if wanted.lower() in folded else None
 
 
-def _layout_hint(names: Sequence[str], delimiter: str) -> str:
-    """A hint when the header is one cell that holds the other delimiter."""
-    if len(names) == 1 and delimiter == "," and "\t" in names[0]:
-        return " (the file looks tab-separated; set fmt='tsv')"
-    if len(names) == 1 and delimiter == "\t" and "," in names[0]:
-        return " (the file looks comma-separated; set fmt='csv')"
-    return ""
-
-
 def _column(names: Sequence[str], wanted: str | None, where: str, delimiter: str, role: str) -> int:
     """Index of the column ``wanted`` (or of a default sequence column when ``None``)."""
     for candidate in (wanted,) if wanted is not None else SEQUENCE_COLUMNS:
@@ -144,7 +135,10 @@ def _column(names: Sequence[str], wanted: str | None, where: str, delimiter: str
     listing = ", ".join(quote(n) for n in names[:MAX_LISTED])
     if len(names) > MAX_LISTED:
         listing += f", ... ({len(names)} columns)"
-    hint = _layout_hint(names, delimiter)
+    other, kind, fmt = ("\t", "tab", "tsv") if delimiter == "," else (",", "comma", "csv")
+    hint = ""
+    if len(names) == 1 and other in names[0]:  # one header cell holding the other delimiter
+        hint = f" (the file looks {kind}-separated; set fmt='{fmt}')"
     raise InvalidInputError(f"{where}: no {role} column {looked}; columns: {listing}{hint}")
 
 

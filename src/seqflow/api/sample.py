@@ -10,10 +10,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from seqflow.api._conditions import label_index, standardised_value
+from seqflow.api._conditions import condition, label_index, standardised_value
 from seqflow.api._config import resolve_device
 from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens, write_rows
@@ -23,7 +22,6 @@ from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
 from seqflow.errors import InvalidInputError
-from seqflow.models import Condition
 from seqflow.options import config_flags
 from seqflow.sampling import generate
 
@@ -163,7 +161,7 @@ def sample(
             "--forbid/--max-homopolymer/--gc-min/--gc-max/--min-novelty"
         )
     scorer = _scorer(oracle, score, label, meta) if oracle is not None else None
-    cond = _condition(index, cond_value, cond_signal)
+    cond = condition(index, cond_value, cond_signal)
     alphabet = Alphabet.from_dict(meta.alphabet)
     started = time.perf_counter()
 
@@ -289,17 +287,6 @@ def _write(
         return format_header(str(row["id"]), {**tags, "signal": row_signal, "score": score})
 
     write_rows(rows, target, fmt, header=header, columns=COLUMNS)
-
-
-def _condition(label: int | None, value: float | None, signal: Tensor | None) -> Condition | None:
-    if label is None and value is None and signal is None:
-        return None
-    rows = signal.shape[0] if signal is not None else 1
-    return Condition(
-        labels=torch.full((rows,), label, dtype=torch.long) if label is not None else None,
-        values=torch.full((rows,), value, dtype=torch.float32) if value is not None else None,
-        signal=signal,
-    )
 
 
 def _signal(meta: ModelMeta, path: str | Path) -> Tensor:

@@ -26,7 +26,7 @@ from seqflow.checkpoint import (
     ModelMeta,
     load_model,
     resolve_checkpoint,
-    save_inference_model,
+    save_model,
 )
 from seqflow.errors import ExportError, InvalidInputError
 from seqflow.export import (
@@ -221,7 +221,7 @@ def _safetensors(
     model: VelocityField, meta: ModelMeta, spec: SamplerSpec, tmp: Path, readme: str
 ) -> tuple[float, int]:
     state = model.state_dict()
-    save_inference_model(tmp, state, meta)
+    save_model(tmp, None, state, meta)
     loaded, _ = load_model(tmp, device="cpu")
     if any(not torch.equal(v, state[k]) for k, v in loaded.state_dict().items()):
         raise ExportError(

@@ -99,7 +99,8 @@ class ModelConfig:
     time_scale: float = 16.0
 
     def __post_init__(self) -> None:
-        _at_least_one(self, "model", "hidden", "depth", "kernel_size", "heads", "time_dim")
+        for key in ("hidden", "depth", "kernel_size", "heads", "time_dim"):
+            _check(getattr(self, key) >= 1, f"model.{key}", "must be >= 1")
         _check(self.kernel_size % 2 == 1, "model.kernel_size", "must be odd")
         _check(
             len(self.dilations) > 0 and min(self.dilations) >= 1,
@@ -194,10 +195,11 @@ class TrainConfig:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        _at_least_one(
-            self, "train", "steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
+        for key in (
+            "steps", "batch_size", "log_every", "eval_every", "checkpoint_every",
             "keep_checkpoints", "max_bad_steps",
-        )  # fmt: skip
+        ):  # fmt: skip
+            _check(getattr(self, key) >= 1, f"train.{key}", "must be >= 1")
         _check(self.lr > 0, "train.lr", "must be > 0")
         _check(0.0 <= self.min_lr_frac <= 1.0, "train.min_lr_frac", "must be in [0, 1]")
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
@@ -223,7 +225,8 @@ class LibraryConfig:
     set_layers: int = 2
 
     def __post_init__(self) -> None:
-        _at_least_one(self, "library", "size", "point_layers", "set_layers")
+        for key in ("size", "point_layers", "set_layers"):
+            _check(getattr(self, key) >= 1, f"library.{key}", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,8 @@ class SampleConfig:
     batch_size: int = 1024
 
     def __post_init__(self) -> None:
-        _at_least_one(self, "sample", "steps", "batch_size")
+        _check(self.steps >= 1, "sample.steps", "must be >= 1")
+        _check(self.batch_size >= 1, "sample.batch_size", "must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -298,11 +302,6 @@ def _shown(value: Any) -> str:
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")
-
-
-def _at_least_one(section: Any, name: str, *keys: str) -> None:
-    for key in keys:
-        _check(getattr(section, key) >= 1, f"{name}.{key}", "must be >= 1")
 
 
 def _plain(value: Any) -> Any:

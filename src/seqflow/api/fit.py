@@ -163,7 +163,7 @@ def fit(
     reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags)
     if reading.mode == "library":
         libs = read_library_data(data, reading)
-        alphabet = libs.source.table.alphabet
+        data_alphabet = libs.source.table.alphabet
     else:
         ds = load_dataset(
             data, reading.data, seed=reading.train.seed,
@@ -172,9 +172,9 @@ def fit(
         )  # fmt: skip
         if saved_meta is not None:
             check_same_data(saved_meta, ds.table, data)
-        alphabet = ds.table.alphabet
+        data_alphabet = ds.table.alphabet
     if cfg is None:
-        preset_name = default_preset(alphabet)
+        preset_name = default_preset(data_alphabet)
         cfg = apply_overrides(load_preset(preset_name), overrides, flags)
     setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(

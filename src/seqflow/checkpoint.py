@@ -14,7 +14,7 @@ A run folder holds two files:
 Both are written atomically (temporary file in the same folder + ``os.replace``).
 
 ``seqflow export --format safetensors`` writes an inference bundle: ``model.safetensors``
-without the raw ``model.*`` weights (:func:`save_inference_model`); :func:`load_model` reads it
+without the raw ``model.*`` weights (:func:`save_model` without them); :func:`load_model` reads it
 as it reads a run.
 """
 
@@ -186,19 +186,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def save_model(
-    path: Path, model_state: dict[str, Tensor], ema_state: dict[str, Tensor], meta: ModelMeta
+    path: Path,
+    model_state: dict[str, Tensor] | None,
+    ema_state: dict[str, Tensor],
+    meta: ModelMeta,
 ) -> None:
-    """Write ``model.*`` and ``ema.*`` weights with ``meta`` atomically to ``path``."""
-    tensors = {f"model.{k}": v for k, v in model_state.items()}
+    """Write ``model.*`` and ``ema.*`` weights with ``meta`` atomically to ``path``; without
+    ``model_state``, an inference bundle (no raw weights) that :func:`load_model` reads too."""
+    tensors = {f"model.{k}": v for k, v in (model_state or {}).items()}
     tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
     save_tensors(tensors, path, meta.to_metadata(), make_folder=True)
-
-
-def save_inference_model(path: Path, ema_state: dict[str, Tensor], meta: ModelMeta) -> None:
-    """Write only the EMA weights (``ema.*``) with ``meta`` atomically to ``path``: an inference
-    bundle (no raw weights, no trainer state) that :func:`load_model` reads as it is."""
-    tensors = {f"ema.{k}": v for k, v in ema_state.items()}
-    save_tensors(tensors, path, meta.to_metadata())
 
 
 def load_model(

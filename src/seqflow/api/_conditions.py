@@ -4,9 +4,13 @@ input errors that name the option."""
 
 from __future__ import annotations
 
+import torch
+from torch import Tensor
+
 from seqflow import sampling
 from seqflow.checkpoint import ModelMeta
 from seqflow.errors import InvalidInputError
+from seqflow.models import Condition
 
 
 def label_index(meta: ModelMeta, label: str | None) -> int | None:
@@ -29,3 +33,16 @@ def standardised_value(meta: ModelMeta, value: float | None) -> float | None:
         return sampling.standardise_value(value, mean, std)
     except ValueError as err:
         raise InvalidInputError(f"--{err}") from None
+
+
+def condition(label: int | None, value: float | None, signal: Tensor | None) -> Condition | None:
+    """The model's conditions: a label index and a standardised value (one row, or one per
+    row of ``signal``, shape ``(rows, length, channels)``), or None without any."""
+    if label is None and value is None and signal is None:
+        return None
+    rows = signal.shape[0] if signal is not None else 1
+    return Condition(
+        labels=torch.full((rows,), label, dtype=torch.long) if label is not None else None,
+        values=torch.full((rows,), value, dtype=torch.float32) if value is not None else None,
+        signal=signal,
+    )

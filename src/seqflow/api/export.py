@@ -20,12 +20,13 @@ import torch
 from torch import Tensor
 
 from seqflow._version import __version__
+from seqflow.api._conditions import condition, standardised_value
 from seqflow.checkpoint import (
     FORMAT_VERSION,
     ModelMeta,
     load_model,
     resolve_checkpoint,
-    save_inference_model,
+    save_model,
 )
 from seqflow.errors import ExportError, InvalidInputError
 from seqflow.export import (
@@ -44,8 +45,8 @@ from seqflow.export import (
     velocity_kwargs,
 )
 from seqflow.io_utils import atomic_path, atomic_write
-from seqflow.models import Condition, VelocityField, resolve_arch
-from seqflow.sampling import generate, standardise_value
+from seqflow.models import VelocityField, resolve_arch
+from seqflow.sampling import generate
 
 FORMATS = ("torchscript", "onnx", "safetensors")
 README_SUFFIX = ".README.md"
@@ -196,10 +197,9 @@ def _torchscript(
         got = loaded.sample(CHECK_N, 0, steps, label, value, guidance, solver, None, CHECK_CHUNK)
         want = torch.cat(list(generate(
             model, n=CHECK_N, length=meta.length, vocab=meta.vocab,
-            cond=_condition(meta, label, value), guidance=guidance, steps=steps, solver=solver,
-            decoder=spec.decode, pad=meta.pad, geometry=meta.geometry, target=spec.target,
-            batch_size=CHECK_CHUNK,
-            seed=0,
+            cond=condition(label, standardised_value(meta, value), None), guidance=guidance,
+            steps=steps, solver=solver, decoder=spec.decode, pad=meta.pad,
+            geometry=meta.geometry, target=spec.target, batch_size=CHECK_CHUNK, seed=0,
         )))  # fmt: skip
         if not torch.equal(got, want):
             raise ExportError(
@@ -207,19 +207,6 @@ def _torchscript(
                 f"(label={label}, value={value}, solver {solver}); nothing was written"
             )
     return diff, CHECK_N * len(cases)
-
-
-def _condition(meta: ModelMeta, label: int | None, value: float | None) -> Condition | None:
-    """The one-row condition ``seqflow sample`` builds for ``label`` and raw ``value``."""
-    if label is None and value is None:
-        return None
-    std = None
-    if meta.value is not None and value is not None:
-        std = standardise_value(value, meta.value.mean[0], meta.value.std[0])
-    return Condition(
-        labels=torch.full((1,), label, dtype=torch.long) if label is not None else None,
-        values=torch.full((1,), std, dtype=torch.float32) if std is not None else None,
-    )
 
 
 def _onnx(
@@ -234,7 +221,7 @@ def _safetensors(
     model: VelocityField, meta: ModelMeta, spec: SamplerSpec, tmp: Path, readme: str
 ) -> tuple[float, int]:
     state = model.state_dict()
-    save_inference_model(tmp, state, meta)
+    save_model(tmp, None, state, meta)
     loaded, _ = load_model(tmp, device="cpu")
     if any(not torch.equal(v, state[k]) for k, v in loaded.state_dict().items()):
         raise ExportError(

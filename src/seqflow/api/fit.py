@@ -21,7 +21,7 @@ from seqflow.api._dataset import Dataset, load_dataset
 from seqflow.api.library import LibraryData, library_meta, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
-from seqflow.data import Alphabet, SequenceTable
+from seqflow.data import SequenceTable
 from seqflow.errors import ConfigError, InvalidInputError
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.io_utils import remove_stale_temps
@@ -163,8 +163,7 @@ def fit(
     reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags)
     if reading.mode == "library":
         libs = read_library_data(data, reading)
-        cfg, preset_name = _settled(cfg, preset_name, libs.source.table.alphabet, overrides, flags)
-        setup = _library_mode(cfg, libs)
+        data_alphabet = libs.source.table.alphabet
     else:
         ds = load_dataset(
             data, reading.data, seed=reading.train.seed,
@@ -173,8 +172,11 @@ def fit(
         )  # fmt: skip
         if saved_meta is not None:
             check_same_data(saved_meta, ds.table, data)
-        cfg, preset_name = _settled(cfg, preset_name, ds.table.alphabet, overrides, flags)
-        setup = _sequence_mode(cfg, ds)
+        data_alphabet = ds.table.alphabet
+    if cfg is None:
+        preset_name = default_preset(data_alphabet)
+        cfg = apply_overrides(load_preset(preset_name), overrides, flags)
+    setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,
         on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
@@ -196,20 +198,6 @@ def _run_folder(
     if data is not None:
         return Path("runs") / _stem(data), resume
     raise ConfigError("--resume needs the run folder: seqflow fit --resume RUN_DIR")
-
-
-def _settled(
-    cfg: Config | None,
-    preset_name: str,
-    alphabet: Alphabet,
-    overrides: Sequence[str],
-    flags: dict[str, Any],
-) -> tuple[Config, str]:
-    """The configuration and preset name; without one, the default preset of ``alphabet``."""
-    if cfg is not None:
-        return cfg, preset_name
-    name = default_preset(alphabet)
-    return apply_overrides(load_preset(name), overrides, flags), name
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch
 
 from seqflow.api._conditions import label_index
 from seqflow.api._config import resolve_device
-from seqflow.api._sets import decode_tokens, write_rows
+from seqflow.api._sets import decode_tokens, read_set, write_rows
 from seqflow.checkpoint import ModelMeta, load_library_model
 from seqflow.config import Config
 from seqflow.data import (
@@ -32,7 +32,6 @@ from seqflow.data import (
     format_header,
     read_header_tags,
     read_libraries,
-    read_sequences,
 )
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
@@ -238,8 +237,7 @@ def _fasta_like(path: Path) -> bool:
 
 def _fasta_libraries(path: Path) -> dict[str, list[str]]:
     """Libraries of a FASTA whose headers carry ``library=NAME`` (as ``sample`` writes)."""
-    table = read_sequences(path, alphabet="auto")
-    seqs = decode_tokens(table.alphabet, table.tokens.long(), table.pad_token)
+    seqs = read_set(path).seqs
     out: dict[str, list[str]] = {}
     names = [tags.get("library", "") for tags in read_header_tags(path)]
     if len(names) != len(seqs) or not all(names):

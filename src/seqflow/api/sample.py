@@ -10,10 +10,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from seqflow.api._conditions import label_index, standardised_value
+from seqflow.api._conditions import condition, label_index, standardised_value
 from seqflow.api._config import resolve_device
 from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens, write_rows
@@ -23,7 +22,6 @@ from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
 from seqflow.errors import InvalidInputError
-from seqflow.models import Condition
 from seqflow.options import config_flags
 from seqflow.sampling import generate
 
@@ -163,7 +161,7 @@ def sample(
             "--forbid/--max-homopolymer/--gc-min/--gc-max/--min-novelty"
         )
     scorer = _scorer(oracle, score, label, meta) if oracle is not None else None
-    cond = _condition(index, cond_value, cond_signal)
+    cond = condition(index, cond_value, cond_signal)
     alphabet = Alphabet.from_dict(meta.alphabet)
     started = time.perf_counter()
 
@@ -178,6 +176,13 @@ def sample(
 
     guided = cond is not None and not cond.empty and s.guidance != 1.0
     tags = {"label": label, "value": value, "guidance": s.guidance if guided else None}
+
+    def header(row: dict[str, Any]) -> str:
+        """The FASTA header of an output row: its id, conditions, signal row and score."""
+        row_signal = f"{Path(str(signal)).name}:{row['candidate']}" if signal is not None else None
+        score = float(row["score"]) if "score" in row else None
+        return format_header(str(row["id"]), {**tags, "signal": row_signal, "score": score})
+
     target = None if output is None or str(output) == "-" else Path(output)
     result = partial(
         SampleResult, output=str(target or "-"), label=label, value=value, format=fmt,
@@ -193,8 +198,7 @@ def sample(
                 for seq in decode_tokens(alphabet, tokens, meta.pad):
                     ids.append(f"{id_prefix}_{len(ids) + 1}")
                     sequences.append(seq)
-                    row = f"{Path(str(signal)).name}:{len(ids)}" if signal else None
-                    yield format_header(ids[-1], {**tags, "signal": row}), seq
+                    yield header({"id": ids[-1], "candidate": len(ids)}), seq
                 if on_progress is not None:
                     on_progress(len(sequences), n)
 
@@ -230,7 +234,7 @@ def sample(
             row["score"] = y
         if top is not None:
             rows_ = sorted(rows_, key=lambda r: -float(r["score"]))[:top]
-    _write(rows_, target, fmt, tags, signal)
+    write_rows(rows_, target, fmt, header=header, columns=COLUMNS)
     return result(
         sequences=tuple(str(r["sequence"]) for r in rows_),
         ids=tuple(str(r["id"]) for r in rows_), seconds=time.perf_counter() - started,
@@ -277,29 +281,6 @@ def _scorer(
         return [float(y) for y in model.predict(seqs)[:, column]]
 
     return scorer
-
-
-def _write(
-    rows: list[dict[str, Any]], target: Path | None, fmt: str, tags: dict[str, Any],
-    signal: str | Path | None,
-) -> None:  # fmt: skip
-    def header(row: dict[str, Any]) -> str:
-        row_signal = f"{Path(str(signal)).name}:{row['candidate']}" if signal is not None else None
-        score = float(row["score"]) if "score" in row else None
-        return format_header(str(row["id"]), {**tags, "signal": row_signal, "score": score})
-
-    write_rows(rows, target, fmt, header=header, columns=COLUMNS)
-
-
-def _condition(label: int | None, value: float | None, signal: Tensor | None) -> Condition | None:
-    if label is None and value is None and signal is None:
-        return None
-    rows = signal.shape[0] if signal is not None else 1
-    return Condition(
-        labels=torch.full((rows,), label, dtype=torch.long) if label is not None else None,
-        values=torch.full((rows,), value, dtype=torch.float32) if value is not None else None,
-        signal=signal,
-    )
 
 
 def _signal(meta: ModelMeta, path: str | Path) -> Tensor:

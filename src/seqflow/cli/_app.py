@@ -48,6 +48,12 @@ def option(key: str) -> Any:
     )  # fmt: skip
 
 
+def _in(panel: str | None, help: str, *decls: str, **kwargs: Any) -> Any:
+    """A Typer option (declared as ``decls``, else after its parameter) in ``--help`` panel
+    ``panel`` (None: the main one)."""
+    return typer.Option(*decls, help=help, rich_help_panel=panel, **kwargs)
+
+
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     """Warnings from the library as one yellow line each (no source line, no traceback)."""
     text = escape(str(message))  # a message's own brackets (seqflow[onnx]) are not markup

@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from seqflow import api
-from seqflow.cli._app import _preset_help, _user_errors, app, err, option
+from seqflow.cli._app import _in, _preset_help, _user_errors, app, err, option
 from seqflow.config import list_presets
 from seqflow.options import flag_keywords
 from seqflow.training import Progress as TrainProgress
@@ -95,6 +95,21 @@ class _FitView:
             self.bar = None
 
 
+_OPTIONS = {
+    "preset": _in(None, "Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein "
+                  "otherwise."),
+    "config": _in(None, "YAML config file (same sections as a preset).", "--config"),
+    "overrides": _in(None, "Override one config key, e.g. --set train.lr=3e-4 (repeatable).",
+                     "--set"),
+    "out": _in(None, "Run folder for checkpoints and metrics \\[default: runs/<data name>].",
+               "--out", "-o"),
+    "resume": _in(None, "Continue the run in RUN_DIR from its last intact checkpoint (same data "
+                  "order, random state, optimizer, EMA and schedule); e.g. seqflow fit --resume "
+                  "runs/dhs --steps 8000.", "--resume", metavar="RUN_DIR"),
+}  # fmt: skip
+"""The options of ``fit`` that set no config key (the others: :data:`seqflow.options.FLAGS`)."""
+
+
 @app.command(epilog=_preset_help())
 @_user_errors
 def fit(
@@ -106,44 +121,16 @@ def fit(
             show_default=False,
         ),
     ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            help="Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein otherwise."
-        ),
-    ] = None,
-    config: Annotated[
-        str | None, typer.Option("--config", help="YAML config file (same sections as a preset).")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Override one config key, e.g. --set train.lr=3e-4 (repeatable)."
-        ),
-    ] = None,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Run folder for checkpoints and metrics \\[default: runs/<data name>].",
-        ),
-    ] = None,
+    preset: Annotated[str | None, _OPTIONS["preset"]] = None,
+    config: Annotated[str | None, _OPTIONS["config"]] = None,
+    overrides: Annotated[list[str] | None, _OPTIONS["overrides"]] = None,
+    out: Annotated[str | None, _OPTIONS["out"]] = None,
     steps: Annotated[int | None, option("train.steps")] = None,
     batch_size: Annotated[int | None, option("train.batch_size")] = None,
     device: Annotated[str | None, option("train.device")] = None,
     seed: Annotated[int | None, option("train.seed")] = None,
     compile: Annotated[bool | None, option("train.compile")] = None,
-    resume: Annotated[
-        str | None,
-        typer.Option(
-            "--resume",
-            metavar="RUN_DIR",
-            help="Continue the run in RUN_DIR from its last intact checkpoint (same data "
-            "order, random state, optimizer, EMA and schedule); e.g. seqflow fit --resume "
-            "runs/dhs --steps 8000.",
-        ),
-    ] = None,
+    resume: Annotated[str | None, _OPTIONS["resume"]] = None,
     seq_col: Annotated[str | None, option("data.seq_col")] = None,
     label_col: Annotated[str | None, option("data.label_col")] = None,
     value_col: Annotated[str | None, option("data.value_col")] = None,

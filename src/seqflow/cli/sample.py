@@ -8,178 +8,90 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err, option
-from seqflow.options import flag_keywords
+from seqflow.cli._app import _in, _user_errors, app, err, option
+from seqflow.options import CONDITIONS, LIBRARY, flag_keywords
+
+OUTPUT, DESIGN = "Output", "Design constraints"
+
+
+_OPTIONS = {
+    "n": _in(None, "Number of sequences \\[default: 100, or one per --signal row].", "-n",
+             "--num", show_default=False),
+    "label": _in(CONDITIONS, "Class label to condition on (a value of the training --label-col)."),
+    "value": _in(CONDITIONS, "Value to condition on, on the scale of the training --value-col."),
+    "signal": _in(CONDITIONS, ".npy/.npz/text file of signal rows; one sequence per row."),
+    "seed": _in(None, "Random seed; same seed, same sequences."),
+    "output": _in(OUTPUT, "File to write (.fasta, .csv, .tsv or .jsonl); default or - is stdout.",
+                  "--output", "-o"),
+    "fmt": _in(OUTPUT, "fasta, csv, tsv or jsonl \\[default: from the -o suffix, else fasta]. "
+               "Tables add length, GC, longest run, a column per rule checked, novelty, score.",
+               "--format", show_default=False),
+    "template": _in(DESIGN, "Fixed letters and free positions (N, ? or .), e.g. ACGTNNNNNNACGT; "
+                    "fixed letters are clamped during integration, so the free part fits its "
+                    "context."),
+    "prefix": _in(DESIGN, "Fixed 5' flank (start)."),
+    "suffix": _in(DESIGN, "Fixed 3' flank (end)."),
+    "forbid": _in(DESIGN, "Motif that must not occur (repeatable; DNA/RNA: both strands), e.g. "
+                  "--forbid GGTCTC for BsaI.", metavar="MOTIF"),
+    "max_homopolymer": _in(DESIGN, "Longest run of one letter allowed."),
+    "gc_min": _in(DESIGN, "Lowest GC fraction, e.g. 0.4."),
+    "gc_max": _in(DESIGN, "Highest GC fraction, e.g. 0.6."),
+    "min_novelty": _in(DESIGN, "Keep sequences at least this many mismatches (edit distance for "
+                       "varying lengths) from every training sequence."),
+    "train": _in(DESIGN, "Training sequences for --min-novelty and the novelty column "
+                 "\\[default: the run's train.fasta.gz]."),
+    "max_candidates": _in(DESIGN, "Give up after this many candidates \\[default: 10 x -n, at "
+                          "least 1000]."),
+    "oracle": _in(OUTPUT, "Oracle to score with (.safetensors from `seqflow oracle fit`, or "
+                  "TorchScript)."),
+    "score": _in(OUTPUT, "Oracle output used as the score \\[default: its only one, or --label]."),
+    "top": _in(OUTPUT, "Write the K best-scoring of the -n sequences, best first (needs "
+               "--oracle)."),
+    "device": _in(None, "auto, cpu or cuda."),
+    "libraries": _in(LIBRARY, "Library-mode runs: number of libraries to generate (each a set of "
+                     "--size sequences sampled together).", show_default=False),
+    "size": _in(LIBRARY, "Sequences per generated library \\[default: the training set size].",
+                show_default=False),
+    "out_dir": _in(LIBRARY, "Write one FASTA per library into this folder (instead of one file "
+                   "with library= in each header, or a library column in CSV/TSV/JSONL)."),
+}  # fmt: skip
+"""The options of ``sample`` that set no config key, by parameter name (the others:
+:data:`seqflow.options.FLAGS`)."""
 
 
 @app.command()
 @_user_errors
 def sample(
     checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
-    n: Annotated[
-        int | None,
-        typer.Option(
-            "-n",
-            "--num",
-            help="Number of sequences \\[default: 100, or one per --signal row].",
-            show_default=False,
-        ),
-    ] = None,
-    label: Annotated[
-        str | None,
-        typer.Option(
-            help="Class label to condition on (a value of the training --label-col).",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    value: Annotated[
-        float | None,
-        typer.Option(
-            help="Value to condition on, on the scale of the training --value-col.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
-    signal: Annotated[
-        str | None,
-        typer.Option(
-            help=".npy/.npz/text file of signal rows; one sequence per row.",
-            rich_help_panel="Conditions",
-        ),
-    ] = None,
+    n: Annotated[int | None, _OPTIONS["n"]] = None,
+    label: Annotated[str | None, _OPTIONS["label"]] = None,
+    value: Annotated[float | None, _OPTIONS["value"]] = None,
+    signal: Annotated[str | None, _OPTIONS["signal"]] = None,
     guidance: Annotated[float | None, option("sample.guidance")] = None,
     steps: Annotated[int | None, option("sample.steps")] = None,
     solver: Annotated[str | None, option("sample.solver")] = None,
     decode: Annotated[str | None, option("sample.decode")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="File to write (.fasta, .csv, .tsv or .jsonl); default or - is stdout.",
-            rich_help_panel="Output",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="fasta, csv, tsv or jsonl \\[default: from the -o suffix, else fasta]. Tables "
-            "add length, GC, longest run, a column per rule checked, novelty, score.",
-            show_default=False,
-            rich_help_panel="Output",
-        ),
-    ] = None,
-    template: Annotated[
-        str | None,
-        typer.Option(
-            help="Fixed letters and free positions (N, ? or .), e.g. ACGTNNNNNNACGT; fixed "
-            "letters are clamped during integration, so the free part fits its context.",
-            rich_help_panel="Design constraints",
-        ),
-    ] = None,
-    prefix: Annotated[
-        str | None,
-        typer.Option(help="Fixed 5' flank (start).", rich_help_panel="Design constraints"),
-    ] = None,
-    suffix: Annotated[
-        str | None,
-        typer.Option(help="Fixed 3' flank (end).", rich_help_panel="Design constraints"),
-    ] = None,
-    forbid: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="MOTIF",
-            help="Motif that must not occur (repeatable; DNA/RNA: both strands), e.g. "
-            "--forbid GGTCTC for BsaI.",
-            rich_help_panel="Design constraints",
-        ),
-    ] = None,
-    max_homopolymer: Annotated[
-        int | None,
-        typer.Option(
-            help="Longest run of one letter allowed.", rich_help_panel="Design constraints"
-        ),
-    ] = None,
-    gc_min: Annotated[
-        float | None,
-        typer.Option(help="Lowest GC fraction, e.g. 0.4.", rich_help_panel="Design constraints"),
-    ] = None,
-    gc_max: Annotated[
-        float | None,
-        typer.Option(help="Highest GC fraction, e.g. 0.6.", rich_help_panel="Design constraints"),
-    ] = None,
-    min_novelty: Annotated[
-        int | None,
-        typer.Option(
-            help="Keep sequences at least this many mismatches (edit distance for varying "
-            "lengths) from every training sequence.",
-            rich_help_panel="Design constraints",
-        ),
-    ] = None,
-    train: Annotated[
-        str | None,
-        typer.Option(
-            help="Training sequences for --min-novelty and the novelty column \\[default: the "
-            "run's train.fasta.gz].",
-            rich_help_panel="Design constraints",
-        ),
-    ] = None,
-    max_candidates: Annotated[
-        int | None,
-        typer.Option(
-            help="Give up after this many candidates \\[default: 10 x -n, at least 1000].",
-            rich_help_panel="Design constraints",
-        ),
-    ] = None,
-    oracle: Annotated[
-        str | None,
-        typer.Option(
-            help="Oracle to score with (.safetensors from `seqflow oracle fit`, or TorchScript).",
-            rich_help_panel="Output",
-        ),
-    ] = None,
-    score: Annotated[
-        str | None,
-        typer.Option(
-            help="Oracle output used as the score \\[default: its only one, or --label].",
-            rich_help_panel="Output",
-        ),
-    ] = None,
-    top: Annotated[
-        int | None,
-        typer.Option(
-            help="Write the K best-scoring of the -n sequences, best first (needs --oracle).",
-            rich_help_panel="Output",
-        ),
-    ] = None,
+    seed: Annotated[int, _OPTIONS["seed"]] = 0,
+    output: Annotated[str | None, _OPTIONS["output"]] = None,
+    fmt: Annotated[str | None, _OPTIONS["fmt"]] = None,
+    template: Annotated[str | None, _OPTIONS["template"]] = None,
+    prefix: Annotated[str | None, _OPTIONS["prefix"]] = None,
+    suffix: Annotated[str | None, _OPTIONS["suffix"]] = None,
+    forbid: Annotated[list[str] | None, _OPTIONS["forbid"]] = None,
+    max_homopolymer: Annotated[int | None, _OPTIONS["max_homopolymer"]] = None,
+    gc_min: Annotated[float | None, _OPTIONS["gc_min"]] = None,
+    gc_max: Annotated[float | None, _OPTIONS["gc_max"]] = None,
+    min_novelty: Annotated[int | None, _OPTIONS["min_novelty"]] = None,
+    train: Annotated[str | None, _OPTIONS["train"]] = None,
+    max_candidates: Annotated[int | None, _OPTIONS["max_candidates"]] = None,
+    oracle: Annotated[str | None, _OPTIONS["oracle"]] = None,
+    score: Annotated[str | None, _OPTIONS["score"]] = None,
+    top: Annotated[int | None, _OPTIONS["top"]] = None,
     batch_size: Annotated[int | None, option("sample.batch_size")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    libraries: Annotated[
-        int | None,
-        typer.Option(
-            help="Library-mode runs: number of libraries to generate (each a set of --size "
-            "sequences sampled together).",
-            rich_help_panel="Library mode",
-            show_default=False,
-        ),
-    ] = None,
-    size: Annotated[
-        int | None,
-        typer.Option(
-            help="Sequences per generated library \\[default: the training set size].",
-            rich_help_panel="Library mode",
-            show_default=False,
-        ),
-    ] = None,
-    out_dir: Annotated[
-        str | None,
-        typer.Option(
-            help="Write one FASTA per library into this folder (instead of one file with "
-            "library= in each header, or a library column in CSV/TSV/JSONL).",
-            rich_help_panel="Library mode",
-        ),
-    ] = None,
+    device: Annotated[str, _OPTIONS["device"]] = "auto",
+    libraries: Annotated[int | None, _OPTIONS["libraries"]] = None,
+    size: Annotated[int | None, _OPTIONS["size"]] = None,
+    out_dir: Annotated[str | None, _OPTIONS["out_dir"]] = None,
 ) -> None:
     """Generate sequences from a trained run: FASTA, or an order sheet (CSV/TSV/JSONL).
 

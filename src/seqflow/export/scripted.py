@@ -70,18 +70,10 @@ class ScriptedSampler(nn.Module):
         spec: alphabet, conditions and sampling defaults.
     """
 
-    letters: str
-    labels: list[str]
-    length: int
-    vocab: int
-    pad: int
+    labels: list[str]  # TorchScript infers the other attributes' types from their values
     value_mean: float | None
     value_std: float | None
-    steps: int
-    solver: str
-    decode: str
     guidance: float
-    batch_size: int
 
     def __init__(self, field: VelocityField, geometry: Geometry, spec: SamplerSpec) -> None:
         super().__init__()

@@ -30,8 +30,14 @@ import torch
 from torch import Tensor
 
 from seqflow.errors import CheckpointError, InvalidInputError
-from seqflow.oracle.builtin import check_batch_size
-from seqflow.oracle.encoding import PAD_MODES, check_letters, encode, one_hot
+from seqflow.oracle.encoding import (
+    PAD_MODES,
+    check_count,
+    check_letters,
+    encode,
+    in_batches,
+    one_hot,
+)
 from seqflow.oracle.selection import REDUCTIONS, select_columns
 
 LAYOUTS = ("NLC", "NCL")
@@ -122,8 +128,7 @@ class ExternalOracle:
                 range, ``select`` matching nothing, or an output that is not (batch, outputs).
         """
         source = str(path)
-        if isinstance(input_length, bool) or not isinstance(input_length, int) or input_length < 1:
-            raise InvalidInputError(f"input_length {input_length!r}: must be an integer >= 1")
+        check_count("input_length", input_length)
         if not math.isfinite(pad_value):
             raise InvalidInputError(f"pad_value {pad_value!r}: must be a finite number")
         letters = check_letters(alphabet, source)
@@ -187,12 +192,9 @@ class ExternalOracle:
 
     def _batches(self, seqs: list[str], batch_size: int, method: Callable[[Tensor], Any]) -> Tensor:
         """Outputs of ``method``, one-hot built batch by batch (Sei inputs are 64 kB each)."""
-        check_batch_size(batch_size)
+        check_count("batch_size", batch_size)
         tokens = self._tokens(seqs)
-        return torch.cat([
-            self._call(method, self._one_hot(tokens[a : a + batch_size]))
-            for a in range(0, max(len(tokens), 1), batch_size)
-        ])  # fmt: skip
+        return in_batches(lambda t: self._call(method, self._one_hot(t)), tokens, batch_size)
 
     def _selected(self, y: Tensor) -> Tensor:
         if y.shape[1] != self.width:

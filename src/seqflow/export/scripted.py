@@ -59,6 +59,11 @@ class SamplerSpec:
     geometry: str
     target: str = "velocity"
 
+    @property
+    def vocab(self) -> int:
+        """Categories per position: the letters, and the end/pad category if any."""
+        return len(self.letters) + int(self.pad is not None)
+
 
 class ScriptedSampler(nn.Module):
     """The velocity network with ``sample``/``sample_sequences`` methods, ready for
@@ -84,7 +89,7 @@ class ScriptedSampler(nn.Module):
         self.letters = spec.letters
         self.labels = list(spec.labels)
         self.length = spec.length
-        self.vocab = len(spec.letters) + int(spec.pad is not None)
+        self.vocab = spec.vocab
         self.pad = -1 if spec.pad is None else spec.pad
         self.value_mean = spec.value_mean
         self.value_std = spec.value_std

@@ -33,6 +33,12 @@ def check_letters(letters: str, source: str) -> str:
     return letters
 
 
+def last_line(err: Exception) -> str:
+    """The last non-blank line of an error's message (torch's are long), or its type's name."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
 def check_count(name: str, value: int) -> int:
     """``value`` if it is an integer >= 1; InvalidInputError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -36,16 +36,12 @@ from seqflow.oracle.encoding import (
     check_letters,
     encode,
     in_batches,
+    last_line,
     one_hot,
 )
 from seqflow.oracle.selection import REDUCTIONS, select_columns
 
 LAYOUTS = ("NLC", "NCL")
-
-
-def _last_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -142,7 +138,7 @@ class ExternalOracle:
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
                 module = torch.jit.load(source, map_location="cpu")
         except (RuntimeError, ValueError, OSError) as err:
-            raise CheckpointError(f"{source}: not a TorchScript file ({_last_line(err)})") from None
+            raise CheckpointError(f"{source}: not a TorchScript file ({last_line(err)})") from None
         oracle = cls(
             module=module.eval(), source=source, input_length=input_length, letters=letters,
             layout=layout, pad_value=float(pad_value), pad_mode=pad_mode, width=0,
@@ -179,7 +175,7 @@ class ExternalOracle:
         except RuntimeError as err:
             raise InvalidInputError(
                 f"{self.source}: the model failed on input of shape {tuple(x.shape)} "
-                f"({_last_line(err)})"
+                f"({last_line(err)})"
             ) from None
         if not isinstance(y, Tensor):
             raise InvalidInputError(f"{self.source}: output is a {type(y).__name__}, not a tensor")

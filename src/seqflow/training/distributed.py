@@ -9,8 +9,8 @@ own.
 How the work is split (see :class:`~seqflow.training.batches.CoupledBatchStream`): every rank
 draws the same global minibatch order and the same prior noise for the whole global batch, and
 keeps its own contiguous shard of ``batch_size / world`` sequences; the OT coupling runs
-within each rank's shard (the issue's "OT within each rank's minibatch", the cost of one
-rank's ``(b, b)`` problem), with a per-rank, per-batch seed for its random choices. The
+within each rank's shard (one ``(b, b)`` problem per rank), with a per-rank, per-batch seed
+for its random choices. The
 trainer draws the times ``t`` for the global batch and slices them the same way, and
 :class:`torch.nn.parallel.DistributedDataParallel` averages the gradients. With the
 independent coupling on the Fisher geometry a run on N processes therefore computes the same

@@ -10,11 +10,11 @@ How the work is split (see :class:`~seqflow.training.batches.CoupledBatchStream`
 draws the same global minibatch order and the same prior noise for the whole global batch, and
 keeps its own contiguous shard of ``batch_size / world`` sequences; the OT coupling runs
 within each rank's shard (one ``(b, b)`` problem per rank), with a per-rank, per-batch seed
-for its random choices. The
-trainer draws the times ``t`` for the global batch and slices them the same way, and
-:class:`torch.nn.parallel.DistributedDataParallel` averages the gradients. With the
-independent coupling on the Fisher geometry a run on N processes therefore computes the same
-steps as one process with the same global batch, up to the order of floating-point sums.
+for its random choices. The trainer draws the times ``t`` for the global batch and slices
+them the same way, and :class:`torch.nn.parallel.DistributedDataParallel` averages the
+gradients. With the independent coupling on the Fisher geometry a run on N processes therefore
+computes the same steps as one process with the same global batch, up to the order of
+floating-point sums.
 """
 
 from __future__ import annotations

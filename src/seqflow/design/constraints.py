@@ -167,17 +167,20 @@ class Rules:
         hi = "1" if self.gc_max is None else f"{self.gc_max:g}"
         return f"GC window {lo}-{hi}"
 
+    def gc_ok(self, seq: str) -> bool:
+        """Whether the GC fraction of ``seq`` lies inside the window."""
+        gc = gc_fraction(seq)
+        return (self.gc_min is None or gc >= self.gc_min) and (
+            self.gc_max is None or gc <= self.gc_max
+        )
+
     def failures(self, seq: str) -> list[str]:
         """Names of the rules ``seq`` breaks (empty: it passes), e.g. ``forbid GGTCTC``."""
         out = [f"forbid {m}" for m in self.forbid if m in seq]
         if self.max_homopolymer is not None and longest_run(seq) > self.max_homopolymer:
             out.append(f"homopolymer > {self.max_homopolymer}")
-        if self.gc_window:
-            gc = gc_fraction(seq)
-            if (self.gc_min is not None and gc < self.gc_min) or (
-                self.gc_max is not None and gc > self.gc_max
-            ):
-                out.append(self.describe_gc())
+        if self.gc_window and not self.gc_ok(seq):
+            out.append(self.describe_gc())
         return out
 
     def infeasible(self, template: Template | None, length: int) -> str | None:

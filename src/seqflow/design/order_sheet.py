@@ -61,10 +61,7 @@ def annotate(
         if rules.max_homopolymer is not None:
             row["homopolymer_ok"] = longest_run(seq) <= rules.max_homopolymer
         if rules.gc_window:
-            gc = gc_fraction(seq)
-            row["gc_ok"] = (rules.gc_min is None or gc >= rules.gc_min) and (
-                rules.gc_max is None or gc <= rules.gc_max
-            )
+            row["gc_ok"] = rules.gc_ok(seq)
         if novelty is not None:
             row["novelty"] = int(novelty[0][i])
             row["novelty_metric"] = novelty[1]

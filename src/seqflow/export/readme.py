@@ -53,7 +53,7 @@ def render_readme(fmt: str, facts: ExportFacts) -> str:
 
 def _header(fmt: str, f: ExportFacts) -> str:
     s = f.spec
-    shape = f"length {s.length}, {_vocab(s)} categories per position"
+    shape = f"length {s.length}, {s.vocab} categories per position"
     if s.pad is not None:
         shape += f"; variable length: category {s.pad} is the end/pad category"
     conditions = []
@@ -112,7 +112,7 @@ tokens = model.sample(10, seed=0, steps={s.steps})  # int64 tensor (10, {s.lengt
 Keyword arguments of `sample` and `sample_sequences` (None: the run's default): `n`, `seed`,
 `steps`, `label` (name or index), `value` (on the training scale), `guidance`, `solver`
 (euler, midpoint, rk4), `decode` (argmax, sample), `batch_size`. `model.velocity(x, t,
-labels, values, signal)` is the network: x (batch, {s.length}, {_vocab(s)}) {POINTS[s.geometry]},
+labels, values, signal)` is the network: x (batch, {s.length}, {s.vocab}) {POINTS[s.geometry]},
 t (batch,), and the conditions the model takes (labels int64, index {len(s.labels)} = none; values
 standardised, NaN = none).
 """
@@ -121,7 +121,7 @@ standardised, NaN = none).
 def _onnx(f: ExportFacts) -> str:
     s = f.spec
     rows = {
-        "x": f"float32 (batch, {s.length}, {_vocab(s)}): points {POINTS[s.geometry]}",
+        "x": f"float32 (batch, {s.length}, {s.vocab}): points {POINTS[s.geometry]}",
         "t": "float32 (batch,): time in [0, 1]",
         "label": f"int64 (batch,): class index, {len(s.labels)} = no label",
         "value": "float32 (batch,): standardised value (see above), NaN = no value",
@@ -130,7 +130,7 @@ def _onnx(f: ExportFacts) -> str:
     }
     table = "\n".join(f"| `{name}` | {rows[name]} |" for name in f.inputs)
     feeds = ", ".join(f'"{name}": {name}' for name in f.inputs)
-    shape = f"8, {s.length}, {_vocab(s)}"
+    shape = f"8, {s.length}, {s.vocab}"
     setup = {
         "x": f"z = np.abs(rng.standard_normal(({shape}))).astype(np.float32)\n"
         "x = z / np.linalg.norm(z, axis=-1, keepdims=True)  # prior points",
@@ -170,7 +170,7 @@ v = session.run(["v"], {{{feeds}}})[0]  # ({shape})
 
 
 def _onnx_output(s: SamplerSpec) -> str:
-    shape = f"float32 (batch, {s.length}, {_vocab(s)})"
+    shape = f"float32 (batch, {s.length}, {s.vocab})"
     if s.geometry != "fisher" or s.target == "denoiser":
         logits = s.geometry == "dirichlet" or s.target == "denoiser"
         what = "logits of the letters" if logits else "the velocity"
@@ -208,7 +208,3 @@ model, meta = load_model("{f.file_name}")  # VelocityField (eval mode), ModelMet
 Without seqflow: `safetensors.safe_open("{f.file_name}", "pt").metadata()` holds the JSON
 metadata, and `safetensors.torch.load_file` the weights.
 """
-
-
-def _vocab(s: SamplerSpec) -> int:
-    return len(s.letters) + int(s.pad is not None)

@@ -59,6 +59,11 @@ class SamplerSpec:
     geometry: str
     target: str = "velocity"
 
+    @property
+    def vocab(self) -> int:
+        """Categories per position: the letters, and the end/pad category if any."""
+        return len(self.letters) + int(self.pad is not None)
+
 
 class ScriptedSampler(nn.Module):
     """The velocity network with ``sample``/``sample_sequences`` methods, ready for
@@ -70,18 +75,10 @@ class ScriptedSampler(nn.Module):
         spec: alphabet, conditions and sampling defaults.
     """
 
-    letters: str
-    labels: list[str]
-    length: int
-    vocab: int
-    pad: int
+    labels: list[str]  # TorchScript infers the other attributes' types from their values
     value_mean: float | None
     value_std: float | None
-    steps: int
-    solver: str
-    decode: str
     guidance: float
-    batch_size: int
 
     def __init__(self, field: VelocityField, geometry: Geometry, spec: SamplerSpec) -> None:
         super().__init__()
@@ -92,7 +89,7 @@ class ScriptedSampler(nn.Module):
         self.letters = spec.letters
         self.labels = list(spec.labels)
         self.length = spec.length
-        self.vocab = len(spec.letters) + int(spec.pad is not None)
+        self.vocab = spec.vocab
         self.pad = -1 if spec.pad is None else spec.pad
         self.value_mean = spec.value_mean
         self.value_std = spec.value_std

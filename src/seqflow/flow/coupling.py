@@ -145,7 +145,10 @@ def grouped_permutation(
 
     Args:
         cost: shape ``(B, B)`` or None; groups: group id per data point, shape ``(B,)``, or None.
+        generator: the coupling's randomness if it is a CPU generator; the global RNG otherwise.
     """
+    if generator is not None and generator.device.type != "cpu":
+        generator = None
     batch = groups.shape[0] if groups is not None else (cost.shape[0] if cost is not None else 0)
     if groups is None:
         return coupling.permutation(cost, batch, generator)

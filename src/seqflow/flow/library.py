@@ -102,8 +102,7 @@ class LibraryCoupling:
                 cloud_summary(flow.geometry.to_simplex(x_0)),
                 cloud_summary(flow.geometry.embed(tokens, flow.vocab, x_0.dtype)),
             ).square()
-            cpu_generator = generator if generator.device.type == "cpu" else None
-            outer = grouped_permutation(ExactOTCoupling(), cost, groups, cpu_generator)
+            outer = grouped_permutation(ExactOTCoupling(), cost, groups, generator)
             x_0 = x_0[outer.to(tokens.device)]
         pairs = zip(tokens, x_0, strict=True)  # the flow's coupling inside every library
         return torch.stack([flow.couple(lib, generator=generator, x_0=x) for lib, x in pairs])

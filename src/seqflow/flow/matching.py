@@ -128,8 +128,7 @@ class FlowMatching:
         if not self.coupling.needs_cost and groups is None:
             return x_0
         cost = self.geometry.cost_onehot(x_0, tokens) if self.coupling.needs_cost else None
-        cpu_generator = generator if generator.device.type == "cpu" else None
-        perm = grouped_permutation(self.coupling, cost, groups, cpu_generator)
+        perm = grouped_permutation(self.coupling, cost, groups, generator)
         return x_0[perm.to(tokens.device)]
 
     def path(

@@ -87,19 +87,6 @@ class Geometry(Protocol):
         ...
 
 
-class Denoiser(Geometry, Protocol):
-    """A geometry whose model predicts letters (``denoiser = True``, e.g. Dirichlet FM): its
-    training points are drawn around the data, and its velocity is read from the logits."""
-
-    def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
-        """Points ``x_t`` drawn on the path towards data points ``x_1``, t of shape ``(batch,)``."""
-        ...
-
-    def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
-        """The sampler's velocity at ``x`` from the model's ``logits`` (same shape)."""
-        ...
-
-
 class PosteriorMixture(Protocol):
     """A geometry whose velocity can be read from a posterior over the vertices: the
     denoiser geometries and, with ``flow.target: denoiser``, the sphere and the simplex."""
@@ -107,6 +94,15 @@ class PosteriorMixture(Protocol):
     def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
         """The marginal velocity at ``x`` (batch, length, vocab), times ``t`` (batch,), from
         the logits of ``p(x_1 | x_t)`` (same shape as ``x``)."""
+        ...
+
+
+class Denoiser(Geometry, PosteriorMixture, Protocol):
+    """A geometry whose model predicts letters (``denoiser = True``, e.g. Dirichlet FM): its
+    training points are drawn around the data, and its velocity is read from the logits."""
+
+    def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
+        """Points ``x_t`` drawn on the path towards data points ``x_1``, t of shape ``(batch,)``."""
         ...
 
 

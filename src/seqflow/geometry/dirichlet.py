@@ -27,7 +27,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry.base import sum_zero
 from seqflow.geometry.simplex import LinearSimplex
 from seqflow.geometry.sphere import PathSample, per_row
 
@@ -167,10 +166,7 @@ class DirichletPath(nn.Module):
     to_simplex = staticmethod(LinearSimplex.to_simplex)
     letters = staticmethod(LinearSimplex.letters)
 
-    @staticmethod
-    def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
-        """Sum-zero part of ``v`` (the simplex's tangent space)."""
-        return sum_zero(v)
+    proj_tangent = staticmethod(LinearSimplex.proj_tangent)
 
     def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
         """Draw ``x_t ~ Dir(1 + tau x_1)`` for one-hot ``x_1`` (batch, length, K), t (batch,)."""

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import PathSample, per_row
+from seqflow.geometry.simplex import LinearSimplex
 
 DEFAULT_SMOOTHING = 0.1
 
@@ -67,11 +67,7 @@ class EGeodesic(nn.Module):
         onehot = torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
         return self.target_scale(vocab) * (onehot - 1.0 / vocab)
 
-    @staticmethod
-    def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
-        """``V_t = (1 - t) V_0 + t V_1`` and ``u_t = V_1 - V_0``; t of shape ``(batch,)``."""
-        t = per_row(t, x_0)
-        return PathSample(x_t=(1.0 - t) * x_0 + t * x_1, u_t=x_1 - x_0)
+    interpolate = staticmethod(LinearSimplex.interpolate)  # V_t = (1 - t) V_0 + t V_1 in T_0
 
     def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:
         """``C[i, j] = sum_l |V_0[i, l] - V_1(tokens[j, l])|^2`` in T_0, shape ``(B0, B1)``.
@@ -86,10 +82,7 @@ class EGeodesic(nn.Module):
         const = flat.square().sum(dim=1) + length * a * a * (1.0 - 1.0 / k)
         return const[:, None] - 2.0 * a * (flat @ onehot.T)
 
-    @staticmethod
-    def proj_tangent(x: Tensor, v: Tensor) -> Tensor:
-        """Mean-free part of ``v`` (T_0; ``x`` unused)."""
-        return sum_zero(v)
+    proj_tangent = staticmethod(LinearSimplex.proj_tangent)  # the mean-free part: T_0
 
     @staticmethod
     def step(x: Tensor, v: Tensor, h: float) -> Tensor:
@@ -101,10 +94,7 @@ class EGeodesic(nn.Module):
         """Back into T_0 (subtract the mean)."""
         return sum_zero(y)
 
-    @staticmethod
-    def to_domain(y: Tensor) -> Tensor:
-        """Back into T_0 (subtract the mean)."""
-        return sum_zero(y)
+    to_domain = normalize
 
     @staticmethod
     def to_simplex(x: Tensor) -> Tensor:

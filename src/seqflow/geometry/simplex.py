@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import T_MAX, PathSample, _tiny, per_row
+from seqflow.geometry.sphere import T_MAX, PathSample, PositiveSphere, _tiny, per_row
 
 
 class LinearSimplex(nn.Module):
@@ -36,10 +36,7 @@ class LinearSimplex(nn.Module):
         e = torch.empty(shape, device=device, dtype=dtype).exponential_(generator=generator)
         return e / e.sum(dim=-1, keepdim=True)
 
-    @staticmethod
-    def embed(tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
-        """Tokens ``(batch, length)`` as vertices of the simplex, ``(batch, length, vocab)``."""
-        return torch.nn.functional.one_hot(tokens.long(), vocab).to(dtype)
+    embed = staticmethod(PositiveSphere.embed)  # one-hot: the vertices of the simplex
 
     @staticmethod
     def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:

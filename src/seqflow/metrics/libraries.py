@@ -74,15 +74,6 @@ def _check_counts(n_gen: int, n_real: int) -> None:
         )
 
 
-def _embed_both(
-    gen: dict[str, list[str]], real: dict[str, list[str]], **options: Any
-) -> list[np.ndarray]:
-    """Embeddings of the generated then the real libraries, on one coordinate system."""
-    _check_counts(len(gen), len(real))
-    names = [f"gen library {n!r}" for n in gen] + [f"real library {n!r}" for n in real]
-    return embed_libraries([*gen.values(), *real.values()], names=names, **options)
-
-
 def distance_matrix(embeddings: Sequence[np.ndarray], distance: str = "ot") -> np.ndarray:
     """Set distances between every pair of embedded libraries.
 
@@ -234,7 +225,11 @@ def evaluate_libraries(
     gen, ref = _named(generated, "gen"), _named(real, "real")
     letters = letters or infer_letters(*gen.values(), *ref.values())
     k_used = (default_k(letters) if k is None else k) if embedding == "kmer" else None
-    points = _embed_both(gen, ref, k=k, embedding=embedding, letters=letters)
+    _check_counts(len(gen), len(ref))
+    names = [f"gen library {n!r}" for n in gen] + [f"real library {n!r}" for n in ref]
+    points = embed_libraries(
+        [*gen.values(), *ref.values()], k=k, embedding=embedding, letters=letters, names=names
+    )
     nna = {
         d: one_nna_from_matrix(distance_matrix(points, d), len(gen), d) for d in ("ot", "chamfer")
     }

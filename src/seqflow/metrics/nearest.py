@@ -93,27 +93,18 @@ class MemorisationReport:
         return dict(self.__dict__)
 
 
-def _edit_nearest(x: Encoded, y: Encoded) -> np.ndarray:
-    """Smallest normalised edit distance from each row of ``x`` to the rows of ``y``, (N,)."""
-    best = np.ones(len(x.lengths))
-    rows_per_chunk = max(1, _EDIT_PAIRS // len(y.lengths))
-    for start in range(0, len(x.lengths), rows_per_chunk):
-        rows = np.arange(start, min(start + rows_per_chunk, len(x.lengths)))
-        i, j = np.repeat(rows, len(y.lengths)), np.tile(np.arange(len(y.lengths)), rows.size)
-        longer = np.maximum(np.maximum(x.lengths[i], y.lengths[j]), 1)
-        distance = (levenshtein_pairs(x, y, i, j) / longer).reshape(rows.size, -1)
-        best[rows] = distance.min(axis=1)
-    return best
-
-
-def _edit_nearest_counts(x: Encoded, y: Encoded) -> np.ndarray:
-    """Smallest edit distance (a count) from each row of ``x`` to the rows of ``y``, (N,)."""
-    best = np.zeros(len(x.lengths), dtype=np.int64)
+def _edit_nearest(x: Encoded, y: Encoded, normalise: bool = True) -> np.ndarray:
+    """Smallest edit distance from each row of ``x`` to the rows of ``y``, shape (N,): over the
+    longer length of each pair (float64) with ``normalise``, else a count (int64)."""
+    best = np.zeros(len(x.lengths), dtype=np.float64 if normalise else np.int64)
     rows_per_chunk = max(1, _EDIT_PAIRS // max(len(y.lengths), 1))
     for start in range(0, len(x.lengths), rows_per_chunk):
         rows = np.arange(start, min(start + rows_per_chunk, len(x.lengths)))
         i, j = np.repeat(rows, len(y.lengths)), np.tile(np.arange(len(y.lengths)), rows.size)
-        best[rows] = levenshtein_pairs(x, y, i, j).reshape(rows.size, -1).min(axis=1)
+        distance = levenshtein_pairs(x, y, i, j)
+        if normalise:
+            distance = distance / np.maximum(np.maximum(x.lengths[i], y.lengths[j]), 1)
+        best[rows] = distance.reshape(rows.size, -1).min(axis=1)
     return best
 
 
@@ -134,7 +125,7 @@ def nearest_distance(queries: Sequence[str], train: Sequence[str]) -> tuple[np.n
     lengths = np.concatenate([x.lengths, y.lengths])
     if bool(np.all(lengths == lengths[0])):
         return hamming_nearest(x, y), "hamming"
-    return _edit_nearest_counts(x, y), "levenshtein"
+    return _edit_nearest(x, y, normalise=False), "levenshtein"
 
 
 def _nearest(queries: list[Encoded], train: Encoded, equal: bool) -> list[np.ndarray]:

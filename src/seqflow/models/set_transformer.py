@@ -27,10 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from seqflow.geometry import sphere_tangent
-from seqflow.models.cnn import DilatedConvNet, ResidualBlock
+from seqflow.models.cnn import ResidualBlock
 from seqflow.models.conditioning import LabelEmbedding
 from seqflow.models.embedding import GaussianFourierTime
-from seqflow.models.transformer import AdaLayer, TransformerNet
+from seqflow.models.transformer import AdaLayer
+from seqflow.models.velocity import make_backbone
 
 SET_TANGENTS = ("sphere", "sum_zero")
 SET_ARCHS = ("cnn", "transformer")
@@ -95,17 +96,10 @@ class SetVelocityField(nn.Module):
         )
         self.set_layers = nn.ModuleList(AdaLayer(hidden, heads, hidden) for _ in range(set_layers))
         self.to_cond = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden))
-        self.decoder: nn.Module
-        if arch == "cnn":
-            self.decoder = DilatedConvNet(
-                vocab, hidden=hidden, depth=depth, kernel_size=kernel_size, dilations=dilations,
-                cond_dim=hidden, max_length=max_length,
-            )  # fmt: skip
-        else:
-            self.decoder = TransformerNet(
-                vocab, max_length=max_length, hidden=hidden, depth=depth, heads=heads,
-                cond_dim=hidden,
-            )  # fmt: skip
+        self.decoder = make_backbone(
+            arch, vocab, max_length=max_length, hidden=hidden, depth=depth, heads=heads,
+            kernel_size=kernel_size, dilations=dilations, cond_dim=hidden,
+        )  # fmt: skip
 
     @property
     def num_labels(self) -> int:

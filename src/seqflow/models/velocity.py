@@ -132,6 +132,23 @@ def resolve_arch(cfg: ModelConfig, vocab: int) -> str:
     return "cnn" if vocab <= CNN_MAX_VOCAB else "transformer"
 
 
+def make_backbone(
+    arch: str, vocab: int, *, max_length: int, hidden: int, depth: int, heads: int,
+    kernel_size: int, dilations: tuple[int, ...], cond_dim: int, extra_channels: int = 0,
+) -> nn.Module:  # fmt: skip
+    """The per-sequence backbone ``arch``: :class:`DilatedConvNet` (``cnn``, which ignores
+    ``heads``) or :class:`TransformerNet` (``transformer``, which ignores the convolutions)."""
+    if arch == "cnn":
+        return DilatedConvNet(
+            vocab, hidden=hidden, depth=depth, kernel_size=kernel_size, dilations=dilations,
+            cond_dim=cond_dim, max_length=max_length, extra_channels=extra_channels,
+        )  # fmt: skip
+    return TransformerNet(
+        vocab, max_length=max_length, hidden=hidden, depth=depth, heads=heads,
+        cond_dim=cond_dim, extra_channels=extra_channels,
+    )  # fmt: skip
+
+
 def build_model(
     cfg: ModelConfig,
     *,
@@ -154,30 +171,11 @@ def build_model(
         tangent: ``sphere`` or ``sum_zero``, the geometry's tangent spaces (see
             :class:`VelocityField`).
     """
-    arch = resolve_arch(cfg, vocab)
-    extra = signal_channels + 1 if signal_channels else 0
-    backbone: nn.Module
-    if arch == "cnn":
-        backbone = DilatedConvNet(
-            vocab,
-            hidden=cfg.hidden,
-            depth=cfg.depth,
-            kernel_size=cfg.kernel_size,
-            dilations=cfg.dilations,
-            cond_dim=cfg.time_dim,
-            max_length=length,
-            extra_channels=extra,
-        )
-    else:
-        backbone = TransformerNet(
-            vocab,
-            max_length=length,
-            hidden=cfg.hidden,
-            depth=cfg.depth,
-            heads=cfg.heads,
-            cond_dim=cfg.time_dim,
-            extra_channels=extra,
-        )
+    backbone = make_backbone(
+        resolve_arch(cfg, vocab), vocab, max_length=length, hidden=cfg.hidden, depth=cfg.depth,
+        heads=cfg.heads, kernel_size=cfg.kernel_size, dilations=cfg.dilations,
+        cond_dim=cfg.time_dim, extra_channels=signal_channels + 1 if signal_channels else 0,
+    )  # fmt: skip
     time = GaussianFourierTime(cfg.time_dim, cfg.time_scale)
     labels = LabelEmbedding(num_labels, cfg.time_dim) if num_labels > 0 else None
     values = ValueEmbedding(cfg.time_dim) if value else None

@@ -16,19 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqflow.errors import InvalidInputError
-from seqflow.oracle.encoding import encode, one_hot
+from seqflow.oracle.encoding import check_count, encode, in_batches, one_hot
 from seqflow.oracle.network import NetworkConfig, OracleCNN
 
 METRICS = {"classifier": "accuracy", "regressor": "r2"}
 """Held-out metric of each built-in kind."""
-
-
-def check_batch_size(batch_size: int) -> int:
-    """``batch_size`` if it is a positive integer."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size {batch_size!r}: must be an integer >= 1")
-    return batch_size
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,16 +57,13 @@ class BuiltinOracle:
         return METRICS[self.kind]
 
     def _run(self, seqs: list[str], batch_size: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
-        check_batch_size(batch_size)
+        check_count("batch_size", batch_size)
         tokens = torch.from_numpy(
             encode(seqs, self.letters, length=self.input_length, source=self.source)
         )
         self.network.eval()
         with torch.inference_mode():
-            return torch.cat([
-                fn(one_hot(tokens[a : a + batch_size], len(self.letters)))
-                for a in range(0, max(len(tokens), 1), batch_size)
-            ])  # fmt: skip
+            return in_batches(lambda t: fn(one_hot(t, len(self.letters))), tokens, batch_size)
 
     def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
         """Class probabilities or values of ``seqs``.

@@ -8,7 +8,7 @@ The whole batch is converted in one vectorised table lookup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,27 @@ def check_letters(letters: str, source: str) -> str:
             f"{source}: alphabet {letters!r} must be >= 2 unique upper-case ASCII letters"
         )
     return letters
+
+
+def last_line(err: Exception) -> str:
+    """The last non-blank line of an error's message (torch's are long), or its type's name."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def check_count(name: str, value: int) -> int:
+    """``value`` if it is an integer >= 1; InvalidInputError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} {value!r}: must be an integer >= 1")
+    return value
+
+
+def in_batches(fn: Callable[[Tensor], Tensor], tokens: Tensor, batch_size: int) -> Tensor:
+    """``fn`` of ``tokens`` (N, L) taken ``batch_size`` rows at a time, concatenated (one call
+    on the empty batch when N = 0)."""
+    return torch.cat([
+        fn(tokens[a : a + batch_size]) for a in range(0, max(len(tokens), 1), batch_size)
+    ])  # fmt: skip
 
 
 def _lookup(letters: str) -> np.ndarray:

@@ -30,16 +30,18 @@ import torch
 from torch import Tensor
 
 from seqflow.errors import CheckpointError, InvalidInputError
-from seqflow.oracle.builtin import check_batch_size
-from seqflow.oracle.encoding import PAD_MODES, check_letters, encode, one_hot
+from seqflow.oracle.encoding import (
+    PAD_MODES,
+    check_count,
+    check_letters,
+    encode,
+    in_batches,
+    last_line,
+    one_hot,
+)
 from seqflow.oracle.selection import REDUCTIONS, select_columns
 
 LAYOUTS = ("NLC", "NCL")
-
-
-def _last_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
 
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -122,8 +124,7 @@ class ExternalOracle:
                 range, ``select`` matching nothing, or an output that is not (batch, outputs).
         """
         source = str(path)
-        if isinstance(input_length, bool) or not isinstance(input_length, int) or input_length < 1:
-            raise InvalidInputError(f"input_length {input_length!r}: must be an integer >= 1")
+        check_count("input_length", input_length)
         if not math.isfinite(pad_value):
             raise InvalidInputError(f"pad_value {pad_value!r}: must be a finite number")
         letters = check_letters(alphabet, source)
@@ -137,7 +138,7 @@ class ExternalOracle:
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated
                 module = torch.jit.load(source, map_location="cpu")
         except (RuntimeError, ValueError, OSError) as err:
-            raise CheckpointError(f"{source}: not a TorchScript file ({_last_line(err)})") from None
+            raise CheckpointError(f"{source}: not a TorchScript file ({last_line(err)})") from None
         oracle = cls(
             module=module.eval(), source=source, input_length=input_length, letters=letters,
             layout=layout, pad_value=float(pad_value), pad_mode=pad_mode, width=0,
@@ -174,7 +175,7 @@ class ExternalOracle:
         except RuntimeError as err:
             raise InvalidInputError(
                 f"{self.source}: the model failed on input of shape {tuple(x.shape)} "
-                f"({_last_line(err)})"
+                f"({last_line(err)})"
             ) from None
         if not isinstance(y, Tensor):
             raise InvalidInputError(f"{self.source}: output is a {type(y).__name__}, not a tensor")
@@ -187,12 +188,9 @@ class ExternalOracle:
 
     def _batches(self, seqs: list[str], batch_size: int, method: Callable[[Tensor], Any]) -> Tensor:
         """Outputs of ``method``, one-hot built batch by batch (Sei inputs are 64 kB each)."""
-        check_batch_size(batch_size)
+        check_count("batch_size", batch_size)
         tokens = self._tokens(seqs)
-        return torch.cat([
-            self._call(method, self._one_hot(tokens[a : a + batch_size]))
-            for a in range(0, max(len(tokens), 1), batch_size)
-        ])  # fmt: skip
+        return in_batches(lambda t: self._call(method, self._one_hot(t)), tokens, batch_size)
 
     def _selected(self, y: Tensor) -> Tensor:
         if y.shape[1] != self.width:

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from seqflow.errors import InvalidInputError
 from seqflow.oracle.builtin import METRICS, BuiltinOracle
-from seqflow.oracle.encoding import check_letters, one_hot
+from seqflow.oracle.encoding import check_count, check_letters, in_batches, one_hot
 from seqflow.oracle.network import NetworkConfig, OracleCNN
 
 
@@ -115,8 +115,7 @@ def _check(
     if not 0.0 < valid_frac < 1.0:
         raise InvalidInputError(f"valid_frac {valid_frac!r}: must be between 0 and 1")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("log_every", log_every)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InvalidInputError(f"{name} {v!r}: must be an integer >= 1")
+        check_count(name, v)
     if not lr > 0:
         raise InvalidInputError(f"lr {lr!r}: must be > 0")
     n_valid = max(1, round(n * valid_frac))
@@ -129,10 +128,7 @@ def _score(oracle: BuiltinOracle, x_tokens: Tensor, y: Tensor, batch_size: int) 
     """Accuracy or R^2 of ``oracle`` on tokens ``(M, L)`` with targets ``(M,)``."""
     k = len(oracle.letters)
     with torch.inference_mode():
-        out = torch.cat([
-            oracle.outputs(one_hot(x_tokens[a : a + batch_size], k))
-            for a in range(0, len(x_tokens), batch_size)
-        ])  # fmt: skip
+        out = in_batches(lambda t: oracle.outputs(one_hot(t, k)), x_tokens, batch_size)
     if oracle.kind == "classifier":
         return float((out.argmax(dim=-1) == y).double().mean())
     residual = ((out[:, 0].double() - y) ** 2).sum()

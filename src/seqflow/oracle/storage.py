@@ -20,7 +20,7 @@ from seqflow._version import __version__
 from seqflow.errors import CheckpointError, SeqflowError
 from seqflow.io_utils import check_format, read_tensors, save_tensors
 from seqflow.oracle.builtin import METRICS, BuiltinOracle
-from seqflow.oracle.encoding import check_letters
+from seqflow.oracle.encoding import check_letters, last_line
 from seqflow.oracle.network import NetworkConfig, OracleCNN
 
 FORMAT = "seqflow-oracle"
@@ -112,8 +112,7 @@ def load_oracle(path: str | Path) -> BuiltinOracle:
     try:
         network.load_state_dict(state)
     except RuntimeError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise CheckpointError(
-            f"{source}: weights do not match the network in its metadata ({lines[-1]})"
+            f"{source}: weights do not match the network in its metadata ({last_line(err)})"
         ) from None
     return BuiltinOracle(network=network.eval(), source=source, **fields)

@@ -137,11 +137,10 @@ def integrate(
         )
     from torchdiffeq import odeint
 
-    batch = x_0.shape[0]
+    batch, ambient = x_0.shape[0], FixedStepSolver(field, geometry)._ambient
 
     def rhs(t: Tensor, x: Tensor) -> Tensor:
-        y = geometry.normalize(x)
-        return geometry.proj_tangent(y, field(y, t.to(x.dtype).expand(batch), guide))
+        return ambient(x, t.to(x.dtype).expand(batch), guide)
 
     grid = torch.tensor([0.0, 1.0], device=x_0.device, dtype=x_0.dtype)
     x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=rtol, atol=atol,

@@ -7,13 +7,8 @@ while the network trains on step n; the trainer enables it on CUDA, where the CP
 idle. SciPy's assignment solver and torch release the GIL, so the two really overlap. The
 stream is deterministic: each batch is a pure function of the stream's generator state and its
 batch counter, and :meth:`state_dict` returns the state *before* the pending batch, so a resumed
-run rebuilds exactly the batch it would have used.
-
-Under data parallelism (a :class:`~seqflow.training.distributed.Shard` with ``world > 1``)
-every rank runs the same generator: the same epoch order and the prior noise of the whole
-global batch; each keeps its contiguous shard and couples it alone. The coupling's own random
-choices (Sinkhorn sampling) come from a generator seeded per rank and per batch, so the shared
-stream stays in step on every rank and a saved state resumes every rank.
+run rebuilds exactly the batch it would have used, on any number of ranks (see
+:mod:`seqflow.training.distributed` for how a global batch is split).
 """
 
 from __future__ import annotations

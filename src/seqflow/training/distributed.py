@@ -2,19 +2,19 @@
 
 ``torchrun --nproc_per_node=N -m seqflow fit ...`` starts N copies of the command with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment (multi-node: the usual
-``--nnodes/--node_rank/--rdzv_endpoint`` flags); :func:`init_from_env` joins them into one
+``--nnodes/--node_rank/--rdzv_endpoint`` flags); :func:`process_group` joins them into one
 ``torch.distributed`` process group (NCCL on CUDA, gloo on CPU). seqflow has no launcher of its
 own.
 
 How the work is split (see :class:`~seqflow.training.batches.CoupledBatchStream`): every rank
 draws the same global minibatch order and the same prior noise for the whole global batch, and
 keeps its own contiguous shard of ``batch_size / world`` sequences; the OT coupling runs
-within each rank's shard (the issue's "OT within each rank's minibatch", the cost of one
-rank's ``(b, b)`` problem), with a per-rank, per-batch seed for its random choices. The
-trainer draws the times ``t`` for the global batch and slices them the same way, and
-:class:`torch.nn.parallel.DistributedDataParallel` averages the gradients. With the
-independent coupling on the Fisher geometry a run on N processes therefore computes the same
-steps as one process with the same global batch, up to the order of floating-point sums.
+within each rank's shard (one ``(b, b)`` problem per rank), with a per-rank, per-batch seed
+for its random choices. The trainer draws the times ``t`` for the global batch and slices
+them the same way, and :class:`torch.nn.parallel.DistributedDataParallel` averages the
+gradients. With the independent coupling on the Fisher geometry a run on N processes therefore
+computes the same steps as one process with the same global batch, up to the order of
+floating-point sums.
 """
 
 from __future__ import annotations
@@ -77,34 +77,25 @@ def shard_from_env() -> Shard:
     return Shard(rank=rank, world=world, local_rank=local)
 
 
-def init_from_env(device_type: str) -> Shard:
-    """Join the ``torchrun`` process group when there is one (idempotent).
-
-    Args:
-        device_type: ``cuda`` (NCCL backend, one GPU per local rank) or ``cpu`` (gloo).
-    """
-    shard = shard_from_env()
-    if shard.distributed and not dist.is_initialized():
-        if device_type == "cuda":
-            torch.cuda.set_device(shard.local_rank)
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return shard
-
-
 @contextmanager
 def process_group(device: torch.device) -> Iterator[tuple[Shard, torch.device]]:
-    """Join the ``torchrun`` process group for a run on ``device`` (and leave it after, if this
-    call joined it). Yields this process's shard and its device (its own GPU on CUDA)."""
+    """Join the ``torchrun`` process group for a run on ``device`` when there is one (NCCL on
+    CUDA, one GPU per local rank; gloo on a CPU), and leave it after if this call joined it.
+    Yields this process's shard and its device (its own GPU on CUDA)."""
     joined = not dist.is_available() or not dist.is_initialized()
-    shard = init_from_env(device.type)
+    shard = shard_from_env()
     joined = joined and shard.distributed
+    if shard.distributed and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(shard.local_rank)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda" and shard.distributed:
         device = torch.device("cuda", shard.local_rank)
     try:
         yield shard, device
     finally:
-        if joined:
-            shutdown(shard)
+        if joined and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def all_sum(x: torch.Tensor, shard: Shard) -> torch.Tensor:
@@ -128,9 +119,3 @@ def barrier(shard: Shard) -> None:
     """Wait for every rank (nothing in a single process)."""
     if shard.distributed:
         dist.barrier()
-
-
-def shutdown(shard: Shard) -> None:
-    """Leave the process group when this process joined one."""
-    if shard.distributed and dist.is_initialized():
-        dist.destroy_process_group()

@@ -179,7 +179,8 @@ class TrainConfig:
 
     ``time_budget`` (e.g. ``20m``, ``4h``, ``1h30m``; :func:`~seqflow.duration.parse_duration`)
     replaces ``steps`` with the most steps that fit that wall time, measured when the run
-    starts (:mod:`seqflow.run.budget`); the run records the steps it chose here.
+    starts (:mod:`seqflow.run.budget`); the run records the steps it chose here. An explicit
+    ``steps`` beside it is an error; a preset's or config file's gives way.
     """
 
     steps: int = 2000

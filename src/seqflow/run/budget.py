@@ -13,6 +13,11 @@ building the model, the probe; counted from ``started``), less :data:`SAFETY` of
 and for writing the training data, with the validations and checkpoints of
 ``train.eval_every`` and ``train.checkpoint_every`` and the final ones
 (:func:`affordable_steps`). Under ``torchrun`` every rank takes the steps rank 0 chose.
+Python's start-up before ``fit`` (imports: seconds) is outside the budget.
+
+Steps given explicitly beside a budget (``--steps``, ``--set train.steps``) are an error, not
+silently overruled; a preset's or config file's steps give way to the budget
+(:func:`check_budget`).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ PROBE_STEPS = 20
 PROBE_SHARE = 0.05
 """Share of the budget after which the probe stops timing steps (at least one is timed)."""
 
-SAFETY = 0.05
+SAFETY = 0.1
 """Share of the time left that no step is planned in."""
 
 log = logging.getLogger(__name__)

@@ -270,21 +270,46 @@ def test_a_budget_library_run_is_the_run_of_the_chosen_steps(fake_clock, tmp_pat
 # --- torchrun -----------------------------------------------------------------------------------
 
 
+RANKED_CLOCK = """
+import importlib, os, sys
+from seqflow.run.budget import choose_steps
+fit_module = importlib.import_module("seqflow.api.fit")
+step_time = 0.125 * (1 + int(os.environ["RANK"]))  # rank 1 alone would choose fewer steps
+def measured(trainer, meta, **kwargs):
+    now, train_step = [0.0], trainer.train_step
+    def timed():
+        now[0] += step_time
+        return train_step()
+    trainer.train_step = timed
+    return choose_steps(trainer, meta, **{**kwargs, "started": 0.0, "clock": lambda: now[0]})
+fit_module.choose_steps = measured
+from seqflow.cli import run
+sys.argv = ["seqflow", *sys.argv[1:]]
+run()
+"""
+
+
 def test_torchrun_ranks_train_the_steps_rank0_chose(tiny_fasta, tiny_cli_args, cli_env, tmp_path):
-    """Under ``torchrun --nproc_per_node=2`` both ranks measure, then take rank 0's count (a
-    disagreement would leave one rank waiting in an all-reduce until the timeout)."""
-    args = [a for a in tiny_cli_args]
+    """Under ``torchrun --nproc_per_node=2`` the ranks' clocks disagree (steps of 0.125 s on
+    rank 0, 0.25 s on rank 1); they stop the probe together after 2 timed steps, once rank 1
+    has used 5% of the 6 s budget, and take rank 0's count,
+    N = floor((6 - 7 x 0.125) x 0.9 / 0.125) = 36 (rank 1's own would be 15, and a
+    disagreement ends in a failed all-reduce)."""
+    args = list(tiny_cli_args)
     at = args.index("--steps")
     del args[at : at + 2]
+    script = tmp_path / "ranked_clock.py"
+    script.write_text(RANKED_CLOCK)
     run_dir = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "seqflow", "fit", str(tiny_fasta), "--out", str(run_dir), *args,
-           "--set", "flow.coupling=independent", "--time-budget", "8s"]  # fmt: skip
+           str(script), "fit", str(tiny_fasta), "--out", str(run_dir), *args,
+           "--set", "flow.coupling=independent", "--time-budget", "6s"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("time budget 8s: ") == 1 and proc.stderr.count("done:") == 1
-    steps = yaml.safe_load((run_dir / CONFIG_FILE).read_text())["train"]["steps"]
-    assert load_state(run_dir / STATE_FILE)["step"] == steps
+    assert proc.stderr.count("time budget 6s: 36 steps at 8.0 steps/s") == 1
+    assert proc.stderr.count("done:") == 1
+    assert yaml.safe_load((run_dir / CONFIG_FILE).read_text())["train"]["steps"] == 36
+    assert load_state(run_dir / STATE_FILE)["step"] == 36
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from seqflow.duration import parse_duration
 from seqflow.errors import ConfigError
 
 MAX_WORKERS = 64
@@ -174,9 +175,16 @@ class FlowConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation: AdamW with linear warmup and cosine decay, gradient clipping, EMA."""
+    """Optimisation: AdamW with linear warmup and cosine decay, gradient clipping, EMA.
+
+    ``time_budget`` (e.g. ``20m``, ``4h``, ``1h30m``; :func:`~seqflow.duration.parse_duration`)
+    replaces ``steps`` with the most steps that fit that wall time, measured when the run
+    starts (:mod:`seqflow.run.budget`); the run records the steps it chose here. An explicit
+    ``steps`` beside it is an error; a preset's or config file's gives way.
+    """
 
     steps: int = 2000
+    time_budget: str | None = None
     batch_size: int = 64
     lr: float = 1e-3
     min_lr_frac: float = 0.1
@@ -205,6 +213,11 @@ class TrainConfig:
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
         _check(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+        if self.time_budget is not None:
+            try:
+                parse_duration(self.time_budget)
+            except ValueError as err:
+                raise ConfigError(f"train.time_budget (--time-budget): {err}") from None
 
 
 @dataclass(frozen=True)

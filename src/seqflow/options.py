@@ -52,6 +52,10 @@ FLAGS = {
     f.key: f
     for f in (
         Flag("train.steps", "fit", "Training steps (train.steps)."),
+        Flag("train.time_budget", "fit", "Train for at most this wall time, e.g. 90s, 20m, 4h "
+             "or 1h30m: the first steps are timed and train.steps set to fit, validations and "
+             "checkpoints included; --resume continues to the steps chosen "
+             "(train.time_budget). Not with --steps.", metavar="DURATION"),
         Flag("train.batch_size", "fit", "Minibatch size (train.batch_size)."),
         Flag("train.device", "fit", "auto, cpu or cuda (train.device)."),
         Flag("train.seed", "fit", "Random seed (train.seed)."),

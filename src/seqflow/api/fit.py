@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from seqflow.run import (
     train_in_folder,
     write_training_set,
 )
+from seqflow.run.budget import check_budget, choose_steps, recorded_budget
 from seqflow.training import LibraryTask, Progress, SequenceTask, Task, Trainer
 from seqflow.training.distributed import Shard, process_group
 
@@ -72,6 +73,7 @@ class FitPlan:
     device: str
     start_step: int
     steps: int
+    budget: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def fit(
     overrides: Sequence[str] = (),
     out: str | Path | None = None,
     steps: int | None = None,
+    time_budget: str | None = None,
     batch_size: int | None = None,
     device: str | None = None,
     seed: int | None = None,
@@ -133,7 +136,11 @@ def fit(
     With ``handle_signals`` (and on the main thread), SIGTERM, SIGINT, SIGHUP and SIGUSR1
     stop training after the current step with a checkpoint and raise
     :class:`~seqflow.training.TrainingStopped` (its ``exit_code`` is 128 + the signal number).
+
+    ``time_budget`` (``train.time_budget``, e.g. ``"20m"``) chooses ``train.steps`` to fit that
+    wall time, counted from this call (:mod:`seqflow.run.budget`); it excludes ``steps``.
     """
+    begun = time.perf_counter()
     flags = config_flags("fit", locals())
     run_dir, resume = _run_folder(data, out, resume)
     preset_name = "resumed" if resume else preset or str(config_file or "")
@@ -161,6 +168,7 @@ def fit(
     # Without a preset the data are read with the command line's settings, then the preset
     # follows their alphabet: the default presets set no data.*, library.*, mode or seed keys.
     reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags)
+    check_budget(reading, flags, overrides, saved=saved_meta.config if saved_meta else None)
     if reading.mode == "library":
         libs = read_library_data(data, reading)
         data_alphabet = libs.source.table.alphabet
@@ -179,7 +187,7 @@ def fit(
     setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,
-        on_start=on_start, on_progress=on_progress, handle_signals=handle_signals,
+        on_start=on_start, on_progress=on_progress, handle_signals=handle_signals, begun=begun,
     )  # fmt: skip
 
 
@@ -287,6 +295,7 @@ def _train(
     on_start: Callable[[FitPlan], None] | None,
     on_progress: Callable[[Progress], None] | None,
     handle_signals: bool,
+    begun: float,
 ) -> FitResult:
     """Build the model, flow and trainer of ``mode`` and train them in ``run_dir``
     (:func:`~seqflow.run.train_in_folder`); under ``torchrun`` every rank trains its share and
@@ -301,8 +310,13 @@ def _train(
         )  # fmt: skip
         trainer = Trainer(model, mode.task(flow, shard, dev), cfg.train,
                           cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip
+        budget = recorded_budget(cfg.train) if saved_state is not None else None
         if saved_state is not None:
             trainer.load_state_dict(saved_state)
+        elif cfg.train.time_budget is not None:
+            budget = choose_steps(trainer, meta0, started=begun, shard=shard).describe()
+            cfg = replace(cfg, train=trainer.cfg)
+            meta0 = replace(meta0, config=cfg)
         if on_start is not None and shard.main:
             on_start(FitPlan(
                 run_dir=run_dir, preset=preset_name, length=table.length,
@@ -311,6 +325,7 @@ def _train(
                 parameters=count_parameters(model),
                 device=f"{dev} x {shard.world} processes" if shard.distributed else str(dev),
                 start_step=trainer.step, steps=cfg.train.steps, **mode.plan,
+                budget=budget,
             ))  # fmt: skip
         started = time.perf_counter()
         last = train_in_folder(

@@ -47,6 +47,8 @@ class _FitView:
         length = f"up to {plan.length}" if plan.variable_length else f"{plan.length}"
         test = f" / {plan.n_test:,} test (held out)" if plan.n_test else ""
         cond = f"; conditioned on {', '.join(conditions)}" if conditions else ""
+        if plan.budget:
+            err.print(plan.budget, soft_wrap=True)
         if plan.read_summary:
             err.print(f"[yellow]read[/]: {plan.read_summary}", soft_wrap=True)
         err.print(
@@ -126,6 +128,7 @@ def fit(
     overrides: Annotated[list[str] | None, _OPTIONS["overrides"]] = None,
     out: Annotated[str | None, _OPTIONS["out"]] = None,
     steps: Annotated[int | None, option("train.steps")] = None,
+    time_budget: Annotated[str | None, option("train.time_budget")] = None,
     batch_size: Annotated[int | None, option("train.batch_size")] = None,
     device: Annotated[str | None, option("train.device")] = None,
     seed: Annotated[int | None, option("train.seed")] = None,
@@ -159,6 +162,8 @@ def fit(
       seqflow fit peptides.csv --value-col activity --max-length 60 --crop --preset protein
 
       seqflow fit --resume runs/dhs --steps 8000
+
+      seqflow fit examples/dhs_4k.fasta --time-budget 20m
 
       seqflow fit rounds.csv --mode library --set-col round --label-col target --out runs/lib
 

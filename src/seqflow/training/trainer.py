@@ -26,6 +26,7 @@ current step: the checkpoint callback runs and :class:`TrainingStopped` is raise
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -167,8 +168,8 @@ class Trainer:
         self.optimizer, self._found_inf = make_adamw(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda s: warmup_cosine(
-                s, warmup=cfg.warmup_steps, total=cfg.steps, min_frac=cfg.min_lr_frac
+            lambda s: warmup_cosine(  # self.cfg: set_steps moves the schedule's end
+                s, warmup=cfg.warmup_steps, total=self.cfg.steps, min_frac=cfg.min_lr_frac
             ),
         )
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -232,6 +233,11 @@ class Trainer:
         self.bad_run.mul_(~ok).add_(~ok)
         self.step += 1
         return loss.detach()
+
+    def set_steps(self, steps: int) -> None:
+        """Train to ``steps`` instead of ``cfg.steps``: the loop's and the schedule's end
+        (chosen by a time budget, before the first step)."""
+        self.cfg = dataclasses.replace(self.cfg, steps=steps)
 
     def request_stop(self, reason: str, exit_code: int = 2) -> None:
         """Ask the loop to checkpoint and raise :class:`TrainingStopped` after the current step

@@ -129,7 +129,8 @@ def evaluate(
         plots: draw PNG plots into this folder (needs matplotlib; see ``api._plots``).
         discriminator: add the classifier two-sample test (k-mer and CNN AUROC) of the whole
             set (:mod:`seqflow.metrics.discriminator`).
-        markov: fit an order-``markov`` chain per label on ``train`` (read with ``label_col``),
+        markov: fit an order-``markov`` chain per label on ``train`` (labels from
+            ``label_col`` of a CSV/TSV ``train``; a FASTA ``train`` gives one chain for all),
             sample as many sequences per label as ``generated`` has, and score them too.
     """
     started = time.perf_counter()
@@ -144,7 +145,8 @@ def evaluate(
     if train is not None:
         trn = read_set(train, alphabet=alphabet, split=train_split,
                        split_col=split_col if train_split else None,
-                       label_col=label_col if markov is not None else None)  # fmt: skip
+                       label_col=label_col if markov is not None and _is_table(train)
+                       else None)  # fmt: skip
     if gen.letters != ref.letters and set(gen.letters) != set(ref.letters):
         raise InvalidInputError(
             f"{gen.source}: alphabet {gen.letters} differs from the reference's {ref.letters}"
@@ -197,6 +199,11 @@ def _score(
             classes=oracle.output_names if oracle.kind == "classifier" else None,
         )  # fmt: skip
     return SetScores(overall, by_label, oracle_report), outputs
+
+
+def _is_table(path: str | Path) -> bool:
+    """True for a CSV/TSV file (optionally gzipped): one that can have a label column."""
+    return bool({".csv", ".tsv"} & set(Path(path).suffixes))
 
 
 def _markov_set(gen: SeqSet, trn: SeqSet, letters: str, order: int, seed: int) -> SeqSet:

@@ -13,8 +13,9 @@ Any alphabet and variable lengths: tokens are padded with the pad token ``vocab`
 one-hot column for the CNN, no window for the k-mers; each k-mer block is normalised by the
 sequence's own number of windows). The k-mer order is capped so that the largest block stays
 within ``4**5 = 1024`` features: ``k_max = 5`` for DNA/RNA (4 letters), ``4`` for 5 letters,
-``3`` for 6-10, ``2`` for 11-32 (protein), ``1`` beyond. No scikit-learn: the AUROC is the Mann-Whitney
-statistic with ties counted half.
+``3`` for 6-10, ``2`` for 11-32 (protein), ``1`` beyond. No scikit-learn: the AUROC is the
+Mann-Whitney statistic with ties counted half. Fewer than 10 sequences in either set is an
+``InvalidInputError`` (too few to cross-validate), not a skipped test.
 """
 
 from __future__ import annotations

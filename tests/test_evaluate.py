@@ -218,3 +218,56 @@ def test_plots_without_matplotlib_is_one_line(sets, tmp_path, monkeypatch):
     with pytest.raises(InvalidInputError, match=r"seqflow\[plots\]"):
         api.evaluate(sets["gen"], reference=sets["real"], plots=tmp_path / "plots")
     assert not (tmp_path / "plots").exists()
+
+
+# --- classifier two-sample test and Markov baseline (issue 17) ---------------------------------
+
+
+def test_discriminator_and_markov_in_json_and_table(sets, tmp_path):
+    out = tmp_path / "r.json"
+    args = ["evaluate", str(sets["gen"]), "-r", str(sets["real"]), "--label-col", "cls",
+            "--train", str(sets["train"]), "--discriminator", "--markov", "4",
+            "--json", str(out)]  # fmt: skip
+    result = runner.invoke(app, args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    disc = report["overall"]["discriminator"]
+    assert 0.0 <= disc["kmer_auroc"] <= 1.0 and 0.0 <= disc["cnn_auroc"] <= 1.0
+    assert disc["n_per_class"] == 80 and disc["kmax"] == 5
+    markov = report["markov"]
+    assert markov["order"] == 4
+    assert markov["overall"]["n_gen"] == 80 and set(markov["by_label"]) == {"a", "b"}
+    assert markov["by_label"]["a"]["n_gen"] == 40
+    assert 0.0 <= markov["overall"]["discriminator"]["cnn_auroc"] <= 1.0
+    for text in ("markov4 all", "markov4 b", "discriminator k-mer AUROC", "discriminator CNN"):
+        assert text in result.stdout
+
+
+def test_markov_is_fitted_per_label_on_train(tmp_path):
+    """Label a trains on all-A sequences, b on all-C: each label's baseline copies its own."""
+    train = tmp_path / "train.csv"
+    train.write_text("sequence,cls\n" + f"{'A' * 30},a\n{'C' * 30},b\n" * 20)
+    real = tmp_path / "real.csv"
+    real.write_text("sequence,cls\n" + "".join(f"{s},a\n" for s in random_dna(20, 1)) +
+                    "".join(f"{s},b\n" for s in random_dna(20, 2)))  # fmt: skip
+    gen = write_fasta(tmp_path / "gen.fa", random_dna(30, 3), ["a"] * 10 + ["b"] * 20)
+    result = api.evaluate(gen, reference=real, train=train, label_col="cls", markov=2)
+    assert result.markov is not None
+    by_label = result.markov.scores.by_label
+    assert by_label["a"].n_gen == 10 and by_label["b"].n_gen == 20
+    assert by_label["a"].uniqueness_gen <= 0.2 and by_label["b"].uniqueness_gen <= 0.1
+    assert by_label["a"].gc_distance > 0.4 and by_label["b"].gc_distance > 0.4  # GC 0 / 1
+    assert by_label["a"].novelty is not None and by_label["a"].novelty.exact_copies >= 8
+
+
+def test_bad_markov_and_discriminator_inputs(sets, tmp_path):
+    base = ["evaluate", str(sets["gen"]), "-r", str(sets["real"]), "--json",
+            str(tmp_path / "r.json")]  # fmt: skip
+    msg = bad([*base, "--train", str(sets["train"]), "--markov", "-1"], tmp_path)
+    assert "--markov -1" in msg and "0 or more" in msg
+    msg = bad([*base, "--markov", "3"], tmp_path)
+    assert "--train" in msg
+    few = write_fasta(tmp_path / "few.fa", random_dna(5, 9))
+    msg = bad(["evaluate", str(few), "-r", str(sets["real"]), "--discriminator", "--json",
+               str(tmp_path / "r.json")], tmp_path)  # fmt: skip
+    assert "at least 10" in msg

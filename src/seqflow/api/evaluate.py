@@ -3,7 +3,9 @@
 Oracle-free metrics come from :mod:`seqflow.metrics`, for the whole set and per condition when
 the generated headers carry ``label=`` and the reference has labels. With an oracle, its
 embeddings and outputs give Frechet distance, conditional accuracy and MSEs
-(:mod:`seqflow.metrics.oracle`).
+(:mod:`seqflow.metrics.oracle`). With ``discriminator``, a classifier two-sample test on the
+whole set; with ``markov``, an order-K Markov chain per label fitted on ``train`` is sampled
+(as many sequences per label as generated) and scored the same way, as the baseline to beat.
 """
 
 from __future__ import annotations
@@ -17,11 +19,47 @@ from typing import Any
 
 from seqflow import metrics
 from seqflow.api._plots import write_plots
-from seqflow.api._sets import read_generated, read_set
+from seqflow.api._sets import SeqSet, read_generated, read_set
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
 from seqflow.metrics import EvaluationReport, OracleReport, evaluate_by_condition, evaluate_sets
+from seqflow.metrics.markov import markov_baseline
 from seqflow.oracle import Oracle
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """Every metric of one generated set.
+
+    Attributes:
+        overall: oracle-free metrics of the whole set.
+        by_label: the same per condition (empty without labels on both sides).
+        oracle: oracle-based metrics, or None without an oracle.
+    """
+
+    overall: EvaluationReport
+    by_label: dict[str, EvaluationReport]
+    oracle: OracleReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "overall": self.overall.to_dict(),
+            "by_label": {k: v.to_dict() for k, v in self.by_label.items()},
+            "oracle": self.oracle.to_dict() if self.oracle else None,
+        }
+
+
+@dataclass(frozen=True)
+class MarkovScores:
+    """The order-``order`` Markov baseline, sampled and scored like the generated set."""
+
+    order: int
+    scores: SetScores
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the order beside the scores."""
+        return {"order": self.order, **self.scores.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -34,6 +72,7 @@ class EvaluateResult:
         oracle: oracle-based metrics, or None without an oracle.
         generated, reference, train: the sources read.
         json_path: where the JSON report was written, or None.
+        markov: the Markov baseline's metrics (with ``markov``), or None.
     """
 
     overall: EvaluationReport
@@ -45,6 +84,7 @@ class EvaluateResult:
     json_path: str | None
     seconds: float
     plots: tuple[str, ...] = ()
+    markov: MarkovScores | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
@@ -54,6 +94,7 @@ class EvaluateResult:
             "by_label": {k: v.to_dict() for k, v in self.by_label.items()},
             "oracle": self.oracle.to_dict() if self.oracle else None,
             "seconds": self.seconds, "plots": list(self.plots),
+            "markov": self.markov.to_dict() if self.markov else None,
         }  # fmt: skip
 
 
@@ -74,6 +115,8 @@ def evaluate(
     json_out: str | Path | None = None,
     plots: str | Path | None = None,
     seed: int = 0,
+    discriminator: bool = False,
+    markov: int | None = None,
 ) -> EvaluateResult:
     """Compare ``generated`` (FASTA, e.g. from ``seqflow sample``) with ``reference``.
 
@@ -84,22 +127,62 @@ def evaluate(
         oracle: a loaded oracle (see :mod:`seqflow.oracle`), or None for oracle-free metrics.
         json_out: write the report as JSON here (atomically).
         plots: draw PNG plots into this folder (needs matplotlib; see ``api._plots``).
+        discriminator: add the classifier two-sample test (k-mer and CNN AUROC) of the whole
+            set (:mod:`seqflow.metrics.discriminator`).
+        markov: fit an order-``markov`` chain per label on ``train`` (labels from
+            ``label_col`` of a CSV/TSV ``train``; a FASTA ``train`` gives one chain for all),
+            sample as many sequences per label as ``generated`` has, and score them too.
     """
     started = time.perf_counter()
+    if markov is not None and markov < 0:
+        raise InvalidInputError(f"--markov {markov}: the order must be 0 or more")
+    if markov is not None and train is None:
+        raise InvalidInputError("--markov: needs --train (the chain is fitted on it)")
     gen = read_generated(generated, alphabet=alphabet)
     ref = read_set(reference, alphabet=alphabet, label_col=label_col, value_col=value_col,
                    split_col=split_col, split=reference_split)  # fmt: skip
     trn = None
     if train is not None:
         trn = read_set(train, alphabet=alphabet, split=train_split,
-                       split_col=split_col if train_split else None)  # fmt: skip
+                       split_col=split_col if train_split else None,
+                       label_col=label_col if markov is not None and _is_table(train)
+                       else None)  # fmt: skip
     if gen.letters != ref.letters and set(gen.letters) != set(ref.letters):
         raise InvalidInputError(
             f"{gen.source}: alphabet {gen.letters} differs from the reference's {ref.letters}"
         )
     letters = ref.letters
+    common = (ref, trn, oracle, oracle_name, letters, ks, seed, discriminator)
+    scores, outputs = _score(gen, *common)
+    baseline = None
+    if markov is not None:
+        assert trn is not None
+        baseline = MarkovScores(markov, _score(_markov_set(gen, trn, letters, markov, seed),
+                                               *common)[0])  # fmt: skip
+    drawn: list[Path] = []
+    if plots is not None:
+        values = (outputs[0][:, 0], outputs[1][:, 0]) if outputs is not None else None
+        drawn = write_plots(plots, gen.seqs, ref.seqs, letters, values)
+    result = EvaluateResult(
+        overall=scores.overall, by_label=scores.by_label, oracle=scores.oracle,
+        generated=gen.source, reference=ref.source, train=trn.source if trn else None,
+        json_path=str(json_out) if json_out else None, seconds=time.perf_counter() - started,
+        plots=tuple(str(p) for p in drawn), markov=baseline,
+    )  # fmt: skip
+    if json_out is not None:
+        with atomic_write(json_out) as handle:
+            json.dump(result.to_dict(), handle, indent=1, allow_nan=True)
+            handle.write("\n")
+    return result
+
+
+def _score(
+    gen: SeqSet, ref: SeqSet, trn: SeqSet | None, oracle: Oracle | None, oracle_name: str,
+    letters: str, ks: Sequence[int], seed: int, discriminator: bool,
+) -> tuple[SetScores, Any]:  # fmt: skip
+    """Every metric of ``gen`` against ``ref``, and the oracle's outputs (gen, ref) or None."""
     overall = evaluate_sets(gen.seqs, ref.seqs, train=trn.seqs if trn else None, ks=ks,
-                            letters=letters, seed=seed)  # fmt: skip
+                            letters=letters, seed=seed, discriminator=discriminator)  # fmt: skip
     by_label: dict[str, EvaluationReport] = {}
     gen_groups, ref_groups = gen.by_label(), ref.by_label()
     if set(gen_groups) & set(ref_groups):
@@ -115,18 +198,24 @@ def evaluate(
             (gen.labels, ref.labels), values=gen.values,
             classes=oracle.output_names if oracle.kind == "classifier" else None,
         )  # fmt: skip
-    drawn: list[Path] = []
-    if plots is not None:
-        scores = (outputs[0][:, 0], outputs[1][:, 0]) if outputs is not None else None
-        drawn = write_plots(plots, gen.seqs, ref.seqs, letters, scores)
-    result = EvaluateResult(
-        overall=overall, by_label=by_label, oracle=oracle_report, generated=gen.source,
-        reference=ref.source, train=trn.source if trn else None,
-        json_path=str(json_out) if json_out else None, seconds=time.perf_counter() - started,
-        plots=tuple(str(p) for p in drawn),
-    )  # fmt: skip
-    if json_out is not None:
-        with atomic_write(json_out) as handle:
-            json.dump(result.to_dict(), handle, indent=1, allow_nan=True)
-            handle.write("\n")
-    return result
+    return SetScores(overall, by_label, oracle_report), outputs
+
+
+def _is_table(path: str | Path) -> bool:
+    """True for a CSV/TSV file (optionally gzipped): one that can have a label column."""
+    return bool({".csv", ".tsv"} & set(Path(path).suffixes))
+
+
+def _markov_set(gen: SeqSet, trn: SeqSet, letters: str, order: int, seed: int) -> SeqSet:
+    """Samples of an order-``order`` chain, as many per label as ``gen`` has: fitted on that
+    label's training sequences, or on the whole training set for a label it lacks (or none)."""
+    labels = gen.labels if gen.labels is not None else [None] * len(gen.seqs)
+    groups = trn.by_label()
+    seqs: list[str] = [""] * len(labels)
+    for i, label in enumerate(dict.fromkeys(labels)):
+        where = [j for j, other in enumerate(labels) if other == label]
+        pool = groups.get(label, trn.seqs) if label is not None else trn.seqs
+        drawn = markov_baseline(pool, len(where), letters, order, seed=seed + i)
+        for j, s in zip(where, drawn, strict=True):
+            seqs[j] = s
+    return SeqSet(seqs, gen.labels, None, f"markov{order}", letters)

@@ -3,7 +3,7 @@
 Which metrics apply depends on the data: GC content only for nucleotide alphabets, per-position
 divergence only when every sequence of both sets has one length, length distances otherwise,
 k-mer distances for the k that both sets reach, novelty and memorisation only with a training
-set.
+set, and with ``discriminator`` the classifier two-sample test (:mod:`.discriminator`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from seqflow.errors import InvalidInputError
 from seqflow.metrics._common import check_letters, check_set
 from seqflow.metrics.composition import gc_distance, length_distance, length_tv, position_divergence
+from seqflow.metrics.discriminator import TwoSampleTest, classifier_two_sample_test
 from seqflow.metrics.kmers import kmer_js_profile
 from seqflow.metrics.nearest import MemorisationReport, NoveltyReport, novelty_and_memorisation
 from seqflow.metrics.within_set import diversity, uniqueness
@@ -41,6 +42,7 @@ class EvaluationReport:
         length_tv: total variation between length histograms (lengths vary).
         novelty: exact copies and NN distances to train (with ``train``).
         memorisation: gen vs ref NN distances to train (with ``train``).
+        discriminator: classifier two-sample test AUROCs (with ``discriminator``).
     """
 
     n_gen: int
@@ -56,13 +58,14 @@ class EvaluationReport:
     length_tv: float | None = None
     novelty: NoveltyReport | None = None
     memorisation: MemorisationReport | None = None
+    discriminator: TwoSampleTest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: nested reports as dicts, k-mer keys as strings, Nones kept."""
         out: dict[str, Any] = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, NoveltyReport | MemorisationReport):
+            if isinstance(value, NoveltyReport | MemorisationReport | TwoSampleTest):
                 value = value.to_dict()
             elif field.name == "kmer_js":
                 value = {str(k): v for k, v in value.items()}
@@ -84,6 +87,7 @@ def evaluate_sets(
     ks: Iterable[int] = range(1, 7),
     letters: str = "ACGT",
     seed: int = 0,
+    discriminator: bool = False,
 ) -> EvaluationReport:
     """Every applicable oracle-free metric of ``gen`` against ``ref``.
 
@@ -94,7 +98,9 @@ def evaluate_sets(
             held-out set of the memorisation test).
         ks: k-mer lengths; those longer than the longest sequence of either set are skipped.
         letters: the alphabet; every letter must be in it.
-        seed: seed of all subsamples.
+        seed: seed of all subsamples (and of the discriminators).
+        discriminator: also run the classifier two-sample test (seconds of CPU per 1,000
+            sequences; at least 10 sequences per set).
     """
     letters = check_letters(letters)
     gen_u, ref_u = check_set(gen, "gen"), check_set(ref, "ref")
@@ -121,6 +127,9 @@ def evaluate_sets(
         length_tv=None if one_length else length_tv(gen_u, ref_u),
         novelty=novel,
         memorisation=memorised,
+        discriminator=(
+            classifier_two_sample_test(gen_u, ref_u, letters, seed=seed) if discriminator else None
+        ),
     )
 
 

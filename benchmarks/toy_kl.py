@@ -110,7 +110,8 @@ def table(rows: list[dict[str, object]]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['K']} | {r['coupling']} | {r.get('target', 'velocity')} | {r['kl']:.2e} | {r['kl_rev']:.2e} "
+            f"| {r['K']} | {r['coupling']} | {r.get('target', 'velocity')} "
+            f"| {r['kl']:.2e} | {r['kl_rev']:.2e} "
             f"| {r['floor']:.2e} | {float(r['kl']) / float(r['floor']):.1f} "  # type: ignore[arg-type]
             f"| {r['kl_uniform']:.2e} | {r['train_steps']} | {r['final_loss']:.3f} "
             f"| {r['seconds']} ({r['train_seconds']}+{r['sample_seconds']}) |"

@@ -92,7 +92,7 @@ def run_one(
         "floor": (k - 1) / (2 * args.samples),
         "kl_uniform": kl_uniform,
         "unseen": unseen,
-        "final_loss": last.loss,
+        "final_loss": float(last.loss),
         "train_steps": args.steps,
         "samples": args.samples,
         "sample_steps": args.sample_steps,

@@ -49,12 +49,14 @@ def make_trainer(
     model: ModelConfig = MODEL,
     prefetch: bool = False,
     geometry: str = "fisher",
+    target: str = "velocity",
 ) -> Trainer:
     """A CPU :class:`Trainer` of the toy model on ``n_train`` sequences from the target."""
     torch.manual_seed(seed)
     m = make_geometry(geometry)
-    net = build_model(model, vocab=k, length=LENGTH, num_labels=0, tangent=m.tangent)
-    flow = FlowMatching(make_coupling(coupling), vocab=k, geometry=m)
+    tangent = "none" if target == "denoiser" else m.tangent
+    net = build_model(model, vocab=k, length=LENGTH, num_labels=0, tangent=tangent)
+    flow = FlowMatching(make_coupling(coupling), vocab=k, geometry=m, target=target)
     cfg = TrainConfig(
         steps=steps,
         batch_size=batch,

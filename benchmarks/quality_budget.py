@@ -76,7 +76,26 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "velocity-h128": {"target": "velocity", "model": {"hidden": 128}},
     "denoiser-label1": {"target": "denoiser", "label_std": 1.0},
     "velocity-label1": {"target": "velocity", "label_std": 1.0},
+    "denoiser-label1-condmlp": {"target": "denoiser", "label_std": 1.0, "cond_mlp": True},
+    "denoiser-label1-lr4e-3": {"target": "denoiser", "label_std": 1.0, "train": {"lr": 4e-3}},
+    "denoiser-label1-h96d8": {"target": "denoiser", "label_std": 1.0,
+                              "model": {"hidden": 96, "depth": 8}},
 }
+
+
+class CondMLP(torch.nn.Module):
+    """Prototype: the backbone sees ``c + MLP(c)`` (time x label interactions), not ``c``."""
+
+    def __init__(self, backbone: torch.nn.Module, dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.mlp = torch.nn.Sequential(torch.nn.SiLU(), torch.nn.Linear(dim, dim))
+        torch.nn.init.zeros_(self.mlp[1].weight)
+        torch.nn.init.zeros_(self.mlp[1].bias)
+
+    def forward(self, x: Tensor, c: Tensor, extra: Tensor | None = None) -> Tensor:
+        c = c + self.mlp(c)
+        return self.backbone(x, c) if extra is None else self.backbone(x, c, extra)
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -151,6 +170,8 @@ def make_trainer(spec: dict[str, Any], split: Split, steps: int, seed: int) -> T
     )  # fmt: skip
     if "label_std" in spec and model.labels is not None:  # the library initialises at 0.02
         torch.nn.init.normal_(model.labels.table.weight, std=spec["label_std"])
+    if spec.get("cond_mlp"):
+        model.backbone = CondMLP(model.backbone, cfg.model.time_dim)
     flow = FlowMatching(make_coupling(cfg.flow.coupling), VOCAB, target=target)
     train_cfg = dataclasses.replace(
         cfg.train, steps=steps, log_every=10**9, eval_every=10**9, checkpoint_every=10**9,

@@ -204,6 +204,50 @@ def test_denoiser_target_trains_by_cross_entropy_on_the_path():
 # --- a tiny trained denoiser ----------------------------------------------------------------
 
 
+def _toy_kl_after_training(target: str, probs: Tensor, data: Tensor, steps: int) -> float:
+    """Train the same tiny CNN for ``steps`` on ``data``, sample 20,000 sequences (midpoint,
+    10 steps), and return KL(target || empirical letter frequencies) averaged over positions."""
+    length, k = probs.shape
+    torch.manual_seed(0)
+    model = ModelConfig(arch="cnn", hidden=32, depth=2, kernel_size=3, dilations=(1,), time_dim=32)
+    net = build_model(model, vocab=k, length=length,
+                      tangent="none" if target == "denoiser" else "sphere")  # fmt: skip
+    cfg = TrainConfig(
+        steps=steps, batch_size=256, lr=2e-3, warmup_steps=20, ema_decay=0.99, log_every=10**6,
+        eval_every=10**9, checkpoint_every=10**9, seed=0, device="cpu", precision="fp32",
+    )  # fmt: skip
+    flow = FlowMatching(make_coupling("exact"), k, target=target)
+    cpu = torch.device("cpu")
+    task = SequenceTask(flow, cfg, TrainingSet(tokens=data), device=cpu)
+    trainer = Trainer(net, task, cfg, cond_dropout=0.0, device=cpu)
+    trainer.run()
+    trainer.ema.copy_to(trainer.ema_model)
+    tokens = torch.cat(list(generate(
+        trainer.ema_model, n=20_000, length=length, vocab=k, steps=10, solver="midpoint",
+        decoder="argmax", batch_size=20_000, seed=1, target=target, geometry=PositiveSphere(),
+    )))  # fmt: skip
+    counts = torch.stack([torch.bincount(tokens[:, i], minlength=k) for i in range(length)])
+    q = (counts.double() / len(tokens)).clamp_min(0.5 / len(tokens))
+    return float((probs * (probs / q).log()).sum(dim=1).mean())
+
+
+def test_trained_denoiser_beats_velocity_regression_on_the_toy_at_equal_steps():
+    """The Dirichlet-FM toy (independent positions, ``softmax(3 U(0, 1))`` over K = 20 letters,
+    L = 4), the same CNN, seed, data and 300 steps for both targets: measured KL 0.0060
+    (denoiser) against 0.099 (velocity regression), torch 2.13 CPU; the estimator floor
+    (K - 1) / 2N is 4.8e-4. The test asks for a 4x gap, well inside the measured 16x."""
+    k, length = 20, 4
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.rand(length, k, generator=g, dtype=torch.float64), dim=-1)
+    data = torch.stack(
+        [torch.multinomial(p.float(), 20_000, replacement=True, generator=g) for p in probs], 1
+    )
+    denoiser = _toy_kl_after_training("denoiser", probs, data, steps=300)
+    velocity = _toy_kl_after_training("velocity", probs, data, steps=300)
+    assert denoiser < 0.02
+    assert denoiser < velocity / 4
+
+
 @pytest.mark.parametrize("geometry", ["fisher", "simplex"])
 def test_tiny_denoiser_trains_samples_and_exports(geometry, tiny_fasta, tiny_fit_kwargs, tmp_path):
     """Finite losses; ``api.sample`` gives the TorchScript sampler's sequences."""

@@ -18,8 +18,9 @@ import torch
 from torch import Tensor, nn
 
 from seqflow import api
+from seqflow.api import build_config
 from seqflow.checkpoint import load_state, save_state
-from seqflow.config import ModelConfig, TrainConfig, load_preset
+from seqflow.config import Config, ModelConfig, TrainConfig, load_preset
 from seqflow.errors import ConfigError
 from seqflow.export import load_scripted
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
@@ -170,21 +171,45 @@ def test_posterior_mixture_field_is_never_read_at_t_1(solver):
 
 
 def test_target_config_defaults_and_refusals():
+    assert Config().flow.target == "velocity"
     cfg = load_preset("dna")
-    assert cfg.flow.target == "velocity"
-    assert cfg.with_overrides({"flow.target": "denoiser"}).flow.target == "denoiser"
+    assert cfg.flow.target == "denoiser"  # the benchmark's choice (quality_budget_findings.md)
+    assert cfg.with_overrides({"flow.target": "velocity"}).flow.target == "velocity"
     with pytest.raises(ConfigError, match=r"flow.target"):
         cfg.with_overrides({"flow.target": "logits"})
     with pytest.raises(ConfigError, match=r"flow.target.*egeodesic"):
         cfg.with_overrides({"flow.target": "denoiser", "flow.geometry": "egeodesic"})
     old = cfg.to_dict()
     del old["flow"]["target"]
-    assert type(cfg).from_dict(old).flow.target == "velocity"  # old checkpoints: velocity
+    assert Config.from_dict(old).flow.target == "velocity"  # old checkpoints: velocity
     flow = FlowMatching(make_coupling("independent"), K, target="denoiser")
     with pytest.raises(ConfigError, match=r"flow.target.*library"):
         LibraryCoupling(flow)
     with pytest.raises(ConfigError, match=r"flow.target"):
         FlowMatching(make_coupling("exact"), K, geometry=EGeodesic(), target="denoiser")
+
+
+def test_preset_choices_follow_the_users_geometry_and_mode():
+    """The ``dna`` preset's denoiser target and exact coupling give way to a geometry or mode
+    the user chose that cannot take them; what the user set is never changed."""
+
+    def dna(*sets: str) -> Config:
+        cfg = build_config(preset="dna", config_file=None, overrides=list(sets))
+        assert cfg is not None
+        return cfg
+
+    assert dna().flow.target == "denoiser" and dna().flow.coupling == "exact"
+    assert dna("flow.geometry=egeodesic").flow.target == "velocity"
+    assert dna("mode=library").flow.target == "velocity"
+    dirichlet = dna("flow.geometry=dirichlet").flow
+    assert (dirichlet.coupling, dirichlet.target) == ("independent", "denoiser")
+    assert dna("flow.geometry=simplex").flow.target == "denoiser"
+    with pytest.raises(ConfigError, match=r"flow.target"):
+        dna("flow.geometry=egeodesic", "flow.target=denoiser")
+    with pytest.raises(ConfigError, match=r"flow.coupling"):
+        dna("flow.geometry=dirichlet", "flow.coupling=exact")
+    flags = build_config(preset="dna", config_file=None, flags={"mode": "library"})
+    assert flags is not None and flags.flow.target == "velocity"
 
 
 def test_denoiser_target_trains_by_cross_entropy_on_the_path():

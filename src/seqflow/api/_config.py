@@ -41,20 +41,48 @@ def build_config(
     if config_file:
         base = Config.from_dict(load_yaml(Path(config_file)), source=str(config_file))
     elif preset:
-        base = load_preset(preset)
+        return apply_overrides(load_preset(preset), overrides, flags, preset=True)
     else:
         return None
     return apply_overrides(base, overrides, flags)
 
 
-def apply_overrides(cfg: Config, overrides: Sequence[str], flags: dict[str, Any] | None) -> Config:
-    """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs."""
-    if flags:
-        cfg = cfg.with_overrides(
-            {k: v for k, v in flags.items() if v is not None}, source="command line"
-        )
+def apply_overrides(
+    cfg: Config,
+    overrides: Sequence[str],
+    flags: dict[str, Any] | None,
+    *,
+    preset: bool = False,
+) -> Config:
+    """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs.
+
+    With ``preset``, the preset's choices the user did not make follow the ones they did
+    (:func:`follow_choices`): ``--set flow.geometry=dirichlet`` on the ``dna`` preset takes
+    the geometry's coupling and target instead of refusing a pairing the user never chose.
+    """
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
     pairs = dict(parse_override(item) for item in overrides)
+    if preset:
+        given = {**follow_choices(cfg, {**given, **pairs}), **given}
+    if given:
+        cfg = cfg.with_overrides(given, source="command line")
     return cfg.with_overrides(pairs) if pairs else cfg
+
+
+def follow_choices(base: Config, chosen: dict[str, Any]) -> dict[str, Any]:
+    """Keys of a preset that must change for the user's ``chosen`` keys to be valid: a
+    ``denoiser`` target falls back to ``velocity`` where only velocities are defined
+    (``egeodesic``, library mode), and ``dirichlet`` (no prior points to pair) takes the
+    ``independent`` coupling. Keys the user set are never changed."""
+    geometry = chosen.get("flow.geometry", base.flow.geometry)
+    mode = chosen.get("mode", base.mode)
+    follow: dict[str, Any] = {}
+    velocity_only = geometry == "egeodesic" or mode == "library"
+    if "flow.target" not in chosen and base.flow.target == "denoiser" and velocity_only:
+        follow["flow.target"] = "velocity"
+    if "flow.coupling" not in chosen and geometry == "dirichlet":
+        follow["flow.coupling"] = "independent"
+    return follow
 
 
 def default_preset(alphabet: Alphabet) -> str:

@@ -183,7 +183,7 @@ def fit(
         data_alphabet = ds.table.alphabet
     if cfg is None:
         preset_name = default_preset(data_alphabet)
-        cfg = apply_overrides(load_preset(preset_name), overrides, flags)
+        cfg = apply_overrides(load_preset(preset_name), overrides, flags, preset=True)
     setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,

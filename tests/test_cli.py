@@ -236,6 +236,7 @@ def test_fit_help_mentions_cpu_and_gpu_presets():
     for name in ("dna", "protein", "dna-large", "protein-large"):
         assert f"{name} (" in text
     assert "--resume" in text
+    assert "benchmarks/quality_budget.py chose" in text  # the dna preset's defaults (issue 17)
 
 
 def test_presets_lists_presets():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +38,48 @@ def build_config(
     """
     if preset and config_file:
         raise ConfigError("give either --preset or --config, not both")
+    chosen: set[str] = set()
     if config_file:
-        base = Config.from_dict(load_yaml(Path(config_file)), source=str(config_file))
+        raw = load_yaml(Path(config_file))
+        flow = raw.get("flow")
+        if isinstance(flow, dict) and "coupling" in flow:
+            chosen.add("flow.coupling")
+        elif isinstance(flow, dict) and flow.get("geometry") in GEOMETRY_COUPLING:
+            flow["coupling"] = GEOMETRY_COUPLING[flow["geometry"]]
+        base = Config.from_dict(raw, source=str(config_file))
     elif preset:
         base = load_preset(preset)
     else:
         return None
-    return apply_overrides(base, overrides, flags)
+    return apply_overrides(base, overrides, flags, chosen=chosen)
 
 
-def apply_overrides(cfg: Config, overrides: Sequence[str], flags: dict[str, Any] | None) -> Config:
-    """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs."""
+GEOMETRY_COUPLING = {"dirichlet": "independent"}
+"""The coupling a geometry takes when the user chose none (a preset's ``flow.coupling`` is a
+default, not a choice): dirichlet paths start from no prior point, so nothing is paired."""
+
+
+def apply_overrides(
+    cfg: Config,
+    overrides: Sequence[str],
+    flags: dict[str, Any] | None,
+    *,
+    chosen: Collection[str] = (),
+) -> Config:
+    """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs.
+
+    A ``--set flow.geometry`` with a coupling of its own (:data:`GEOMETRY_COUPLING`) sets that
+    coupling too, unless ``flow.coupling`` is set on the command line or is in ``chosen`` (the
+    keys the user's config file sets).
+    """
     if flags:
         cfg = cfg.with_overrides(
             {k: v for k, v in flags.items() if v is not None}, source="command line"
         )
     pairs = dict(parse_override(item) for item in overrides)
+    coupling = GEOMETRY_COUPLING.get(str(pairs.get("flow.geometry")))
+    if coupling is not None and "flow.coupling" not in pairs and "flow.coupling" not in chosen:
+        pairs["flow.coupling"] = coupling
     return cfg.with_overrides(pairs) if pairs else cfg
 
 

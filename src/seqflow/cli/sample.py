@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err, option
-from seqflow.options import flag_keywords
+from seqflow.cli._app import _user_errors, app, err, option, use_threads
+from seqflow.options import THREADS, flag_keywords
 
 
 @app.command()
@@ -50,13 +50,29 @@ def sample(
     steps: Annotated[int | None, option("sample.steps")] = None,
     solver: Annotated[str | None, option("sample.solver")] = None,
     decode: Annotated[str | None, option("sample.decode")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same sequences.")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Random seed, recorded in the headers (seed=): the same seed gives the same "
+            "sequences; another value (e.g. --seed $RANDOM) gives a fresh set."
+        ),
+    ] = 0,
     output: Annotated[
         str | None,
         typer.Option(
             "--output",
             "-o",
-            help="File to write (.fasta, .csv, .tsv or .jsonl); default or - is stdout.",
+            help="File to write (.fasta, .csv, .tsv or .jsonl; + .gz for gzip); default or - is "
+            "stdout.",
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    id_prefix: Annotated[
+        str | None,
+        typer.Option(
+            help="Ids are PREFIX_1, PREFIX_2, ... \\[default: sample, or sample_LABEL with "
+            "--label].",
+            metavar="PREFIX",
             rich_help_panel="Output",
         ),
     ] = None,
@@ -155,6 +171,7 @@ def sample(
     ] = None,
     batch_size: Annotated[int | None, option("sample.batch_size")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[int | None, option(THREADS)] = None,
     libraries: Annotated[
         int | None,
         typer.Option(
@@ -186,18 +203,24 @@ def sample(
     Headers carry the conditions (label=, value=, signal=FILE:ROW). Rules (--forbid,
     --max-homopolymer, --gc-*, --min-novelty) reject candidates and draw more until -n pass;
     the acceptance rate is reported, and a request that cannot be met ends with exit code 2
-    naming the rules that failed. Examples:
+    naming the rules that failed.
+
+    Examples:
 
       seqflow sample runs/dhs -n 1000 -o designs.fasta
 
-      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 > k562.fasta
+      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 \\
+          > k562.fasta
 
-      seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT --forbid GGTCTC
-      --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 --min-novelty 20 -o order.csv
+      seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT \\
+          --forbid GGTCTC --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 \\
+          --min-novelty 20 -o order.csv
 
-      seqflow sample runs/lib --libraries 20 --size 64 --label K562 --out-dir libs/
+      seqflow sample runs/lib --libraries 20 --size 64 --label K562 \\
+          --out-dir libs/
     """
     given = locals()
+    use_threads(threads)
     if libraries is not None or size is not None or out_dir is not None:
         lib = api.sample_libraries(
             checkpoint, libraries=libraries or 1, size=size, label=label,
@@ -232,7 +255,7 @@ def sample(
     try:
         result = api.sample(
             checkpoint, n=n, label=label, value=value, signal=signal, seed=seed, output=output,
-            device=device, **flag_keywords("sample", given),
+            device=device, id_prefix=id_prefix, **flag_keywords("sample", given),
             template=template, prefix=prefix, suffix=suffix, forbid=forbid or (),
             max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max,
             min_novelty=min_novelty, train=train, max_candidates=max_candidates,
@@ -252,6 +275,10 @@ def sample(
             soft_wrap=True,
             markup=False,
         )
+    err.print(
+        f"seed {result.seed} (the same seed gives the same sequences; another --seed, a fresh "
+        "set)", soft_wrap=True, markup=False,
+    )  # fmt: skip
     if to_file:
         err.print(
             f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "

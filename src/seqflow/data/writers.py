@@ -1,16 +1,15 @@
-"""Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically) or to
-standard output."""
+"""Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically; gzip for
+``.gz``) or to standard output."""
 
 from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from seqflow.io_utils import atomic_write
+from seqflow.io_utils import open_output
 
 
 def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: int) -> int:
@@ -37,8 +36,8 @@ def write_fasta(
 
     Args:
         records: pairs of header (text after ``>``, e.g. ``"seq1 cell_type=K562"``) and sequence.
-        path: output file, written atomically (no partial file on error); ``None`` or ``"-"``
-            writes to standard output.
+        path: output file, written atomically (no partial file on error; gzip when it ends in
+            ``.gz``); ``None`` or ``"-"`` writes to standard output.
         width: letters per sequence line; 0 keeps each sequence on one line.
 
     Returns:
@@ -50,11 +49,7 @@ def write_fasta(
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
-    if path is None or str(path) == "-":
-        count = _write_records(records, sys.stdout, width)
-        sys.stdout.flush()
-        return count
-    with atomic_write(path) as handle:
+    with open_output(path) as handle:
         return _write_records(records, handle, width)
 
 
@@ -82,7 +77,8 @@ def write_table(
 
     Args:
         rows: one dict per record; missing keys are empty cells (``null`` in JSON).
-        path: output file, written atomically; ``None`` or ``"-"`` writes to standard output.
+        path: output file, written atomically (gzip when it ends in ``.gz``); ``None`` or
+            ``"-"`` writes to standard output.
         fmt: ``csv``, ``tsv`` or ``jsonl``.
         columns: the fields written, in order.
 
@@ -106,9 +102,5 @@ def write_table(
             count += 1
         return count
 
-    if path is None or str(path) == "-":
-        count = emit(sys.stdout)
-        sys.stdout.flush()
-        return count
-    with atomic_write(path) as handle:
+    with open_output(path) as handle:
         return emit(handle)

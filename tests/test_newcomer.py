@@ -213,6 +213,10 @@ def test_evaluate_tsv_is_for_cut(tmp_path, tiny_fasta):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert rows[0] == ["metric", "all"] and ["sequences (generated / real)", "64 / 64"] in rows
     assert all(len(row) == 2 for row in rows)
+    wrong = invoke(tmp_path, "evaluate", str(tiny_fasta), "-r", str(tiny_fasta), "--format", "csv")
+    assert (
+        wrong.exit_code == 2 and wrong.stderr == "error: --format csv: choose table, tsv or json\n"
+    )
 
 
 def test_seed_is_printed_and_a_fresh_set_is_documented(ran):

@@ -81,13 +81,13 @@ def _table(result: api.EvaluateResult) -> Table:
 
 def _show(table: Table, report: dict[str, Any], fmt: str, json_out: str | None) -> None:
     """Print the report on stdout as ``fmt`` (on stderr when ``--json -`` holds stdout)."""
-    if fmt not in ("table", "tsv", "json"):
-        raise InvalidInputError(f"--format {fmt}: choose table, tsv or json")
     if fmt == "json":
         text = json.dumps(report, indent=1, allow_nan=True)
     elif fmt == "tsv":
         columns = [[str(c.header), *map(str, c.cells)] for c in table.columns]
         text = "\n".join("\t".join(row) for row in zip(*columns, strict=True))
+    else:
+        text = ""
     if json_out == "-":
         err.print(table if fmt == "table" else text, soft_wrap=True, markup=False)
     elif fmt == "table":
@@ -238,6 +238,8 @@ def evaluate(
 
       seqflow evaluate samples.fa -r real_test.fasta --format tsv | cut -f1,2
     """
+    if fmt not in ("table", "tsv", "json"):
+        raise InvalidInputError(f"--format {fmt}: choose table, tsv or json")
     use_threads(threads)
     if set_col is not None:
         if reference is None:

@@ -392,7 +392,7 @@ class Trainer:
         # the library trainer before the one loop kept its draws' state at the top level
         self.task.load_state_dict(state.get("batches", state))
         self.step = int(state["step"])
-        self.elapsed = float(state.get("elapsed", 0.0))  # absent from states before 0.5
+        self.elapsed = float(state.get("elapsed", 0.0))  # absent from older states
         for name in ("skipped", "bad_run"):  # absent from states before 0.4
             if name in state:
                 getattr(self, name).fill_(state[name])

@@ -112,16 +112,25 @@ def main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
     quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Print errors only (no progress, no warnings).")
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print errors only (no progress, no warnings); before the "
+            "command, e.g. seqflow -q fit DATA.",
+        ),
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Print debug messages as well.")
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print debug messages as well (e.g. the torch threads in "
+            "use); before the command.",
+        ),
     ] = False,
 ) -> None:
-    """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences.
-
-    --quiet and --verbose come before the command: seqflow --quiet sample RUN -o x.fasta
-    """
+    """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences."""
     if quiet and verbose:
         raise typer.BadParameter("give --quiet or --verbose, not both")
     err.quiet = quiet

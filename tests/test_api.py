@@ -254,8 +254,8 @@ def test_sample_with_a_label_writes_labelled_headers(csv_run, tmp_path):
     assert result.output == str(output)
     assert result.label == "K562"
     records = list(SeqIO.parse(output, "fasta"))
-    assert [r.id for r in records] == [f"sample_{i}" for i in range(1, 13)]
-    assert all(r.description == f"{r.id} label=K562" for r in records)
+    assert [r.id for r in records] == [f"sample_K562_{i}" for i in range(1, 13)]
+    assert all(r.description == f"{r.id} label=K562 seed=1" for r in records)
     assert [str(r.seq) for r in records] == list(result.sequences)
     assert all(len(r.seq) == 24 and set(str(r.seq)) <= set("ACGT") for r in records)
     assert progress == [(5, 12), (10, 12), (12, 12)]
@@ -309,7 +309,7 @@ def test_sample_writes_to_stdout_without_output(fasta_run, capsys):
     assert result.output == "-"
     records = list(SeqIO.parse(io.StringIO(capsys.readouterr().out), "fasta"))
     assert [str(r.seq) for r in records] == list(result.sequences)
-    assert all(r.description == r.id for r in records)  # no label suffix
+    assert all(r.description == f"{r.id} seed=3" for r in records)  # no label suffix
 
 
 def test_sample_from_a_missing_checkpoint(tmp_path):

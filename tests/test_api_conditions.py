@@ -95,7 +95,7 @@ def test_sample_at_a_value_writes_it_in_headers(value_run, tmp_path):
                      device="cpu")  # fmt: skip
     recs = records(out)
     assert len(recs) == 5 and res.value == 0.6
-    assert all(r.description.split()[1:] == ["label=K562", "value=0.6", "guidance=2"]
+    assert all(r.description.split()[1:] == ["label=K562", "value=0.6", "guidance=2", "seed=0"]
                for r in recs)  # fmt: skip
     a = api.sample(result.run_dir, n=5, value=0.1, output=tmp_path / "a.fa", device="cpu")
     b = api.sample(result.run_dir, n=5, value=0.9, output=tmp_path / "b.fa", device="cpu")

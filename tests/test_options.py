@@ -21,8 +21,8 @@ API = {"fit": api.fit, "sample": api.sample}
 NOT_CONFIG = {
     "fit": {
         "api": {"data", "preset", "config_file", "overrides", "out", "resume", "on_start",
-                "on_progress", "handle_signals"},
-        "cli": {"data", "preset", "config", "overrides", "out", "resume"},
+                "on_progress", "on_step", "handle_signals", "strict"},
+        "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict"},
     },
     "sample": {
         "api": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "device",
@@ -32,7 +32,7 @@ NOT_CONFIG = {
         "cli": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "fmt",
                 "template", "prefix", "suffix", "forbid", "max_homopolymer", "gc_min", "gc_max",
                 "min_novelty", "train", "max_candidates", "oracle", "score", "top", "device",
-                "libraries", "size", "out_dir"},
+                "libraries", "size", "out_dir", "id_prefix", "threads"},
     },
 }  # fmt: skip
 """Parameters that are not config keys: a new one must be added to the table or here."""

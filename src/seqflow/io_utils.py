@@ -7,11 +7,14 @@ as it was: the temporary file is removed.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 import re
 import secrets
 import stat
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +93,29 @@ def atomic_write(path: str | Path, *, encoding: str = "utf-8") -> Iterator[TextI
     Newlines are written as ``\\n`` on every platform.
     """
     with atomic_path(path) as temp, open(temp, "w", encoding=encoding, newline="\n") as handle:
+        yield handle
+
+
+@contextmanager
+def open_output(path: str | Path | None) -> Iterator[TextIO]:
+    """Yield a text handle for an output the user named: ``None`` or ``-`` is standard output, a
+    name ending in ``.gz`` is gzip (empty name and mtime 0 in its header: the same text gives
+    the same bytes), anything else plain text; files are written atomically
+    (:func:`atomic_path`)."""
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if not str(path).endswith(".gz"):
+        with atomic_write(path) as handle:
+            yield handle
+        return
+    with (
+        atomic_path(path) as temp,
+        open(temp, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8", newline="\n") as handle,
+    ):
         yield handle
 
 

@@ -113,6 +113,16 @@ FLAGS = {
 """Every flag that mirrors a config key, by key; within a command, keywords are unique."""
 
 
+THREADS = Flag(
+    "threads", "fit, sample, evaluate, oracle fit", "CPU threads torch computes with "
+    "(intra- and inter-op); on a shared machine give each job its share, e.g. --threads 1 "
+    "\\[default: torch's choice, one per core]. Batch workers (data.num_workers) use one "
+    "thread each.", metavar="N", min=1,
+)  # fmt: skip
+"""``--threads``: a setting of the process, not of the run, so not a config key (nor in
+:data:`FLAGS`); the commands that compute declare it with ``cli._app.option(THREADS)``."""
+
+
 def command_flags(command: str) -> list[Flag]:
     """The flags of ``command``, in table order."""
     return [f for f in FLAGS.values() if f.command == command]

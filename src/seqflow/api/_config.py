@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,17 @@ def build_config(
     if preset and config_file:
         raise ConfigError("give either --preset or --config, not both")
     if config_file:
-        base = Config.from_dict(load_yaml(Path(config_file)), source=str(config_file))
-    elif preset:
-        return apply_overrides(load_preset(preset), overrides, flags, preset=True)
-    else:
-        return None
-    return apply_overrides(base, overrides, flags)
+        raw = load_yaml(Path(config_file))
+        chosen = set(_dotted_keys(raw))
+        default = Config().to_dict()
+        for key, value in follow_choices(Config(), {k: _get(raw, k) for k in chosen}).items():
+            section, name = key.split(".")
+            raw.setdefault(section, dict(default[section]))[name] = value
+        base = Config.from_dict(raw, source=str(config_file))
+        return apply_overrides(base, overrides, flags, chosen=chosen)
+    if preset:
+        return apply_overrides(load_preset(preset), overrides, flags, chosen=())
+    return None
 
 
 def apply_overrides(
@@ -52,25 +57,28 @@ def apply_overrides(
     overrides: Sequence[str],
     flags: dict[str, Any] | None,
     *,
-    preset: bool = False,
+    chosen: Collection[str] | None = None,
 ) -> Config:
     """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs.
 
-    With ``preset``, the preset's choices the user did not make follow the ones they did
-    (:func:`follow_choices`): ``--set flow.geometry=dirichlet`` on the ``dna`` preset takes
-    the geometry's coupling and target instead of refusing a pairing the user never chose.
+    Unless ``chosen`` is None (a resumed run's own config), ``cfg``'s keys that the user did
+    not choose (``chosen``: those of their config file; none of a preset's) follow the ones
+    they did (:func:`follow_choices`): ``--set flow.geometry=dirichlet`` on the ``dna``
+    preset takes the geometry's coupling and target instead of refusing a pairing the user
+    never chose.
     """
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     pairs = dict(parse_override(item) for item in overrides)
-    if preset:
-        given = {**follow_choices(cfg, {**given, **pairs}), **given}
+    if chosen is not None:
+        user = {**{k: _get(cfg.to_dict(), k) for k in chosen}, **given, **pairs}
+        given = {**follow_choices(cfg, user), **given}
     if given:
         cfg = cfg.with_overrides(given, source="command line")
     return cfg.with_overrides(pairs) if pairs else cfg
 
 
 def follow_choices(base: Config, chosen: dict[str, Any]) -> dict[str, Any]:
-    """Keys of a preset that must change for the user's ``chosen`` keys to be valid: a
+    """Keys of ``base`` that must change for the user's ``chosen`` keys to be valid: a
     ``denoiser`` target falls back to ``velocity`` where only velocities are defined
     (``egeodesic``, library mode), and ``dirichlet`` (no prior points to pair) takes the
     ``independent`` coupling. Keys the user set are never changed."""
@@ -83,6 +91,23 @@ def follow_choices(base: Config, chosen: dict[str, Any]) -> dict[str, Any]:
     if "flow.coupling" not in chosen and geometry == "dirichlet":
         follow["flow.coupling"] = "independent"
     return follow
+
+
+def _dotted_keys(raw: dict[str, Any]) -> list[str]:
+    """The ``section.key`` (or top-level) names a config file sets."""
+    keys: list[str] = []
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            keys += [f"{name}.{key}" for key in value]
+        else:
+            keys.append(name)
+    return keys
+
+
+def _get(raw: dict[str, Any], dotted: str) -> Any:
+    section, _, name = dotted.partition(".")
+    value = raw.get(section)
+    return value.get(name) if name and isinstance(value, dict) else value
 
 
 def default_preset(alphabet: Alphabet) -> str:

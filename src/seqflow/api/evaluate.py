@@ -21,7 +21,7 @@ from seqflow import metrics
 from seqflow.api._plots import write_plots
 from seqflow.api._sets import SeqSet, read_generated, read_set
 from seqflow.errors import InvalidInputError
-from seqflow.io_utils import atomic_write
+from seqflow.io_utils import open_output
 from seqflow.metrics import EvaluationReport, OracleReport, evaluate_by_condition, evaluate_sets
 from seqflow.metrics.markov import markov_baseline
 from seqflow.oracle import Oracle
@@ -125,7 +125,8 @@ def evaluate(
             their condition columns, and ``split_col`` with ``reference_split``/``train_split``
             (``train``, ``valid``, ``test``) picks one split of a file for each.
         oracle: a loaded oracle (see :mod:`seqflow.oracle`), or None for oracle-free metrics.
-        json_out: write the report as JSON here (atomically).
+        json_out: write the report as JSON here (atomically; gzip for ``.gz``; ``-`` is
+            standard output).
         plots: draw PNG plots into this folder (needs matplotlib; see ``api._plots``).
         discriminator: add the classifier two-sample test (k-mer and CNN AUROC) of the whole
             set (:mod:`seqflow.metrics.discriminator`).
@@ -170,7 +171,7 @@ def evaluate(
         plots=tuple(str(p) for p in drawn), markov=baseline,
     )  # fmt: skip
     if json_out is not None:
-        with atomic_write(json_out) as handle:
+        with open_output(json_out) as handle:
             json.dump(result.to_dict(), handle, indent=1, allow_nan=True)
             handle.write("\n")
     return result

@@ -7,7 +7,9 @@ model and trainer and trains them through :func:`~seqflow.run.train_in_folder`.
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,7 +23,7 @@ from seqflow.api._dataset import Dataset, load_dataset
 from seqflow.api.library import LibraryData, library_meta, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
-from seqflow.data import SequenceTable
+from seqflow.data import Alphabet, SequenceTable
 from seqflow.errors import ConfigError, InvalidInputError
 from seqflow.flow import FlowMatching, LibraryCoupling, make_coupling
 from seqflow.io_utils import remove_stale_temps
@@ -49,6 +51,8 @@ from seqflow.run import (
 from seqflow.run.budget import check_budget, choose_steps, recorded_budget
 from seqflow.training import LibraryTask, Progress, SequenceTask, Task, Trainer
 from seqflow.training.distributed import Shard, process_group
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,11 @@ class FitPlan:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Outcome of ``fit``: where the run lives and how it ended."""
+    """Outcome of ``fit``: where the run lives and how it ended.
+
+    ``steps`` is the run's step count at the end, ``start_step`` the step this call started
+    from (0, or the checkpoint's step with ``resume``), ``seconds`` this call's time.
+    """
 
     run_dir: Path
     checkpoint: Path
@@ -86,6 +94,7 @@ class FitResult:
     loss: float | None
     valid_loss: float | None
     seconds: float
+    start_step: int = 0
 
 
 def fit(
@@ -119,7 +128,9 @@ def fit(
     cache: str | None = None,
     num_workers: int | None = None,
     on_start: Callable[[FitPlan], None] | None = None,
+    strict: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
     handle_signals: bool = True,
 ) -> FitResult:
     """Train a Fisher-Flow model on the sequences in ``data`` and checkpoint it.
@@ -132,6 +143,15 @@ def fit(
     then be left out: the run remembers its data file. The keyword arguments that mirror
     config keys (``steps`` is ``train.steps``, ``value_col`` is ``data.value_col``, ...)
     override the preset when not None.
+
+    A named ``preset`` made for another alphabet than the data's (``dna`` on protein) is a
+    warning naming the right one, or with ``strict`` a :class:`ConfigError`; a run without
+    validation sequences is a warning.
+
+    Progress: ``on_progress`` receives a :class:`~seqflow.training.Progress` report every
+    ``train.log_every`` steps, ``on_step`` the step number after every step. Without
+    ``on_progress`` the reports are logged at INFO on the ``seqflow`` logger; see them with
+    ``logging.basicConfig(level=logging.INFO)``.
 
     With ``handle_signals`` (and on the main thread), SIGTERM, SIGINT, SIGHUP and SIGUSR1
     stop training after the current step with a checkpoint and raise
@@ -167,7 +187,7 @@ def fit(
     assert data is not None
     # Without a preset the data are read with the command line's settings, then the preset
     # follows their alphabet: the default presets set no data.*, library.*, mode or seed keys.
-    reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags)
+    reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags, chosen=())
     check_budget(reading, flags, overrides, saved=saved_meta.config if saved_meta else None)
     if reading.mode == "library":
         libs = read_library_data(data, reading)
@@ -181,14 +201,30 @@ def fit(
         if saved_meta is not None:
             check_same_data(saved_meta, ds.table, data)
         data_alphabet = ds.table.alphabet
+        if not len(ds.valid) and (reading.data.valid_frac > 0 or reading.data.split_col):
+            warnings.warn(
+                f"no validation sequences ({len(ds.train):,} train): no valid loss is reported; "
+                "raise --valid-frac or mark valid rows in --split-col", stacklevel=2,
+            )  # fmt: skip
+    check_preset_family(preset, data_alphabet, strict)
     if cfg is None:
         preset_name = default_preset(data_alphabet)
-        cfg = apply_overrides(load_preset(preset_name), overrides, flags, preset=True)
+        cfg = apply_overrides(load_preset(preset_name), overrides, flags, chosen=())
     setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,
-        on_start=on_start, on_progress=on_progress, handle_signals=handle_signals, begun=begun,
+        on_start=on_start, on_progress=on_progress or _log_progress, on_step=on_step,
+        handle_signals=handle_signals, begun=begun,
     )  # fmt: skip
+
+
+def _log_progress(p: Progress) -> None:
+    """Log a progress report at INFO (``fit`` without an ``on_progress`` callback)."""
+    loss = f"{p.loss:.4g}" if p.loss is not None else "-"
+    valid = f" valid {p.valid_loss:.4g}" if p.valid_loss is not None else ""
+    eta = f" ETA {p.eta:.0f}s" if p.eta is not None else ""
+    log.info("step %d/%d loss %s%s %.1f steps/s%s", p.step, p.total, loss, valid,
+             p.steps_per_second, eta)  # fmt: skip
 
 
 def _run_folder(
@@ -206,6 +242,21 @@ def _run_folder(
     if data is not None:
         return Path("runs") / _stem(data), resume
     raise ConfigError("--resume needs the run folder: seqflow fit --resume RUN_DIR")
+
+
+def check_preset_family(named: str | None, alphabet: Alphabet, strict: bool) -> None:
+    """A ``named`` preset (``--preset``) of the other alphabet family is a warning naming the
+    default preset of ``alphabet``, or with ``strict`` a :class:`ConfigError`."""
+    right, family = default_preset(alphabet), (named or "").partition("-")[0]
+    if family in ("dna", "protein") and family != right:
+        message = (
+            f"--preset {named} is made for {'protein' if right == 'dna' else 'DNA/RNA'}, but "
+            f"the data have {alphabet.size} letters ({alphabet.describe()}); use --preset "
+            f"{right}" + ("" if strict else ", or --strict to stop on this")
+        )
+        if strict:
+            raise ConfigError(message)
+        warnings.warn(message, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -294,6 +345,7 @@ def _train(
     *,
     on_start: Callable[[FitPlan], None] | None,
     on_progress: Callable[[Progress], None] | None,
+    on_step: Callable[[int], None] | None,
     handle_signals: bool,
     begun: float,
 ) -> FitResult:
@@ -327,17 +379,18 @@ def _train(
                 start_step=trainer.step, steps=cfg.train.steps, **mode.plan,
                 budget=budget,
             ))  # fmt: skip
-        started = time.perf_counter()
+        started, start_step = time.perf_counter(), trainer.step
         last = train_in_folder(
             run_dir, trainer, meta0,
             write_data=lambda folder: write_training_set(
                 folder / mode.data_file, table, mode.groups
             ),
-            source=source, shard=shard, on_progress=on_progress, handle_signals=handle_signals,
+            source=source, shard=shard, on_progress=on_progress, on_step=on_step,
+            handle_signals=handle_signals,
         )  # fmt: skip
     return FitResult(
         run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=trainer.step, loss=last.loss,
-        valid_loss=last.valid_loss, seconds=time.perf_counter() - started,
+        valid_loss=last.valid_loss, seconds=time.perf_counter() - started, start_step=start_step,
     )  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from seqflow.data import (
     read_libraries,
 )
 from seqflow.errors import InvalidInputError
-from seqflow.io_utils import atomic_write
+from seqflow.io_utils import open_output
 from seqflow.metrics import LibraryReport, evaluate_libraries
 from seqflow.models import Condition
 from seqflow.sampling import generate
@@ -216,7 +216,7 @@ def evaluate_library_sets(
         k=k, seed=seed,
     )  # fmt: skip
     if json_out is not None:
-        with atomic_write(json_out) as handle:
+        with open_output(json_out) as handle:
             json.dump(report.to_dict(), handle, indent=2)
     return report
 

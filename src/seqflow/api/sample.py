@@ -46,6 +46,7 @@ class SampleResult:
         rejected: rule name -> candidates it rejected.
         scores: oracle score of each sequence (with an oracle), in output order.
         novelty: distance of each sequence to its nearest training sequence, when computed.
+        seed: the random seed the sequences were drawn with.
     """
 
     sequences: tuple[str, ...]
@@ -61,6 +62,7 @@ class SampleResult:
     rejected: dict[str, int] = field(default_factory=dict)
     scores: tuple[float, ...] | None = None
     novelty: tuple[int, ...] | None = None
+    seed: int = 0
 
     @property
     def acceptance(self) -> float:
@@ -83,7 +85,7 @@ def sample(
     output: str | Path | None = None,
     batch_size: int | None = None,
     device: str = "auto",
-    id_prefix: str = "sample",
+    id_prefix: str | None = None,
     template: str | None = None,
     prefix: str | None = None,
     suffix: str | None = None,
@@ -126,9 +128,14 @@ def sample(
         score: the oracle output used as the score (default: the only one, or ``label``).
         top: write the ``top`` best-scoring of the ``n`` sequences, best first.
         fmt: ``fasta``, ``csv``, ``tsv`` or ``jsonl`` (default: from the output's suffix).
+        id_prefix: ids are ``<id_prefix>_1``, ``<id_prefix>_2``, ...; default ``sample``, or
+            ``sample_<label>`` with a label, so sets sampled per label can be merged.
+        seed: the same seed gives the same sequences; FASTA headers record it (``seed=``).
         on_progress: called with (sequences done, n) after each batch.
     """
     fmt = _format(fmt, output)
+    if id_prefix is None:
+        id_prefix = "sample" if label is None else "sample_" + "_".join(str(label).split())
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, device=dev)
     index = label_index(meta, label)
@@ -175,7 +182,9 @@ def sample(
         )  # fmt: skip
 
     guided = cond is not None and not cond.empty and s.guidance != 1.0
-    tags = {"label": label, "value": value, "guidance": s.guidance if guided else None}
+    tags = {
+        "label": label, "value": value, "guidance": s.guidance if guided else None, "seed": seed
+    }  # fmt: skip
 
     def header(row: dict[str, Any]) -> str:
         """The FASTA header of an output row: its id, conditions, signal row and score."""
@@ -185,7 +194,7 @@ def sample(
 
     target = None if output is None or str(output) == "-" else Path(output)
     result = partial(
-        SampleResult, output=str(target or "-"), label=label, value=value, format=fmt,
+        SampleResult, output=str(target or "-"), label=label, value=value, format=fmt, seed=seed,
         signal=str(signal) if signal is not None else None,
     )  # fmt: skip
 

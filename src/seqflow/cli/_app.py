@@ -3,21 +3,26 @@ one red line and exit code 2 (library warnings into one yellow line)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
+import torch
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from seqflow._version import __version__
+from seqflow.cli._help import Typer
 from seqflow.config import list_presets
 from seqflow.errors import SeqflowError
-from seqflow.options import FLAGS
+from seqflow.options import FLAGS, Flag
 
 err = Console(stderr=True, highlight=False)
+log = logging.getLogger("seqflow")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -34,7 +39,7 @@ def _preset_help() -> str:
     )
 
 
-app = typer.Typer(
+app = Typer(
     name="seqflow",
     help="Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences.",
     no_args_is_help=True,
@@ -43,9 +48,10 @@ app = typer.Typer(
 )
 
 
-def option(key: str) -> Any:
-    """The Typer option of the flag that sets config ``key`` (:data:`seqflow.options.FLAGS`)."""
-    f = FLAGS[key]
+def option(key: str | Flag) -> Any:
+    """The Typer option of the flag that sets config ``key`` (:data:`seqflow.options.FLAGS`),
+    or of a flag declared outside the table (e.g. :data:`seqflow.options.THREADS`)."""
+    f = FLAGS[key] if isinstance(key, str) else key
     return typer.Option(
         f.flag, help=f.help, rich_help_panel=f.panel, metavar=f.metavar, min=f.min,
         show_default=False,
@@ -73,6 +79,7 @@ def _user_errors(fn: F) -> F:
                 warnings.showwarning = _show_warning
                 return fn(*args, **kwargs)
         except SeqflowError as error:
+            err.quiet = False  # --quiet keeps errors
             err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, markup=True)
             raise typer.Exit(error.exit_code) from None
 
@@ -85,13 +92,61 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+class _ConsoleHandler(logging.Handler):
+    """Log records of the ``seqflow`` logger as dim lines on the stderr console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = escape(self.format(record))
+        err.print(f"[dim]{record.levelname.lower()}:[/] {text}", soft_wrap=True, markup=True)
+
+
+def use_threads(threads: int | None) -> None:
+    """Run torch on ``threads`` CPU threads (``--threads``; None keeps torch's default).
+
+    Intra-op threads are set each time; inter-op threads only where torch still allows it
+    (once per process, before any parallel work). The counts in use are logged at DEBUG.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+        with contextlib.suppress(RuntimeError):  # already set, or parallel work has started
+            torch.set_num_interop_threads(threads)
+    log.debug(
+        "torch threads: %d intra-op, %d inter-op",
+        torch.get_num_threads(), torch.get_num_interop_threads(),
+    )  # fmt: skip
+
+
 @app.callback()
 def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print errors only (no progress, no warnings); before the "
+            "command, e.g. seqflow -q fit DATA.",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print debug messages as well (e.g. the torch threads in "
+            "use); before the command.",
+        ),
+    ] = False,
 ) -> None:
     """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences."""
+    if quiet and verbose:
+        raise typer.BadParameter("give --quiet or --verbose, not both")
+    err.quiet = quiet
+    if not any(isinstance(h, _ConsoleHandler) for h in log.handlers):
+        log.addHandler(_ConsoleHandler())
+    log.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
 
 
 def run() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -10,8 +11,9 @@ from rich.table import Table
 
 from seqflow import api
 from seqflow.api.evaluate import SetScores
-from seqflow.cli._app import _user_errors, app, err
+from seqflow.cli._app import _user_errors, app, err, option, use_threads
 from seqflow.errors import InvalidInputError
+from seqflow.options import THREADS
 
 PANEL_REAL = "Real data"
 PANEL_ORACLE = "Oracle"
@@ -95,6 +97,23 @@ def _table(result: api.EvaluateResult) -> Table:
     for name, values in rows:
         table.add_row(name, *[_fmt(v) for v in values])
     return table
+
+
+def _show(table: Table, report: dict[str, Any], fmt: str, json_out: str | None) -> None:
+    """Print the report on stdout as ``fmt`` (on stderr when ``--json -`` holds stdout)."""
+    if fmt == "json":
+        text = json.dumps(report, indent=1, allow_nan=True)
+    elif fmt == "tsv":
+        columns = [[str(c.header), *map(str, c.cells)] for c in table.columns]
+        text = "\n".join("\t".join(row) for row in zip(*columns, strict=True))
+    else:
+        text = ""
+    if json_out == "-":
+        err.print(table if fmt == "table" else text, soft_wrap=True, markup=False)
+    elif fmt == "table":
+        Console().print(table)
+    else:
+        typer.echo(text)
 
 
 @app.command()
@@ -189,13 +208,26 @@ def evaluate(
         ),
     ] = None,
     json_out: Annotated[
-        str | None, typer.Option("--json", help="Write the full report as JSON here.")
+        str | None,
+        typer.Option(
+            "--json",
+            help="Write the full report as JSON here (.gz: gzip; -: stdout, the table "
+            "then goes to stderr).",
+        ),
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="How the report prints on stdout: table, tsv (metric and one "
+            "column per set, for cut/awk) or json.",
+        ),
+    ] = "table",
     plots: Annotated[
         str | None,
         typer.Option(
             help="Folder for PNG plots (k-mer scatter, GC, lengths, oracle "
-            "scores); needs matplotlib: pip install 'seqflow[plots]'."
+            "scores); needs matplotlib: pip install 'seqflow\\[plots]'."
         ),
     ] = None,
     seed: Annotated[
@@ -220,6 +252,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    threads: Annotated[int | None, option(THREADS)] = None,
     set_col: Annotated[
         str | None,
         typer.Option(
@@ -231,21 +264,29 @@ def evaluate(
         ),
     ] = None,
 ) -> None:
-    """Score generated sequences against real ones: k-mer spectra, GC, composition, diversity,
-    novelty, memorisation; with --oracle also Frechet distance, conditional accuracy and MSE;
-    with --discriminator a classifier two-sample test; with --markov K the same metrics for an
-    order-K Markov chain fitted on --train, the baseline to beat.
+    """Score generated sequences against real ones (k-mers, GC, diversity, novelty, oracle).
+
+    Oracle-free: k-mer spectra, GC, composition, diversity, novelty, memorisation; with --oracle
+    also Frechet distance, conditional accuracy and MSE; with --discriminator a classifier
+    two-sample test; with --markov K the same metrics for an order-K Markov chain fitted on
+    --train, the baseline to beat.
 
     Examples:
 
-      seqflow evaluate samples.fa -r real_test.fasta --train train.fasta --json report.json
+      seqflow evaluate samples.fa -r real_test.fasta --train train.fasta \\
+          --json report.json
 
-      seqflow evaluate k562.fa -r dhs.tsv --label-col cell_type --split-col split
-      --reference-split test --oracle celltype.safetensors
+      seqflow evaluate k562.fa -r dhs.tsv --label-col cell_type \\
+          --split-col split --reference-split test --oracle celltype.safetensors
 
-      seqflow evaluate k562.fa -r test.csv --train train.csv --label-col cell_type
-      --discriminator --markov 4
+      seqflow evaluate k562.fa -r test.csv --train train.csv --label-col cell_type \\
+          --discriminator --markov 4
+
+      seqflow evaluate samples.fa -r real_test.fasta --format tsv | cut -f1,2
     """
+    if fmt not in ("table", "tsv", "json"):
+        raise InvalidInputError(f"--format {fmt}: choose table, tsv or json")
+    use_threads(threads)
     if set_col is not None:
         if reference is None:
             raise InvalidInputError("--set-col needs the real libraries: -r/--reference")
@@ -256,8 +297,8 @@ def evaluate(
         for name, value in report.rows():
             table.add_row(name, value if isinstance(value, str) else
                           ("-" if value is None else f"{value:.4g}"))  # fmt: skip
-        Console().print(table)
-        if json_out:
+        _show(table, report.to_dict(), fmt, json_out)
+        if json_out and json_out != "-":
             err.print(f"[green]wrote[/] {json_out}", soft_wrap=True)
         return
     loaded = None
@@ -273,7 +314,7 @@ def evaluate(
         reference_split=reference_split, train_split=train_split, json_out=json_out, plots=plots,
         seed=seed, discriminator=discriminator, markov=markov,
     )  # fmt: skip
-    Console().print(_table(result))
+    _show(_table(result), result.to_dict(), fmt, json_out)
     for path in [json_out, *result.plots]:
-        if path:
+        if path and path != "-":
             err.print(f"[green]wrote[/] {path}", soft_wrap=True)

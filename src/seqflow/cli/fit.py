@@ -11,23 +11,46 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from seqflow import api
-from seqflow.cli._app import _in, _preset_help, _user_errors, app, err, option
+from seqflow.cli._app import _in, _preset_help, _user_errors, app, err, option, use_threads
 from seqflow.config import list_presets
-from seqflow.options import flag_keywords
+from seqflow.options import THREADS, flag_keywords
 from seqflow.training import Progress as TrainProgress
 from seqflow.training import TrainingStopped
 from seqflow.training.distributed import shard_from_env
 
 
+def _clock(seconds: float | None) -> str:
+    """``H:MM:SS``, or ``-:--:--`` while unknown."""
+    if seconds is None:
+        return "-:--:--"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+class _EtaColumn(ProgressColumn):
+    """Time left at the mean speed since the bar started (Rich's own estimate waits for a
+    30 s window): shown from the first step on."""
+
+    def render(self, task: Task) -> Text:
+        done = task.completed - task.fields["first"]
+        left = None
+        if task.total is not None and task.elapsed and done > 0:
+            left = task.elapsed / done * (task.total - task.completed)
+        return Text(f"ETA {_clock(left)}", style="progress.remaining")
+
+
 class _FitView:
-    """Renders engine callbacks: a live bar on a terminal, plain log lines otherwise."""
+    """Renders engine callbacks: a live bar on a terminal (moved every step), plain log lines
+    with the ETA otherwise (every ``train.log_every`` steps)."""
 
     def __init__(self) -> None:
         self.live = err.is_terminal
@@ -62,13 +85,18 @@ class _FitView:
             self.bar = Progress(
                 TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("valid {task.fields[valid]}"),
-                TextColumn("{task.fields[speed]} steps/s"), TimeElapsedColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), console=err,
+                TextColumn("{task.fields[speed]} steps/s"), TimeElapsedColumn(), _EtaColumn(),
+                console=err,
             )  # fmt: skip
             self.bar.start()
             self.task = self.bar.add_task(
-                "fit", total=plan.steps, completed=plan.start_step, loss="-", valid="-", speed="-"
-            )
+                "fit", total=plan.steps, completed=plan.start_step, loss="-", valid="-", speed="-",
+                first=plan.start_step,
+            )  # fmt: skip
+
+    def step(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step)
 
     def progress(self, p: TrainProgress) -> None:
         if p.valid_loss is not None:
@@ -86,7 +114,7 @@ class _FitView:
         else:
             err.print(
                 f"step {p.step}/{p.total} loss {loss} valid {valid} "
-                f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s"
+                f"{p.steps_per_second:.1f} steps/s {p.elapsed:.0f}s ETA {_clock(p.eta)}"
                 + (f" skipped {p.skipped} non-finite steps" if p.skipped else ""),
                 soft_wrap=True,
             )
@@ -150,6 +178,15 @@ def fit(
     crop: Annotated[bool | None, option("data.crop")] = None,
     cache: Annotated[str | None, option("data.cache")] = None,
     num_workers: Annotated[int | None, option("data.num_workers")] = None,
+    threads: Annotated[int | None, option(THREADS)] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Stop when --preset is made for another alphabet than the data's "
+            "(otherwise a warning).",
+        ),
+    ] = False,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
@@ -159,24 +196,27 @@ def fit(
 
       seqflow fit examples/dhs_4k.csv --label-col cell_type --out runs/dhs_by_cell
 
-      seqflow fit peptides.csv --value-col activity --max-length 60 --crop --preset protein
+      seqflow fit peptides.csv --value-col activity --max-length 60 --crop \\
+          --preset protein
 
       seqflow fit --resume runs/dhs --steps 8000
 
       seqflow fit examples/dhs_4k.fasta --time-budget 20m
 
-      seqflow fit rounds.csv --mode library --set-col round --label-col target --out runs/lib
+      seqflow fit rounds.csv --mode library --set-col round --label-col target \\
+          --out runs/lib
 
     SIGTERM, SIGINT (Ctrl-C), SIGHUP and SIGUSR1 stop after the current step with a final
     checkpoint (exit code 128 + signal number); continue with --resume.
     """
     given = locals()
+    use_threads(threads)
     view = _FitView()
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
             resume=resume if resume is not None else False, **flag_keywords("fit", given),
-            on_start=view.start, on_progress=view.progress,
+            strict=strict, on_start=view.start, on_progress=view.progress, on_step=view.step,
         )  # fmt: skip
     except TrainingStopped as stop:
         view.stop()
@@ -197,8 +237,10 @@ def fit(
         return
     loss = f"{result.loss:.4g}" if result.loss is not None else "-"
     valid = f", valid loss {result.valid_loss:.4g}" if result.valid_loss is not None else ""
+    ran = result.steps - result.start_step
+    total = f" ({result.steps} in all)" if result.start_step else ""
     err.print(
-        f"[green]done[/]: {result.steps} steps in {result.seconds:.0f}s, loss {loss}{valid}; "
+        f"[green]done[/]: {ran} steps{total} in {result.seconds:.0f}s, loss {loss}{valid}; "
         f"checkpoint {result.checkpoint}", soft_wrap=True,
     )  # fmt: skip
 

@@ -7,9 +7,11 @@ from typing import Annotated
 import typer
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err
+from seqflow.cli._app import _user_errors, app, err, option, use_threads
+from seqflow.cli._help import Typer
+from seqflow.options import THREADS
 
-oracle_app = typer.Typer(
+oracle_app = Typer(
     help="Oracles for evaluate: train a built-in CNN classifier or regressor.",
     no_args_is_help=True,
 )
@@ -36,11 +38,13 @@ def oracle_fit(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 1500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     alphabet: Annotated[str, typer.Option(help="dna, rna, protein, auto or letters.")] = "auto",
+    threads: Annotated[int | None, option(THREADS)] = None,
 ) -> None:
     """Train a CNN oracle on DATA and report its held-out accuracy or R^2.
 
     Example: seqflow oracle fit dhs.tsv --target cell_type --split-col split -o celltype.safetensors
     """
+    use_threads(threads)
     report = api.fit_oracle(
         data, target=target, out=out, kind=kind, split_col=split_col, steps=steps, seed=seed,
         alphabet=alphabet,

@@ -8,8 +8,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from seqflow import api
-from seqflow.cli._app import _in, _user_errors, app, err, option
-from seqflow.options import CONDITIONS, LIBRARY, flag_keywords
+from seqflow.cli._app import _in, _user_errors, app, err, option, use_threads
+from seqflow.options import CONDITIONS, LIBRARY, THREADS, flag_keywords
 
 OUTPUT, DESIGN = "Output", "Design constraints"
 
@@ -20,9 +20,12 @@ _OPTIONS = {
     "label": _in(CONDITIONS, "Class label to condition on (a value of the training --label-col)."),
     "value": _in(CONDITIONS, "Value to condition on, on the scale of the training --value-col."),
     "signal": _in(CONDITIONS, ".npy/.npz/text file of signal rows; one sequence per row."),
-    "seed": _in(None, "Random seed; same seed, same sequences."),
-    "output": _in(OUTPUT, "File to write (.fasta, .csv, .tsv or .jsonl); default or - is stdout.",
-                  "--output", "-o"),
+    "seed": _in(None, "Random seed, recorded in the headers (seed=): the same seed gives the same "
+                "sequences; another value (e.g. --seed $RANDOM) gives a fresh set."),
+    "output": _in(OUTPUT, "File to write (.fasta, .csv, .tsv or .jsonl; + .gz for gzip); default "
+                  "or - is stdout.", "--output", "-o"),
+    "id_prefix": _in(OUTPUT, "Ids are PREFIX_1, PREFIX_2, ... \\[default: sample, or sample_LABEL "
+                     "with --label].", metavar="PREFIX"),
     "fmt": _in(OUTPUT, "fasta, csv, tsv or jsonl \\[default: from the -o suffix, else fasta]. "
                "Tables add length, GC, longest run, a column per rule checked, novelty, score.",
                "--format", show_default=False),
@@ -73,6 +76,7 @@ def sample(
     decode: Annotated[str | None, option("sample.decode")] = None,
     seed: Annotated[int, _OPTIONS["seed"]] = 0,
     output: Annotated[str | None, _OPTIONS["output"]] = None,
+    id_prefix: Annotated[str | None, _OPTIONS["id_prefix"]] = None,
     fmt: Annotated[str | None, _OPTIONS["fmt"]] = None,
     template: Annotated[str | None, _OPTIONS["template"]] = None,
     prefix: Annotated[str | None, _OPTIONS["prefix"]] = None,
@@ -89,6 +93,7 @@ def sample(
     top: Annotated[int | None, _OPTIONS["top"]] = None,
     batch_size: Annotated[int | None, option("sample.batch_size")] = None,
     device: Annotated[str, _OPTIONS["device"]] = "auto",
+    threads: Annotated[int | None, option(THREADS)] = None,
     libraries: Annotated[int | None, _OPTIONS["libraries"]] = None,
     size: Annotated[int | None, _OPTIONS["size"]] = None,
     out_dir: Annotated[str | None, _OPTIONS["out_dir"]] = None,
@@ -98,18 +103,24 @@ def sample(
     Headers carry the conditions (label=, value=, signal=FILE:ROW). Rules (--forbid,
     --max-homopolymer, --gc-*, --min-novelty) reject candidates and draw more until -n pass;
     the acceptance rate is reported, and a request that cannot be met ends with exit code 2
-    naming the rules that failed. Examples:
+    naming the rules that failed.
+
+    Examples:
 
       seqflow sample runs/dhs -n 1000 -o designs.fasta
 
-      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 > k562.fasta
+      seqflow sample runs/dhs_by_cell --label K562 --guidance 2 -n 500 \\
+          > k562.fasta
 
-      seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT --forbid GGTCTC
-      --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 --min-novelty 20 -o order.csv
+      seqflow sample runs/dhs --prefix ACTGGCCG --suffix CGGTCAGT \\
+          --forbid GGTCTC --max-homopolymer 5 --gc-min 0.35 --gc-max 0.65 \\
+          --min-novelty 20 -o order.csv
 
-      seqflow sample runs/lib --libraries 20 --size 64 --label K562 --out-dir libs/
+      seqflow sample runs/lib --libraries 20 --size 64 --label K562 \\
+          --out-dir libs/
     """
     given = locals()
+    use_threads(threads)
     if libraries is not None or size is not None or out_dir is not None:
         lib = api.sample_libraries(
             checkpoint, libraries=libraries or 1, size=size, label=label,
@@ -144,7 +155,7 @@ def sample(
     try:
         result = api.sample(
             checkpoint, n=n, label=label, value=value, signal=signal, seed=seed, output=output,
-            device=device, **flag_keywords("sample", given),
+            device=device, id_prefix=id_prefix, **flag_keywords("sample", given),
             template=template, prefix=prefix, suffix=suffix, forbid=forbid or (),
             max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max,
             min_novelty=min_novelty, train=train, max_candidates=max_candidates,
@@ -164,6 +175,10 @@ def sample(
             soft_wrap=True,
             markup=False,
         )
+    err.print(
+        f"seed {result.seed} (the same seed gives the same sequences; another --seed, a fresh "
+        "set)", soft_wrap=True, markup=False,
+    )  # fmt: skip
     if to_file:
         err.print(
             f"[green]wrote[/] {len(result.sequences)} sequences to {result.output} "

@@ -1,5 +1,6 @@
-"""Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically) or to
-standard output; ``key=value`` tags in FASTA headers, written and read in one place.
+"""Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically; gzip
+for ``.gz``) or to standard output; ``key=value`` tags in FASTA headers, written and read in
+one place.
 
 A header is the record id followed by tags, e.g. ``sample_3 label=K562 value=1.5
 signal=rows.npy:3``: ``seqflow sample`` writes the conditions of each sequence this way, and
@@ -12,12 +13,11 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from seqflow.io_utils import atomic_write
+from seqflow.io_utils import open_output
 
 
 def format_header(record_id: str, tags: Mapping[str, object | None]) -> str:
@@ -42,16 +42,6 @@ def read_header_tags(path: str | Path) -> list[dict[str, str]]:
         ]
 
 
-def _output(path: str | Path | None, emit: Callable[[TextIO], int]) -> int:
-    """``emit`` into ``path`` atomically, or into standard output for ``None`` or ``"-"``."""
-    if path is None or str(path) == "-":
-        count = emit(sys.stdout)
-        sys.stdout.flush()
-        return count
-    with atomic_write(path) as handle:
-        return emit(handle)
-
-
 def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: int) -> int:
     count = 0
     for count, (header, seq) in enumerate(records, start=1):
@@ -71,8 +61,8 @@ def write_fasta(
 
     Args:
         records: pairs of header (text after ``>``, e.g. ``"seq1 cell_type=K562"``) and sequence.
-        path: output file, written atomically (no partial file on error); ``None`` or ``"-"``
-            writes to standard output.
+        path: output file, written atomically (no partial file on error; gzip when it ends in
+            ``.gz``); ``None`` or ``"-"`` writes to standard output.
         width: letters per sequence line; 0 keeps each sequence on one line.
 
     Returns:
@@ -84,7 +74,8 @@ def write_fasta(
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
-    return _output(path, lambda handle: _write_records(records, handle, width))
+    with open_output(path) as handle:
+        return _write_records(records, handle, width)
 
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl")
@@ -111,7 +102,8 @@ def write_table(
 
     Args:
         rows: one dict per record; missing keys are empty cells (``null`` in JSON).
-        path: output file, written atomically; ``None`` or ``"-"`` writes to standard output.
+        path: output file, written atomically (gzip when it ends in ``.gz``); ``None`` or
+            ``"-"`` writes to standard output.
         fmt: ``csv``, ``tsv`` or ``jsonl``.
         columns: the fields written, in order.
 
@@ -134,4 +126,5 @@ def write_table(
             count += 1
         return count
 
-    return _output(path, emit)
+    with open_output(path) as handle:
+        return emit(handle)

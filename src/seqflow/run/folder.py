@@ -33,7 +33,9 @@ class Trainable(Protocol):
     def ema(self) -> Any: ...
     def state_dict(self) -> dict[str, Any]: ...
     def request_stop(self, reason: str, exit_code: int = 2) -> None: ...
-    def run(self, on_progress: Any = None, on_checkpoint: Any = None) -> Progress: ...
+    def run(
+        self, on_progress: Any = None, on_checkpoint: Any = None, on_step: Any = None
+    ) -> Progress: ...
 
 
 def train_in_folder(
@@ -45,6 +47,7 @@ def train_in_folder(
     source: str,
     shard: Shard = SINGLE,
     on_progress: Callable[[Progress], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
     handle_signals: bool = True,
 ) -> Progress:
     """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes.
@@ -57,6 +60,7 @@ def train_in_folder(
 
     Args:
         source: the data file as :func:`~seqflow.run.resume.data_source` records it.
+        on_progress, on_step: the trainer's report and per-step callbacks (main process only).
 
     Returns:
         the trainer's last progress report.
@@ -84,6 +88,7 @@ def train_in_folder(
                     if shard.main
                     else None,
                     on_checkpoint=checkpoint if shard.main else None,
+                    on_step=on_step if shard.main else None,
                 )
             barrier(shard)  # rank 0's last checkpoint is written before anyone returns
         except KeyboardInterrupt:

@@ -109,7 +109,9 @@ class Progress:
     ``loss`` is the mean training loss since the previous report (over the steps that were not
     skipped; None when all were); ``valid_loss`` is set on reports that follow a validation pass
     (EMA weights, fixed noise, so values are comparable). ``skipped`` counts the steps skipped
-    for a non-finite loss or gradient since training started.
+    for a non-finite loss or gradient since training started. ``elapsed`` is the training time
+    in seconds since step 0, over every session of a resumed run; ``eta`` the seconds to
+    ``total`` at this session's mean speed.
     """
 
     step: int
@@ -120,6 +122,7 @@ class Progress:
     steps_per_second: float
     elapsed: float
     skipped: int = 0
+    eta: float | None = None
 
 
 class Trainer:
@@ -174,10 +177,12 @@ class Trainer:
         )
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed)
         self.step = 0
+        self.elapsed = 0.0  # training seconds before this session (from a resumed state)
         self.skipped = torch.zeros((), dtype=torch.long, device=device)
         self.bad_run = torch.zeros((), dtype=torch.long, device=device)
         self._ok = torch.ones((), dtype=torch.bool, device=device)
         self._stop_reason: tuple[str, int] | None = None
+        self._session = (time.perf_counter(), 0)  # (start time, start step) of this session
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
         self.autocast: Any = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
@@ -265,14 +270,21 @@ class Trainer:
         self,
         on_progress: Callable[[Progress], None] | None = None,
         on_checkpoint: Callable[[Trainer], None] | None = None,
+        on_step: Callable[[int], None] | None = None,
     ) -> Progress:
         """Train until ``cfg.steps``; report progress and checkpoint on schedule.
+
+        Args:
+            on_progress: called every ``log_every`` steps (and at the last) with a report.
+            on_checkpoint: called on the checkpoint schedule and before a stop.
+            on_step: called after every step with the step number only (no loss: reading it
+                would make the host wait for the device every step).
 
         Returns:
             The last progress report (final training and validation loss).
         """
         try:
-            return self._loop(on_progress, on_checkpoint)
+            return self._loop(on_progress, on_checkpoint, on_step)
         finally:
             self.task.close()
 
@@ -280,19 +292,23 @@ class Trainer:
         self,
         on_progress: Callable[[Progress], None] | None,
         on_checkpoint: Callable[[Trainer], None] | None,
+        on_step: Callable[[int], None] | None,
     ) -> Progress:
         cfg = self.cfg
         start_time = time.perf_counter()
+        self._session = (start_time, self.step)
         window_time, window_step = start_time, self.step
         loss_sum = torch.zeros((), device=self.device)
         good = torch.zeros((), device=self.device)
-        last = Progress(self.step, cfg.steps, None, None, self.lr, 0.0, 0.0)
+        last = Progress(self.step, cfg.steps, None, None, self.lr, 0.0, self.elapsed)
         last_checkpoint: int | None = None
         while self.step < cfg.steps:
             loss = self.train_step()
             loss_sum += torch.where(self._ok, loss, 0.0)
             good += self._ok
             step = self.step
+            if on_step is not None:
+                on_step(step)
             final = step == cfg.steps
             log_now = step % cfg.log_every == 0 or final
             eval_now = step % cfg.eval_every == 0 or final
@@ -320,8 +336,9 @@ class Trainer:
                     valid_loss=self.validate() if eval_now else None,
                     lr=self.lr,
                     steps_per_second=(step - window_step) / max(now - window_time, 1e-9),
-                    elapsed=now - start_time,
+                    elapsed=self.elapsed + now - start_time,
                     skipped=int(self.skipped),
+                    eta=(now - start_time) / (step - self._session[1]) * (cfg.steps - step),
                 )
                 loss_sum.zero_()
                 good.zero_()
@@ -368,6 +385,7 @@ class Trainer:
             "batches": self.task.state_dict(),
             "skipped": self.skipped,
             "bad_run": self.bad_run,
+            "elapsed": self.elapsed + time.perf_counter() - self._session[0],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -380,6 +398,7 @@ class Trainer:
         # the library trainer before the one loop kept its draws' state at the top level
         self.task.load_state_dict(state.get("batches", state))
         self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))  # absent from older states
         for name in ("skipped", "bad_run"):  # absent from states before 0.4
             if name in state:
                 getattr(self, name).fill_(state[name])

@@ -1,9 +1,12 @@
 """Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
 
 A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed. This module is a leaf: it imports only ``errors``
-and ``_version`` (and torch/safetensors for the safetensors files of checkpoints and oracles:
-:func:`save_tensors`, :func:`read_tensors`, :func:`check_format`).
+as it was: the temporary file is removed, and an OS error becomes one :class:`OutputError`
+line naming the file. A writer killed outright (``kill -9``) leaves its temporary file; the
+next write into that folder removes it (its name carries the writer's PID). This module is a
+leaf: it imports only ``errors`` and ``_version`` (and torch/safetensors for the safetensors
+files of checkpoints and oracles: :func:`save_tensors`, :func:`read_tensors`,
+:func:`check_format`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import os
 import re
 import secrets
+import socket
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,50 +27,99 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from seqflow._version import __version__
-from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.errors import CheckpointError, InvalidInputError, OutputError
 
 CHECKSUM_KEY = "checksum"
 """Metadata key of the tensors' checksum in every safetensors file seqflow writes."""
 
 
 def _temp_beside(target: Path) -> Path:
-    """Create an empty, hidden temporary file in the target's folder (umask applies)."""
+    """Create an empty, hidden temporary file in the target's folder (umask applies), named
+    after the target and its writer (``.NAME.PID-HOST-RANDOM.tmp``), after removing the
+    temporary files that dead writers on this host left in that folder."""
     if target.is_dir():
         raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
     folder = target.parent
     if not folder.is_dir():
         raise InvalidInputError(f"{target}: folder {str(folder)!r} does not exist")
+    remove_stale_temps(folder, recursive=False)
     while True:
-        temp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        temp = folder / f".{target.name}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
-        except PermissionError:
-            raise InvalidInputError(f"{target}: permission denied") from None
+        except OSError as error:
+            raise OutputError(f"cannot write {target}: {os_cause(error)}") from None
         os.close(fd)
         return temp
 
 
-_TEMP_PATTERN = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+_TEMP_PATTERN = re.compile(r"^\..+\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})-)?[0-9a-f]{8}\.tmp$")
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder`` and its subfolders
-    (names as :func:`atomic_path` makes them); returns what was removed.
-
-    Only call it on a folder no other process is writing to (``fit --resume`` does, on its
-    own run folder).
-    """
+def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders
+    when ``recursive``): those named by :func:`atomic_path` whose writer, a process of this
+    host, is no longer alive, and those of older seqflow versions, whose names carry no
+    writer. Returns what was removed."""
     removed: list[Path] = []
     root = Path(folder)
     if not root.is_dir():
         return removed
-    for path in root.rglob(".*.tmp"):
-        if path.is_file() and _TEMP_PATTERN.match(path.name):
-            path.unlink(missing_ok=True)
+    for path in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
+        found = _TEMP_PATTERN.match(path.name)
+        if found and path.is_file() and _writer_is_dead(found["pid"], found["host"]):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only folder: the write that follows says so
+                continue
             removed.append(path)
     return removed
+
+
+def _writer_is_dead(pid: str | None, host: str | None) -> bool:
+    """Whether the writer a temporary file names is gone (unnamed writers count as gone; on
+    other hosts, or where processes cannot be probed, writers count as alive)."""
+    if pid is None:
+        return True
+    if host != _HOST or os.name != "posix":
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, another user's
+        return False
+    return False
+
+
+def os_cause(error: BaseException) -> str:
+    """The cause of an OS error in words, e.g. ``read-only file system`` (safetensors' errors
+    carry the OS error as text: ``... No space left on device (os error 28)``)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    code = re.search(r"\(os error ([0-9]+)\)", str(error))
+    if code:
+        return os_cause(OSError(int(code[1]), os.strerror(int(code[1]))))
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@contextmanager
+def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
+    """Turn an OS error while writing ``name`` into one :class:`OutputError` line, ``cannot
+    write NAME: CAUSE``. Errors that name a file other than ``name`` or ``paths`` (a file read
+    meanwhile) and broken pipes (the reader left: see the CLI) pass through unchanged."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except (OSError, SafetensorError) as error:
+        other = getattr(error, "filename", None)
+        if other is not None and str(other) not in {str(name), *map(str, paths)}:
+            raise
+        raise OutputError(f"cannot write {name}: {os_cause(error)}") from None
 
 
 @contextmanager
@@ -79,18 +132,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
 
     Raises:
-        InvalidInputError: ``path`` is a folder, its folder is missing, or it is not writable.
+        InvalidInputError: ``path`` is a folder or its folder is missing.
+        OutputError: the file cannot be written (``cannot write PATH: CAUSE``).
     """
     target = Path(path)
     if target.exists() and not target.is_dir() and not target.is_file():
-        yield target
+        with reporting_writes(target):
+            yield target
         return
     temp = _temp_beside(target)
     try:
-        yield temp
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, target)
+        with reporting_writes(target, temp):
+            yield temp
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

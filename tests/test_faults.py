@@ -11,6 +11,7 @@ otherwise), and ``/dev/full``.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -23,11 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from safetensors import SafetensorError
 
 from seqflow import api
 from seqflow.cli._errors import BROKEN_PIPE_EXIT
-from seqflow.errors import InvalidInputError
-from seqflow.io_utils import atomic_write, remove_stale_temps
+from seqflow.errors import InvalidInputError, OutputError
+from seqflow.io_utils import atomic_write, os_cause, remove_stale_temps, reporting_writes
 from seqflow.run import CONFIG_FILE, LOCK_FILE, METRICS_FILE, MODEL_FILE
 from seqflow.run.lock import run_lock
 
@@ -273,6 +275,39 @@ def test_a_temporary_file_of_an_older_seqflow_is_removed_on_resume(tmp_path):
     old.parent.mkdir()
     old.write_text("half a checkpoint")
     assert remove_stale_temps(tmp_path) == [old]
+
+
+# --- in process: the message of a failed write ---------------------------------------------------
+
+
+def test_a_failed_write_names_the_file_and_the_cause_and_stays_an_oserror(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(OutputError) as info, atomic_write(target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a full disk's write does
+    assert str(info.value) == f"cannot write {target}: no space left on device"
+    assert isinstance(info.value, OSError)
+    assert listing(tmp_path) == set()
+
+
+def test_safetensors_errors_give_the_os_cause():
+    error = SafetensorError(
+        "Error while serializing: I/O error: No space left on device (os error 28)"
+    )
+    assert os_cause(error) == "no space left on device"
+
+
+def test_an_error_about_another_file_or_already_reported_passes_through(tmp_path):
+    other = OSError(errno.ENOENT, "No such file or directory", str(tmp_path / "input.fa"))
+    with pytest.raises(OSError) as info, reporting_writes(tmp_path / "out.txt"):
+        raise other
+    assert info.value is other
+    inner = tmp_path / "README.md"
+    with (
+        pytest.raises(OutputError, match=f"^cannot write {inner}: read-only file system$"),
+        atomic_write(tmp_path / "model.pt"),  # the outer write does not claim the inner's error
+        atomic_write(inner),
+    ):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
 
 # --- one run per folder --------------------------------------------------------------------------

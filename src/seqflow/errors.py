@@ -31,6 +31,6 @@ class ExportError(SeqflowError):
     """An export did not reproduce its model (the check before it is written failed)."""
 
 
-class OutputError(SeqflowError):
+class OutputError(SeqflowError, OSError):
     """A file or standard output cannot be written (read-only or full disk, no permission,
-    a closed stream)."""
+    a closed stream); also an ``OSError``, so code that catches those still does."""

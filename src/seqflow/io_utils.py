@@ -110,10 +110,11 @@ def os_cause(error: BaseException) -> str:
 def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
     """Turn an OS error while writing ``name`` into one :class:`OutputError` line, ``cannot
     write NAME: CAUSE``. Errors that name a file other than ``name`` or ``paths`` (a file read
-    meanwhile) and broken pipes (the reader left: see the CLI) pass through unchanged."""
+    meanwhile), those already reported, and broken pipes (the reader left: see the CLI) pass
+    through unchanged."""
     try:
         yield
-    except BrokenPipeError:
+    except (BrokenPipeError, OutputError):
         raise
     except (OSError, SafetensorError) as error:
         other = getattr(error, "filename", None)

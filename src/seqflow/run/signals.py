@@ -40,7 +40,7 @@ def stop_on_signals(trainer: Stoppable, *, enabled: bool) -> Iterator[None]:
         trainer.request_stop(signal.Signals(signum).name, 128 + signum)
 
     try:
-        for n in numbers:
+        for n in previous:
             signal.signal(n, handler)
         yield
     finally:

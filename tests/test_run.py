@@ -19,7 +19,7 @@ from seqflow.api._dataset import load_dataset
 from seqflow.checkpoint import ModelMeta, load_state
 from seqflow.config import Config, DataConfig
 from seqflow.data import read_libraries, read_sequences
-from seqflow.errors import CheckpointError, ConfigError
+from seqflow.errors import CheckpointError, ConfigError, InvalidInputError
 from seqflow.models import build_velocity_field
 from seqflow.run import (
     CHECKPOINTS_DIR,
@@ -33,7 +33,7 @@ from seqflow.run import (
     write_training_set,
 )
 from seqflow.run import training_set as training_set_module
-from seqflow.run.failure import failure_handling, first_missing
+from seqflow.run.failure import failure_handling, make_folder
 from seqflow.run.metrics import metrics_logger
 from seqflow.run.signals import stop_on_signals
 from seqflow.training import Progress, TrainingStopped
@@ -177,19 +177,51 @@ def test_stop_signal_becomes_a_stop_request_and_handlers_are_restored():
     assert signal.getsignal(signal.SIGUSR1) is before
 
 
+def test_an_ignored_signal_stays_ignored():
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        trainer = Recorder()
+        with stop_on_signals(trainer, enabled=True):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert trainer.requests == []
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_failure_before_a_checkpoint_removes_the_folders_the_run_created(tmp_path):
     run_dir = tmp_path / "runs" / "a" / "b"
-    created = first_missing(run_dir)
-    assert created == tmp_path / "runs"
+    created = make_folder(run_dir)
+    assert created == [tmp_path / "runs", tmp_path / "runs" / "a", run_dir]
     with pytest.raises(RuntimeError), failure_handling(run_dir, created):
-        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text("half made\n")
         raise RuntimeError("boom")
-    assert not created.exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_failure_keeps_a_parent_that_another_run_uses_meanwhile(tmp_path):
+    run_dir = tmp_path / "runs" / "a"
+    created = make_folder(run_dir)
+    (tmp_path / "runs" / "b").mkdir()  # another run, started meanwhile
+    with pytest.raises(RuntimeError), failure_handling(run_dir, created):
+        raise RuntimeError("boom")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "runs",
+        "runs/b",
+    ]
+
+
+def test_a_file_in_place_of_the_run_folder_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InvalidInputError, match="afile: is a file, not a run folder"):
+        make_folder(tmp_path / "afile")
+    with pytest.raises(InvalidInputError, match="afile: is a file, not a folder"):
+        make_folder(tmp_path / "afile" / "run")
 
 
 def test_a_stop_says_how_to_resume(tmp_path):
     message = re.escape(f"seqflow fit --resume {tmp_path}")
-    with pytest.raises(TrainingStopped, match=message) as stop, failure_handling(tmp_path, None):
+    with pytest.raises(TrainingStopped, match=message) as stop, failure_handling(tmp_path, []):
         raise TrainingStopped("stopped", step=3, reason="SIGTERM", exit_code=143)
     assert stop.value.exit_code == 143 and stop.value.step == 3
 

@@ -29,3 +29,8 @@ class CheckpointError(SeqflowError):
 
 class ExportError(SeqflowError):
     """An export did not reproduce its model (the check before it is written failed)."""
+
+
+class OutputError(SeqflowError, OSError):
+    """A file or standard output cannot be written (read-only or full disk, no permission,
+    a closed stream); also an ``OSError``, so code that catches those still does."""

@@ -1,8 +1,12 @@
-"""Atomic file writes (a temporary file beside the target, then ``os.replace``), and the
-checksummed safetensors files of checkpoints and oracles.
+"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
 
 A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed.
+as it was: the temporary file is removed, and an OS error becomes one :class:`OutputError`
+line naming the file. A writer killed outright (``kill -9``) leaves its temporary file; the
+next write into that folder removes it (its name carries the writer's PID). This module is a
+leaf: it imports only ``errors`` and ``_version`` (and torch/safetensors for the safetensors
+files of checkpoints and oracles: :func:`save_tensors`, :func:`read_tensors`,
+:func:`check_format`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 import os
 import re
 import secrets
+import socket
 import stat
 import sys
 from collections.abc import Iterator
@@ -25,62 +30,127 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from seqflow._version import __version__
-from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.errors import CheckpointError, InvalidInputError, OutputError
 
 CHECKSUM_KEY = "checksum"
 """Metadata key of the tensors' checksum in every safetensors file seqflow writes."""
 
 
-_TEMP_PATTERN = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+def _temp_beside(target: Path) -> Path:
+    """Create an empty, hidden temporary file in the target's folder (umask applies), named
+    after the target and its writer (``.NAME.PID-HOST-RANDOM.tmp``), after removing the
+    temporary files that dead writers on this host left in that folder."""
+    if target.is_dir():
+        raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InvalidInputError(f"{target}: folder {str(folder)!r} does not exist")
+    remove_stale_temps(folder, recursive=False)
+    while True:
+        temp = folder / f".{target.name}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise OutputError(f"cannot write {target}: {os_cause(error)}") from None
+        os.close(fd)
+        return temp
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder`` and its subfolders
-    (names as :func:`atomic_path` makes them); returns what was removed.
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
+_TEMP_PATTERN = re.compile(r"^\..+\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})-)?[0-9a-f]{8}\.tmp$")
 
-    Only call it on a folder no other process is writing to (``fit --resume`` does, on its
-    own run folder).
-    """
+
+def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders
+    when ``recursive``): those named by :func:`atomic_path` whose writer, a process of this
+    host, is no longer alive, and those of older seqflow versions, whose names carry no
+    writer. Returns what was removed."""
     removed: list[Path] = []
-    for path in Path(folder).rglob(".*.tmp"):
-        if path.is_file() and _TEMP_PATTERN.match(path.name):
-            path.unlink(missing_ok=True)
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for path in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
+        found = _TEMP_PATTERN.match(path.name)
+        if found and path.is_file() and _writer_is_dead(found["pid"], found["host"]):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # a read-only folder: the write that follows says so
+                continue
             removed.append(path)
     return removed
+
+
+def _writer_is_dead(pid: str | None, host: str | None) -> bool:
+    """Whether the writer a temporary file names is gone (unnamed writers count as gone; on
+    other hosts, or where processes cannot be probed, writers count as alive)."""
+    if pid is None:
+        return True
+    if host != _HOST or os.name != "posix":
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: alive, another user's
+        return False
+    return False
+
+
+def os_cause(error: BaseException) -> str:
+    """The cause of an OS error in words, e.g. ``read-only file system`` (safetensors' errors
+    carry the OS error as text: ``... No space left on device (os error 28)``)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    code = re.search(r"\(os error ([0-9]+)\)", str(error))
+    if code:
+        return os_cause(OSError(int(code[1]), os.strerror(int(code[1]))))
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@contextmanager
+def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
+    """Turn an OS error while writing ``name`` into one :class:`OutputError` line, ``cannot
+    write NAME: CAUSE``. Errors that name a file other than ``name`` or ``paths`` (a file read
+    meanwhile), those already reported, and broken pipes (the reader left: see the CLI) pass
+    through unchanged."""
+    try:
+        yield
+    except (BrokenPipeError, OutputError):
+        raise
+    except (OSError, SafetensorError) as error:
+        other = getattr(error, "filename", None)
+        if other is not None and str(other) not in {str(name), *map(str, paths)}:
+            raise
+        raise OutputError(f"cannot write {name}: {os_cause(error)}") from None
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
 
+    Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
+
     A target that exists but is not a regular file (``/dev/null``, ``/dev/stdout``, a named
     pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
 
     Raises:
-        InvalidInputError: ``path`` is a folder, its folder is missing, or it is not writable.
+        InvalidInputError: ``path`` is a folder or its folder is missing.
+        OutputError: the file cannot be written (``cannot write PATH: CAUSE``).
     """
     target = Path(path)
     if target.exists() and not target.is_dir() and not target.is_file():
-        yield target
+        with reporting_writes(target):
+            yield target
         return
-    if target.is_dir():
-        raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
-    if not target.parent.is_dir():
-        raise InvalidInputError(f"{target}: folder {str(target.parent)!r} does not exist")
-    while True:  # an empty, hidden temporary file beside the target (umask applies)
-        temp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
-        except PermissionError:
-            raise InvalidInputError(f"{target}: permission denied") from None
+    temp = _temp_beside(target)
     try:
-        yield temp
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, target)
+        with reporting_writes(target, temp):
+            yield temp
+            with open(temp, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -124,19 +194,19 @@ def save_tensors(
     make_folder: bool = False,
 ) -> None:  # fmt: skip
     """Write a safetensors file atomically, with the umask's permissions (``save_file`` alone
-    would make it 0600), and the tensors' checksum in the metadata. Tensors sharing memory are
-    copied first (safetensors refuses them); ``make_folder`` creates a missing parent folder.
+    would make it 0600). Tensors sharing memory (one tensor under two names) are copied first,
+    since safetensors refuses shared memory.
+
+    Args:
+        tensors: name -> tensor (any device; written from CPU copies).
+        metadata: string metadata for the header.
+        make_folder: create the parent folder when missing (else a missing folder is an
+            :class:`InvalidInputError`).
     """
     target = Path(path)
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
-    plain: dict[str, Any] = {}
-    seen: set[int] = set()
-    for key, value in tensors.items():
-        v = value.detach().contiguous().cpu()
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        plain[key] = v.clone() if ptr in seen else v
-        seen.add(ptr)
+    plain = _unshared(tensors)
     metadata = {**metadata, CHECKSUM_KEY: tensor_checksum(plain)}
     with atomic_path(target) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)
@@ -145,8 +215,12 @@ def save_tensors(
 
 
 def tensor_checksum(tensors: dict[str, Any]) -> str:
-    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order: the
-    safetensors format checks only its header, this catches a flipped byte or a spliced file."""
+    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order.
+
+    The safetensors format checks only its header; this covers the data, so a flipped byte
+    or a file spliced from two checkpoints is caught before any weight is used. It hashes
+    about 1 GB/s, a small cost beside writing the file.
+    """
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(tensors):
         value = tensors[name].detach().contiguous().cpu()
@@ -154,6 +228,16 @@ def tensor_checksum(tensors: dict[str, Any]) -> str:
         if value.numel():
             digest.update(value.reshape(-1).view(torch.uint8).numpy().data)
     return f"blake2b-128:{digest.hexdigest()}"
+
+
+def verify_checksum(tensors: dict[str, Any], metadata: dict[str, str] | None, source: str) -> None:
+    """Raise :class:`CheckpointError` when ``metadata`` records a checksum that ``tensors`` do
+    not have (files written before checksums existed carry none and pass)."""
+    recorded = (metadata or {}).get(CHECKSUM_KEY)
+    if recorded is not None and recorded != tensor_checksum(tensors):
+        raise CheckpointError(
+            f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
+        )
 
 
 def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, str] | None]:
@@ -170,11 +254,7 @@ def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str,
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
-    recorded = (metadata or {}).get(CHECKSUM_KEY)  # files older than checksums carry none
-    if recorded is not None and recorded != tensor_checksum(tensors):
-        raise CheckpointError(
-            f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
-        )
+    verify_checksum(tensors, metadata, source)
     return tensors, metadata
 
 
@@ -197,3 +277,16 @@ def check_format(
             f"reads format <= {newest}); upgrade seqflow"
         )
     return meta
+
+
+def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        v = value.detach().contiguous().cpu()
+        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
+        if ptr in seen:
+            v = v.clone()
+        seen.add(ptr)
+        out[key] = v
+    return out

@@ -40,6 +40,7 @@ from seqflow.run import (
     LIBRARIES_FILE,
     MODEL_FILE,
     TRAIN_FILE,
+    check_free,
     check_resumable,
     check_same_data,
     data_source,
@@ -163,6 +164,7 @@ def fit(
     begun = time.perf_counter()
     flags = config_flags("fit", locals())
     run_dir, resume = _run_folder(data, out, resume)
+    check_free(run_dir)
     preset_name = "resumed" if resume else preset or str(config_file or "")
     saved_state: dict[str, Any] | None = None
     saved_meta: ModelMeta | None = None

@@ -1,5 +1,6 @@
-"""The Typer application, the stderr console, and the wrapper that turns user mistakes into
-one red line and exit code 2 (library warnings into one yellow line)."""
+"""The Typer application, the stderr console, and the wrapper that turns user mistakes and OS
+errors into one red line and exit code 2 (library warnings into one yellow line; standard
+output and signals: :mod:`seqflow.cli._errors`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from seqflow._version import __version__
+from seqflow.cli._errors import os_boundary, os_error_line
 from seqflow.cli._help import Typer
 from seqflow.config import list_presets
 from seqflow.errors import SeqflowError
@@ -74,14 +76,15 @@ def _user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), os_boundary():
                 warnings.simplefilter("default")
                 warnings.showwarning = _show_warning
                 return fn(*args, **kwargs)
-        except SeqflowError as error:
+        except (SeqflowError, OSError) as error:
             err.quiet = False  # --quiet keeps errors
-            err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True, markup=True)
-            raise typer.Exit(error.exit_code) from None
+            line = str(error) if isinstance(error, SeqflowError) else os_error_line(error)
+            err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True, markup=True)
+            raise typer.Exit(getattr(error, "exit_code", 2)) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -1,6 +1,7 @@
 """The run folder of ``fit``: its file names, checkpoints (write, publish, prune, intact
-recovery), the resume policy, stop signals, failure clean-up, the metrics log and the training
-data written with the run. :func:`train_in_folder` is the one path both modes train through."""
+recovery), the resume policy, its lock, stop signals, failure clean-up, the metrics log and the
+training data written with the run. :func:`train_in_folder` is the one path both modes train
+through."""
 
 from seqflow.checkpoint import MODEL_FILE, STATE_FILE
 from seqflow.run.checkpoints import step_folders, write_checkpoint
@@ -13,6 +14,7 @@ from seqflow.run.files import (
     step_folder,
 )
 from seqflow.run.folder import train_in_folder
+from seqflow.run.lock import LOCK_FILE, check_free
 from seqflow.run.resume import (
     READING_KEYS,
     check_resumable,
@@ -27,11 +29,13 @@ __all__ = [
     "CHECKPOINTS_DIR",
     "CONFIG_FILE",
     "LIBRARIES_FILE",
+    "LOCK_FILE",
     "METRICS_FILE",
     "MODEL_FILE",
     "READING_KEYS",
     "STATE_FILE",
     "TRAIN_FILE",
+    "check_free",
     "check_resumable",
     "check_same_data",
     "data_source",

@@ -3,19 +3,23 @@ checkpoint leaves nothing half-made behind."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from seqflow.checkpoint import MODEL_FILE
+from seqflow.errors import InvalidInputError, OutputError
+from seqflow.io_utils import os_cause
 from seqflow.training import TrainingStopped
 
 
 @contextmanager
-def failure_handling(run_dir: Path, created: Path | None) -> Iterator[None]:
-    """A stop request becomes a message saying how to resume; any other failure before the
-    first checkpoint removes ``created``, the folders this run created."""
+def failure_handling(run_dir: Path, created: list[Path]) -> Iterator[None]:
+    """A stop request becomes a message saying how to resume; any other failure (an error, a
+    signal) before the first checkpoint removes ``created``, the folders this run made: the
+    run folder with all it holds, its parents only when empty."""
     try:
         yield
     except TrainingStopped as stop:
@@ -25,14 +29,36 @@ def failure_handling(run_dir: Path, created: Path | None) -> Iterator[None]:
             step=stop.step, reason=stop.reason, exit_code=stop.exit_code,
         ) from None  # fmt: skip
     except BaseException:
-        if created is not None and not (run_dir / MODEL_FILE).exists():
-            shutil.rmtree(created, ignore_errors=True)
+        if created and not (run_dir / MODEL_FILE).exists():
+            for folder in reversed(created):
+                if folder == run_dir:
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    try:
+                        os.rmdir(folder)
+                    except OSError:  # not empty: another run's folder is in it
+                        break
         raise
 
 
-def first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (what a failure must remove)."""
-    top = None
-    while not path.exists():
-        top, path = path, path.parent
-    return top
+def make_folder(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; returns the folders this call created,
+    outermost first (a folder another process creates meanwhile is not counted)."""
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError(f"{path}: is a file, not a run folder; choose another --out")
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            if not folder.is_dir():
+                raise InvalidInputError(f"{folder}: is a file, not a folder") from None
+            continue
+        except OSError as error:
+            raise OutputError(f"cannot create {folder}: {os_cause(error)}") from None
+        created.append(folder)
+    return created

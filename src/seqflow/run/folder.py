@@ -1,9 +1,11 @@
 """Train into a run folder: the one path both modes take to write the configuration, the
-training data, the metrics log and the checkpoints, under stop signals and failure clean-up."""
+training data, the metrics log and the checkpoints, under the folder's lock, stop signals and
+failure clean-up."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,8 +16,9 @@ import yaml
 from seqflow.checkpoint import ModelMeta
 from seqflow.io_utils import atomic_write
 from seqflow.run.checkpoints import write_checkpoint
-from seqflow.run.failure import failure_handling, first_missing
+from seqflow.run.failure import failure_handling, make_folder
 from seqflow.run.files import CONFIG_FILE, METRICS_FILE
+from seqflow.run.lock import run_lock
 from seqflow.run.metrics import metrics_logger
 from seqflow.run.signals import stop_on_signals
 from seqflow.training import Progress
@@ -55,8 +58,9 @@ def train_in_folder(
     Writes ``config.yaml`` (``meta.config``) and the training data (``write_data(run_dir)``),
     appends every progress report to ``metrics.jsonl`` and checkpoints on the trainer's
     schedule (``meta`` at the trainer's step; the state records ``source``, the data file, for
-    ``--resume``). A stop signal or Ctrl-C ends with a checkpoint; a failure before the first
-    checkpoint removes the folders this run created.
+    ``--resume``). The main process holds the folder's lock (:func:`~seqflow.run.lock.run_lock`)
+    throughout: a second run in the same folder is refused. A stop signal or Ctrl-C ends with a
+    checkpoint; a failure before the first checkpoint removes the folders this run created.
 
     Args:
         source: the data file as :func:`~seqflow.run.resume.data_source` records it.
@@ -66,7 +70,6 @@ def train_in_folder(
         the trainer's last progress report.
     """
     cfg = meta.config
-    created = first_missing(run_dir) if shard.main else None
 
     def checkpoint(tr: Trainable) -> None:
         write_checkpoint(
@@ -75,9 +78,9 @@ def train_in_folder(
             keep=cfg.train.keep_checkpoints,
         )  # fmt: skip
 
-    with failure_handling(run_dir, created):
+    created = make_folder(run_dir) if shard.main else []
+    with run_lock(run_dir) if shard.main else nullcontext(), failure_handling(run_dir, created):
         if shard.main:
-            run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_write(run_dir / CONFIG_FILE) as handle:
                 yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
             write_data(run_dir)

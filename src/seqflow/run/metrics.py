@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seqflow.io_utils import reporting_writes
 from seqflow.training import Progress
 
 
@@ -24,7 +25,7 @@ def metrics_logger(
             record["valid_loss"] = p.valid_loss
         if p.skipped:
             record["skipped"] = p.skipped
-        with path.open("a", encoding="utf-8") as handle:
+        with reporting_writes(path), path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if on_progress is not None:
             on_progress(p)

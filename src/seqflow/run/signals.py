@@ -23,22 +23,24 @@ class Stoppable(Protocol):
 def stop_on_signals(trainer: Stoppable, *, enabled: bool) -> Iterator[None]:
     """While training, turn the stop signals into a clean stop after the current step.
 
-    A second signal of the same kind while stopping falls back to the default action (a second
-    Ctrl-C interrupts at once). Signal handlers can only be set on the main thread; elsewhere
-    (or with ``enabled`` False) nothing changes.
+    A second signal of the same kind while stopping falls back to the previous handler (a second
+    Ctrl-C interrupts at once). Ignored signals stay ignored (SIGHUP under ``nohup``). Signal
+    handlers can only be set on the main thread; elsewhere (or with ``enabled`` False) nothing
+    changes.
     """
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield
         return
     numbers = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
     previous = {n: signal.getsignal(n) for n in numbers}
+    previous = {n: old for n, old in previous.items() if old is not signal.SIG_IGN}  # nohup
 
     def handler(signum: int, frame: Any) -> None:
         signal.signal(signum, previous[signum])
         trainer.request_stop(signal.Signals(signum).name, 128 + signum)
 
     try:
-        for n in numbers:
+        for n in previous:
             signal.signal(n, handler)
         yield
     finally:

@@ -52,7 +52,10 @@ def kl_per_position(target: torch.Tensor, tokens: torch.Tensor) -> tuple[float, 
 
 
 def run_one(
-    k: int, coupling: str, args: argparse.Namespace, geometry: str = "fisher",
+    k: int,
+    coupling: str,
+    args: argparse.Namespace,
+    geometry: str = "fisher",
     target: str = "velocity",
 ) -> dict[str, object]:
     trainer = _toy.make_trainer(
@@ -79,9 +82,9 @@ def run_one(
     )
     tokens = torch.cat(list(chunks))
     sample_s = time.perf_counter() - t1
-    target = _toy.target_probs(k, args.seed)
-    kl, kl_rev, unseen = kl_per_position(target, tokens)
-    kl_uniform = float((target * (target * k).log()).sum(dim=1).mean())
+    probs = _toy.target_probs(k, args.seed)
+    kl, kl_rev, unseen = kl_per_position(probs, tokens)
+    kl_uniform = float((probs * (probs * k).log()).sum(dim=1).mean())
     return {
         "K": k,
         "coupling": coupling,

@@ -165,7 +165,7 @@ def test_torchscript_solvers_and_decoders_match_generate(scripted, guided_run, s
         want = torch.cat(list(generate(
             model, n=5, length=LENGTH, vocab=meta.vocab, cond=cond, guidance=guidance, steps=3,
             solver=solver, decoder=decode, pad=meta.pad, geometry=PositiveSphere(), batch_size=2,
-            seed=11,
+            seed=11, target=meta.config.flow.target,
         )))  # fmt: skip
         got = loaded.sample(5, seed=11, steps=3, label=2, value=0.4, guidance=guidance,
                             solver=solver, decode=decode, batch_size=2)  # fmt: skip
@@ -258,7 +258,8 @@ def test_safetensors_bundle_is_ema_only_and_samples_like_the_run(plain_run, tmp_
     b = api.sample(plain_run, n=5, seed=2, output=tmp_path / "b.fasta").sequences
     assert a == b
     ran = runner.invoke(app, ["sample", result.output, "-n", "5", "--seed", "2"])
-    assert ran.exit_code == 0 and [s for s in ran.stdout.split() if s[0] != ">"] == list(a)
+    lines = ran.stdout.splitlines()
+    assert ran.exit_code == 0 and [s for s in lines if not s.startswith(">")] == list(a)
 
 
 # --- command line ------------------------------------------------------------------------------

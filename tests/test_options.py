@@ -21,8 +21,8 @@ API = {"fit": api.fit, "sample": api.sample}
 NOT_CONFIG = {
     "fit": {
         "api": {"data", "preset", "config_file", "overrides", "out", "resume", "on_start",
-                "on_progress", "handle_signals"},
-        "cli": {"data", "preset", "config", "overrides", "out", "resume"},
+                "on_progress", "handle_signals", "allow_changed_data"},
+        "cli": {"data", "preset", "config", "overrides", "out", "resume", "allow_changed_data"},
     },
     "sample": {
         "api": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "device",

@@ -205,6 +205,7 @@ class TrainConfig:
         _check(self.warmup_steps >= 0, "train.warmup_steps", "must be >= 0")
         _check(self.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 turns clipping off)")
         _check(0.0 <= self.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1)")
+        _check(0 <= self.seed < SEED_LIMIT, "train.seed", "must be in [0, 2^63)")
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,10 @@ def _shown(value: Any) -> str:
     except ValueError:  # an integer of more than 4300 digits
         return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 120 else text[:119] + "…"
+
+
+SEED_LIMIT = 2**63
+"""Seeds lie in ``[0, SEED_LIMIT)``: what torch and numpy generators take."""
 
 
 def _check(ok: bool, key: str, message: str) -> None:

@@ -11,6 +11,7 @@ import torch
 from seqflow.config import Config, load_preset, load_yaml, parse_override
 from seqflow.data import Alphabet
 from seqflow.errors import ConfigError, InvalidInputError
+from seqflow.options import FLAGS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -49,10 +50,9 @@ def build_config(
 
 def apply_overrides(cfg: Config, overrides: Sequence[str], flags: dict[str, Any] | None) -> Config:
     """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs."""
-    if flags:
-        cfg = cfg.with_overrides(
-            {k: v for k, v in flags.items() if v is not None}, source="command line"
-        )
+    for key, value in (flags or {}).items():  # one at a time: an error names its flag
+        if value is not None:
+            cfg = cfg.with_overrides({key: value}, source=FLAGS[key].flag.split("/")[0])
     pairs = dict(parse_override(item) for item in overrides)
     return cfg.with_overrides(pairs) if pairs else cfg
 

@@ -14,11 +14,12 @@ import torch
 from torch import Tensor
 
 from seqflow.api._conditions import label_index, standardised_value
-from seqflow.api._config import resolve_device
+from seqflow.api._config import apply_overrides, resolve_device
 from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens, write_rows
 from seqflow.api.oracle import load_oracle
 from seqflow.checkpoint import ModelMeta, load_model
+from seqflow.config import SEED_LIMIT
 from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
@@ -130,6 +131,8 @@ def sample(
         fmt: ``fasta``, ``csv``, ``tsv`` or ``jsonl`` (default: from the output's suffix).
         on_progress: called with (sequences done, n) after each batch.
     """
+    if not 0 <= seed < SEED_LIMIT:
+        raise InvalidInputError(f"--seed {seed}: must be in [0, 2^63)")
     fmt = _format(fmt, output)
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, device=dev)
@@ -151,7 +154,7 @@ def sample(
         raise InvalidInputError(f"--top {top}: must lie between 1 and -n {n}")
     if top is not None and oracle is None:
         raise InvalidInputError("--top: ranking needs an --oracle to score with")
-    s = meta.config.with_overrides(config_flags("sample", locals()), source="command line").sample
+    s = apply_overrides(meta.config, (), config_flags("sample", locals())).sample
     design = build_design(
         meta, checkpoint, n=n, template=template, prefix=prefix, suffix=suffix, forbid=forbid,
         max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max, min_novelty=min_novelty,

@@ -144,6 +144,14 @@ def fit(
             "runs/dhs --steps 8000.",
         ),
     ] = None,
+    allow_changed_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-changed-data",
+            help="With --resume: train on the data file even though it changed since the run "
+            "recorded it (else refused).",
+        ),
+    ] = False,
     seq_col: Annotated[str | None, option("data.seq_col")] = None,
     label_col: Annotated[str | None, option("data.label_col")] = None,
     value_col: Annotated[str | None, option("data.value_col")] = None,
@@ -183,7 +191,8 @@ def fit(
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
-            resume=resume if resume is not None else False, **flag_keywords("fit", given),
+            resume=resume if resume is not None else False,
+            allow_changed_data=allow_changed_data, **flag_keywords("fit", given),
             on_start=view.start, on_progress=view.progress,
         )  # fmt: skip
     except TrainingStopped as stop:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from seqflow._version import __version__
 from seqflow.config import Config
-from seqflow.errors import CheckpointError, SeqflowError
+from seqflow.errors import CheckpointError, SeqflowError, no_such
 from seqflow.geometry import Geometry, make_geometry
 from seqflow.io_utils import check_format, read_tensors, save_tensors
 from seqflow.models import (
@@ -182,7 +182,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if not p.is_file():
             raise CheckpointError(f"{path}: run folder has no {MODEL_FILE} (did `fit` finish?)")
     elif not p.exists():
-        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+        raise CheckpointError(f"{path}: {no_such(p, 'run folder or checkpoint file')}")
     return p
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
-from seqflow.errors import ConfigError
+from seqflow.errors import ConfigError, no_such
 
 MAX_WORKERS = 64
 """Most batch-preparing threads ``data.num_workers`` may ask for."""
@@ -515,7 +515,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
             a repeated key, or not a mapping.
     """
     if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: {no_such(path, 'config file')}")
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from seqflow._version import __version__
-from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.errors import CheckpointError, InvalidInputError, no_such
 
 CHECKSUM_KEY = "checksum"
 """Metadata key of the checksum in every safetensors file seqflow writes: of the tensors and
@@ -219,7 +219,7 @@ def read_tensors(
     or damaged."""
     source = str(path)
     if not Path(path).is_file():
-        raise CheckpointError(f"{source}: no such {kind} file")
+        raise CheckpointError(f"{source}: {no_such(path, kind + ' file')}")
     try:
         with safe_open(source, framework="pt") as handle:
             metadata = handle.metadata()

@@ -23,7 +23,7 @@ from seqflow.config import SEED_LIMIT
 from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
-from seqflow.errors import InvalidInputError
+from seqflow.errors import InvalidInputError, listed
 from seqflow.models import Condition
 from seqflow.options import config_flags
 from seqflow.sampling import generate
@@ -264,7 +264,7 @@ def _scorer(
     names = list(model.output_names)
     if score is not None:
         if score not in names:
-            raise InvalidInputError(f"--score {score}: the oracle's outputs are {', '.join(names)}")
+            raise InvalidInputError(f"--score {score}: the oracle's outputs are {listed(names)}")
         column = names.index(score)
     elif len(names) == 1:
         column = 0

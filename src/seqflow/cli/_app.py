@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from seqflow._version import __version__
+from seqflow.cli._usage import OneLineUsage
 from seqflow.config import list_presets
 from seqflow.errors import SeqflowError
 from seqflow.options import FLAGS
@@ -35,6 +36,7 @@ app = typer.Typer(
     help="Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences.",
     no_args_is_help=True,
     add_completion=False,
+    cls=OneLineUsage,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

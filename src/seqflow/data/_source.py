@@ -25,7 +25,7 @@ from typing import IO, NamedTuple, TextIO
 import numpy as np
 
 from seqflow.data._gzip import GZIP_MAGIC, CappedReader, gunzip_head, max_decompressed
-from seqflow.errors import InvalidInputError
+from seqflow.errors import InvalidInputError, no_such
 
 HEAD_BYTES = 8192
 """How much of the (decompressed) start of a file is checked for binary content and sniffed."""
@@ -169,7 +169,7 @@ def _open_binary(path: str | Path) -> tuple[IO[bytes], str, bool]:
     if file.is_dir():
         raise InvalidInputError(f"{name}: is a folder, not a sequence file")
     if not file.exists():
-        raise InvalidInputError(f"{name}: no such file")
+        raise InvalidInputError(f"{name}: {no_such(file)}")
     try:
         return file.open("rb"), name, True
     except PermissionError:

@@ -85,7 +85,7 @@ def check_mixed(buffer: RecordBuffer) -> None:
     first = int(np.argmax(minority))
     raise InvalidInputError(
         f"{buffer.where(first)} looks like {kind} but most records are {most} "
-        "(mixed alphabets); give alphabet explicitly"
+        "(mixed alphabets); give the alphabet explicitly: --alphabet (alphabet=)"
     )
 
 
@@ -99,7 +99,9 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
     alphabet, missing = detect_alphabet(buffer.letter_counts())
     if not missing:
         return alphabet, ""
-    return alphabet, f"; {auto_hint(alphabet, missing)}, or set on_invalid to skip or replace"
+    return alphabet, (
+        f"; {auto_hint(alphabet, missing)}, or --on-invalid skip or replace (on_invalid=)"
+    )
 
 
 def tokenise(

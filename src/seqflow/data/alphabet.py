@@ -197,11 +197,13 @@ def detect_alphabet(counts: Mapping[str, int]) -> tuple[Alphabet, list[str]]:
 
 
 def auto_hint(alphabet: Alphabet, missing: Iterable[str]) -> str:
-    """Advice for letters that the detected alphabet lacks, e.g. ``alphabet='ACGTN'``."""
+    """Advice for letters that the detected alphabet lacks, e.g. ``--alphabet ACGTN``, named
+    as the command line and the API (``alphabet=``) spell it."""
     extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
+    letters = alphabet.letters + extra
     return (
         f"auto-detection chose {alphabet.name}; give the letters explicitly, "
-        f"e.g. alphabet={alphabet.letters + extra!r}"
+        f"e.g. --alphabet {letters} (alphabet={letters!r})"
     )
 
 

@@ -201,7 +201,7 @@ def read_sequences(
     if kept == 0:
         raise InvalidInputError(
             f"{name}: all {buffer.n} records have letters outside {chosen.describe()}; "
-            "none is left (on_invalid='skip')"
+            "none is left (--on-invalid skip, on_invalid='skip')"
         )
     arrays = assemble(buffer, outcome.keep, chosen.size)
     repeated, first = duplicates(arrays.ids, arrays.id_hashes)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.errors import CheckpointError, InvalidInputError, no_such
 from seqflow.oracle.builtin import check_batch_size
 from seqflow.oracle.encoding import PAD_MODES, check_letters, encode, one_hot
 from seqflow.oracle.selection import REDUCTIONS, select_columns
@@ -131,7 +131,7 @@ class ExternalOracle:
         _one_of("pad_mode", pad_mode, PAD_MODES)
         _one_of("reduce", reduce, REDUCTIONS)
         if not Path(path).is_file():
-            raise CheckpointError(f"{source}: no such TorchScript file")
+            raise CheckpointError(f"{source}: {no_such(path, 'TorchScript file')}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated

@@ -11,13 +11,15 @@ import math
 
 import torch
 
+from seqflow.errors import listed
+
 
 def label_index(known: list[str], label: str) -> int:
     """The index of class ``label`` among the model's classes ``known``."""
     if len(known) == 0:
         raise ValueError(f"label {label}: this model was trained without labels")
     if label not in known:
-        raise ValueError(f"label {label}: unknown label; the model knows {', '.join(known)}")
+        raise ValueError(f"label {label}: unknown label; the model knows {listed(known)}")
     return known.index(label)
 
 

@@ -3,7 +3,9 @@
 A gzip file can decompress to about a thousand times its size (a "decompression bomb"); since
 the records of a file are held in memory, the stream is counted while it is read and stops with
 a one-line :class:`InvalidInputError` once it passes the limit of
-:func:`max_decompressed`, before it fills memory.
+:func:`max_decompressed`, before it fills memory. The ratio of the bytes produced to the
+compressed bytes consumed so far is checked too (:data:`STREAM_RATIO`), so a bomb stops after
+:data:`STREAM_FLOOR` bytes, within a second and with flat memory, not at the size limit.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ bytes: digits with an optional ``K``, ``M``, ``G`` or ``T`` suffix (powers of 10
 
 MAX_DECOMPRESSED_FLOOR = 2 << 30
 """The decompressed size always allowed (2 GiB), however small the compressed file."""
+
+STREAM_RATIO = 128
+"""Most decompressed bytes per compressed byte consumed so far, once :data:`STREAM_FLOOR`
+bytes are out: sequence files compress 3 to 10 times, very repetitive ones (one sequence many
+times over) about 50; gzip's own maximum is about 1030. Not checked when
+``SEQFLOW_MAX_DECOMPRESSED`` is set."""
+
+STREAM_FLOOR = 32 << 20
+"""Decompressed bytes (32 MiB) always read before the running ratio is checked."""
 
 LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
 """Name of the environment variable that overrides the decompressed-size limit."""
@@ -122,6 +133,9 @@ class CappedReader(io.RawIOBase):
         compressed: how many compressed bytes the stream has (or has given so far, for a pipe).
         limit: the decompressed-size limit for a compressed size (None: no limit), as returned
             by :func:`max_decompressed`.
+        consumed: how many compressed bytes have been read so far: past :data:`STREAM_FLOOR`
+            the output may be at most :data:`STREAM_RATIO` times that (unless
+            ``SEQFLOW_MAX_DECOMPRESSED`` sets the limit).
     """
 
     def __init__(
@@ -130,12 +144,14 @@ class CappedReader(io.RawIOBase):
         name: str,
         compressed: Callable[[], int],
         limit: Callable[[int], int | None],
+        consumed: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
         self._inner = inner
         self._name = name
         self._compressed = compressed
         self._limit = limit
+        self._consumed = consumed if not os.environ.get(LIMIT_VARIABLE, "").strip() else None
         self.produced = 0
 
     def readable(self) -> bool:
@@ -144,6 +160,15 @@ class CappedReader(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = self._inner.readinto(buffer)
         self.produced += n
+        if self._consumed is not None and self.produced > STREAM_FLOOR:
+            consumed = max(1, self._consumed())
+            if self.produced > STREAM_RATIO * consumed:
+                raise InvalidInputError(
+                    f"{self._name}: gzip data decompresses to more than {STREAM_RATIO} times its "
+                    f"size ({_size_text(self.produced)} from {_size_text(consumed)}; a "
+                    f"decompression bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) "
+                    "to read it"
+                )
         limit = self._limit(self._compressed())
         if limit is not None and self.produced > limit:
             raise InvalidInputError(

@@ -235,7 +235,9 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
             replayed = _Replayed(read, binary)
             size = _file_size(binary)
             unzipped = gzip.GzipFile(fileobj=io.BufferedReader(replayed), mode="rb")
-            capped = CappedReader(unzipped, name, lambda: max(size, replayed.given), limit)
+            capped = CappedReader(
+                unzipped, name, lambda: max(size, replayed.given), limit, lambda: replayed.given
+            )
             stream = io.BufferedReader(capped)
         else:
             head, complete = raw, len(raw) < HEAD_BYTES

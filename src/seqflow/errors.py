@@ -39,7 +39,7 @@ def listed(items: Iterable[object], limit: int = 8) -> str:
     """The first ``limit`` of ``items``, comma-separated, then how many more: a list in an
     error message stays one short line however long it is (a model with 10,000 labels)."""
     texts = [str(x) if len(str(x)) <= 40 else str(x)[:39] + "…" for x in items]
-    more = f", ... ({len(texts) - limit:,} more)" if len(texts) > limit else ""
+    more = f", ... ({len(texts) - limit} more)" if len(texts) > limit else ""
     return ", ".join(texts[:limit]) + more
 
 

@@ -193,8 +193,7 @@ def verify_checksum(
         raise mismatch
     warnings.warn(
         f"{source}: {f'format {version}' if version else 'unversioned'} file of an older "
-        "seqflow: its metadata (config, alphabet, labels) is not covered by a checksum; read "
-        "as it is",
+        "seqflow: its metadata is not covered by a checksum; read as it is",
         stacklevel=4,
     )
 

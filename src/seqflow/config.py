@@ -304,6 +304,12 @@ SEED_LIMIT = 2**63
 """Seeds lie in ``[0, SEED_LIMIT)``: what torch and numpy generators take."""
 
 
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """Refuse a seed outside ``[0, SEED_LIMIT)``, naming its ``flag``."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"{flag} {seed}: must be in [0, 2^63)")
+
+
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {message}")

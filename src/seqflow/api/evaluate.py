@@ -18,6 +18,7 @@ from typing import Any
 from seqflow import metrics
 from seqflow.api._plots import write_plots
 from seqflow.api._sets import read_generated, read_set
+from seqflow.config import check_seed
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import atomic_write
 from seqflow.metrics import EvaluationReport, OracleReport, evaluate_by_condition, evaluate_sets
@@ -85,6 +86,7 @@ def evaluate(
         json_out: write the report as JSON here (atomically).
         plots: draw PNG plots into this folder (needs matplotlib; see ``api._plots``).
     """
+    check_seed(seed)
     started = time.perf_counter()
     gen = read_generated(generated, alphabet=alphabet)
     ref = read_set(reference, alphabet=alphabet, label_col=label_col, value_col=value_col,

@@ -19,7 +19,7 @@ from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens, write_rows
 from seqflow.api.oracle import load_oracle
 from seqflow.checkpoint import ModelMeta, load_model
-from seqflow.config import SEED_LIMIT
+from seqflow.config import check_seed
 from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
@@ -131,8 +131,7 @@ def sample(
         fmt: ``fasta``, ``csv``, ``tsv`` or ``jsonl`` (default: from the output's suffix).
         on_progress: called with (sequences done, n) after each batch.
     """
-    if not 0 <= seed < SEED_LIMIT:
-        raise InvalidInputError(f"--seed {seed}: must be in [0, 2^63)")
+    check_seed(seed)
     fmt = _format(fmt, output)
     dev = resolve_device(device)
     model, meta = load_model(checkpoint, device=dev)

@@ -135,3 +135,38 @@ def test_seeds_and_ranges_are_one_line_naming_the_flag(run, tmp_path, cli_env, a
     flag = argv[argv.index("-n") + 2] if "-n" in argv else "--seed"
     assert done.stderr.count("\n") == 1 and flag in done.stderr, done.stderr
     assert done.stdout == "" and not (tmp_path / "x").exists()
+
+
+_KILLED_DURING_CHECKPOINT = """
+import os, signal, sys
+import seqflow.run.checkpoints as checkpoints
+from seqflow import api
+
+real = checkpoints.save_model
+
+def dying(path, model_state, ema_state, meta):
+    if meta.step == 20:  # the state of step 20 is written, its model not yet
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(path, model_state, ema_state, meta)
+
+checkpoints.save_model = dying
+api.fit(sys.argv[1], out=sys.argv[2], preset="dna", steps=30, batch_size=16, device="cpu",
+        seed=0, overrides=sys.argv[3:])
+"""
+
+
+def test_no_step_is_logged_twice_after_a_kill_9_during_a_checkpoint_write(
+    tmp_path, tiny_fasta, tiny_fit_kwargs, cli_env
+):
+    run_dir = tmp_path / "run"
+    sets = [*tiny_fit_kwargs["overrides"], "train.checkpoint_every=10"]
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_DURING_CHECKPOINT, str(tiny_fasta), str(run_dir), *sets],
+        capture_output=True, text=True, env=cli_env, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    assert [r["step"] for r in records(run_dir)] == [10, 20]  # logged before the checkpoint
+    resume(run_dir, tiny_fasta, steps=30)
+    assert [r["step"] for r in records(run_dir)] == [10, 20, 30]
+    assert records(run_dir)[1]["resumed"]["step"] == 10
+    assert not list(run_dir.rglob("*.tmp"))

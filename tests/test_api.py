@@ -186,8 +186,10 @@ def test_resume_on_other_data_is_an_error(fasta_run, tiny_fit_kwargs, tmp_path):
     run_dir = copy_run(fasta_run[0], tmp_path)
     other = tmp_path / "other.fasta"
     other.write_text("".join(f">s{i}\n{'ACGT' * 3}\n" for i in range(8)))
-    with pytest.raises(InvalidInputError, match="does not match"):
+    with pytest.raises(InvalidInputError, match="changed since the run recorded it"):
         api.fit(other, out=run_dir, **resume_kwargs(tiny_fit_kwargs))
+    with pytest.raises(InvalidInputError, match="does not match"):  # allowed, yet other data
+        api.fit(other, out=run_dir, **resume_kwargs(tiny_fit_kwargs, allow_changed_data=True))
 
 
 def test_failing_fit_on_bad_data_leaves_no_run_folder(tmp_path, tiny_fit_kwargs, run_dir):

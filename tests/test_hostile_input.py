@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 import yaml
 from hypothesis import HealthCheck, event, given, settings
@@ -38,6 +39,7 @@ from seqflow.data import _source as gzip_module
 from seqflow.data import read_sequences, read_signal
 from seqflow.data.table import DuplicateIdWarning
 from seqflow.errors import CheckpointError, ConfigError, InvalidInputError, SeqflowError
+from seqflow.io_utils import CHECKSUM_KEY, file_checksum
 from seqflow.models import build_model
 
 EXAMPLES: Counter[str] = Counter()
@@ -362,6 +364,13 @@ def split_header(data: bytes) -> tuple[dict, bytes]:
     return json.loads(data[8 : 8 + n]), data[8 + n :]
 
 
+def resign(header: dict, data: bytes) -> None:
+    """Sign edited metadata as seqflow would (the file's tensors are those of ``data``): the
+    damage then passes the checksum and reaches the metadata parser."""
+    meta = header["__metadata__"]
+    meta[CHECKSUM_KEY] = file_checksum(safetensors.torch.load(data), meta)
+
+
 def join_header(header: dict, body: bytes) -> bytes:
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -393,6 +402,8 @@ def mutated(draw, data: bytes) -> bytes:
     meta = header.setdefault("__metadata__", {})
     if how == "metadata":
         meta[draw(st.sampled_from([*sorted(meta), "extra"]))] = draw(json_texts)
+        if draw(st.booleans()):
+            resign(header, data)
     elif how == "drop" and meta:
         del meta[draw(st.sampled_from(sorted(meta)))]
     else:
@@ -596,6 +607,7 @@ def test_yaml_alias_bomb_is_reported_briefly(tmp_path):
 def test_checkpoint_metadata_that_would_crash_the_build(tmp_path, checkpoints, changes, expected):
     header, body = split_header(checkpoints[0])
     header["__metadata__"].update(changes)
+    resign(header, checkpoints[0])
     path = tmp_path / "model.safetensors"
     path.write_bytes(join_header(header, body))
     assert expected in one_line_error(CheckpointError, lambda: load_model(path))
@@ -604,6 +616,7 @@ def test_checkpoint_metadata_that_would_crash_the_build(tmp_path, checkpoints, c
 def test_deeply_nested_training_state(tmp_path, checkpoints):
     header, body = split_header(checkpoints[1])
     header["__metadata__"]["state"] = "[" * 100_000
+    resign(header, checkpoints[1])
     path = tmp_path / "state.safetensors"
     path.write_bytes(join_header(header, body))
     assert "damaged training state" in one_line_error(CheckpointError, lambda: load_state(path))

@@ -21,8 +21,9 @@ API = {"fit": api.fit, "sample": api.sample}
 NOT_CONFIG = {
     "fit": {
         "api": {"data", "preset", "config_file", "overrides", "out", "resume", "on_start",
-                "on_progress", "on_step", "handle_signals", "strict"},
-        "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict"},
+                "on_progress", "on_step", "handle_signals", "strict", "allow_changed_data"},
+        "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict",
+                "allow_changed_data"},
     },
     "sample": {
         "api": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "device",

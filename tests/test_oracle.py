@@ -19,6 +19,7 @@ from seqflow.checkpoint import ModelMeta, save_model
 from seqflow.config import Config
 from seqflow.data import read_sequences
 from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.io_utils import CHECKSUM_KEY, file_checksum
 from seqflow.models import build_model
 from seqflow.oracle import (
     BuiltinOracle,
@@ -208,6 +209,7 @@ def rewrite_metadata(path: Path, **changes: str) -> None:
     with safe_open(str(path), framework="pt") as handle:
         metadata = dict(handle.metadata())
     metadata.update(changes)
+    metadata[CHECKSUM_KEY] = file_checksum(tensors, metadata)  # damaged, yet signed: the parser
     save_file(tensors, str(path), metadata)
 
 

@@ -249,7 +249,8 @@ def test_invalid_letter_with_auto_suggests_letters(tmp_path):
     path = write(tmp_path / "x.csv", "id,sequence\nr1,ACGT\nr2,acgn\n")
     message = read_error(path)
     assert message.startswith(f"{path}:3: record 'r2': invalid letter 'n' at position 4")
-    assert "alphabet='ACGTN'" in message
+    assert "--alphabet ACGTN (alphabet='ACGTN')" in message
+    assert "--on-invalid skip or replace" in message
 
 
 def test_invalid_letter_found_across_conversion_chunks(tmp_path, monkeypatch):
@@ -474,7 +475,7 @@ def test_mixed_alphabets_name_the_first_minority_record(tmp_path):
     path = write(tmp_path / "x.fa", body)
     assert read_error(path) == (
         f"{path}:3: record 'p7' looks like protein but most records are nucleotides "
-        "(mixed alphabets); give alphabet explicitly"
+        "(mixed alphabets); give the alphabet explicitly: --alphabet (alphabet=)"
     )
     assert len(read_sequences(path, alphabet="protein")) == 4
 

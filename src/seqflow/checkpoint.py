@@ -7,7 +7,8 @@ A run folder holds two files:
   ``alphabet`` (JSON), ``labels`` (JSON list), ``length``, ``step``, ``variable_length``,
   ``value`` and ``signal`` (JSON: the standardisation of those conditions, or null). It alone
   rebuilds the model (nanoGPT keeps model arguments beside the weights the same way). Format 1
-  files (before variable length and value/signal conditions) are read as having none.
+  files (before variable length and value/signal conditions) are read as having none; files
+  before format 3 have a checksum of their tensors only, and are read with a warning.
 - ``state.safetensors``: what ``--resume`` needs on top: optimizer moments, scheduler,
   random generator states, data order and EMA counter.
 
@@ -30,7 +31,7 @@ from torch import Tensor
 
 from seqflow._version import __version__
 from seqflow.config import Config
-from seqflow.errors import CheckpointError, SeqflowError
+from seqflow.errors import CheckpointError, SeqflowError, no_such
 from seqflow.geometry import Geometry, make_geometry
 from seqflow.io_utils import check_format, read_tensors, save_tensors
 from seqflow.models import (
@@ -44,7 +45,7 @@ from seqflow.models import (
 )
 
 FORMAT = "seqflow"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.safetensors"
 
@@ -181,7 +182,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if not p.is_file():
             raise CheckpointError(f"{path}: run folder has no {MODEL_FILE} (did `fit` finish?)")
     elif not p.exists():
-        raise CheckpointError(f"{path}: no such run folder or checkpoint file")
+        raise CheckpointError(f"{path}: {no_such(p, 'run folder or checkpoint file')}")
     return p
 
 
@@ -228,12 +229,14 @@ def load_library_model(
 def read_meta(path: str | Path) -> ModelMeta:
     """The metadata of a checkpoint (a run folder or a model file), checked."""
     file = resolve_checkpoint(path)
-    return ModelMeta.from_metadata(read_tensors(file, "checkpoint")[1], str(file))
+    return ModelMeta.from_metadata(
+        read_tensors(file, "checkpoint", newest=FORMAT_VERSION)[1], str(file)
+    )
 
 
 def _weights(path: str | Path, weights: str) -> tuple[Path, dict[str, Tensor], ModelMeta]:
     file = resolve_checkpoint(path)
-    tensors, metadata = read_tensors(file, "checkpoint")
+    tensors, metadata = read_tensors(file, "checkpoint", newest=FORMAT_VERSION)
     meta = ModelMeta.from_metadata(metadata, str(file))
     prefix = f"{weights}."
     state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -259,12 +262,13 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write a trainer state (tensors and JSON-able values, nested) atomically."""
     tensors: dict[str, Tensor] = {}
     plain = _split(state, "", tensors)
-    save_tensors(tensors, path, {"format": FORMAT, "state": json.dumps(plain)}, make_folder=True)
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "state": json.dumps(plain)}
+    save_tensors(tensors, path, header, make_folder=True)
 
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a trainer state written by :func:`save_state`."""
-    tensors, metadata = read_tensors(path, "checkpoint")
+    tensors, metadata = read_tensors(path, "checkpoint", newest=FORMAT_VERSION)
     if not metadata or metadata.get("format") != FORMAT or "state" not in metadata:
         raise CheckpointError(f"{path}: not a seqflow training state")
     try:

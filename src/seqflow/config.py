@@ -23,7 +23,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from seqflow.duration import parse_duration
-from seqflow.errors import ConfigError
+from seqflow.errors import ConfigError, no_such
 
 MAX_WORKERS = 64
 """Most batch-preparing threads ``data.num_workers`` may ask for."""
@@ -218,6 +218,7 @@ class TrainConfig:
                 parse_duration(self.time_budget)
             except ValueError as err:
                 raise ConfigError(f"train.time_budget (--time-budget): {err}") from None
+        _check(0 <= self.seed < SEED_LIMIT, "train.seed", "must be in [0, 2^63)")
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,16 @@ def _shown(value: Any) -> str:
     except ValueError:  # an integer of more than 4300 digits
         return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 120 else text[:119] + "…"
+
+
+SEED_LIMIT = 2**63
+"""Seeds lie in ``[0, SEED_LIMIT)``: what torch and numpy generators take."""
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """Refuse a seed outside ``[0, SEED_LIMIT)``, naming its ``flag``."""
+    if not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"{flag} {seed}: must be in [0, 2^63)")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -523,7 +534,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
             a repeated key, or not a mapping.
     """
     if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{path}: {no_such(path, 'config file')}")
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:

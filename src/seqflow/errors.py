@@ -8,6 +8,10 @@ and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterable
+
 
 class SeqflowError(Exception):
     """Base class of all user-facing seqflow errors (exit code 2 in the CLI)."""
@@ -34,3 +38,26 @@ class ExportError(SeqflowError):
 class OutputError(SeqflowError, OSError):
     """A file or standard output cannot be written (read-only or full disk, no permission,
     a closed stream); also an ``OSError``, so code that catches those still does."""
+
+
+def listed(items: Iterable[object], limit: int = 8) -> str:
+    """The first ``limit`` of ``items``, comma-separated, then how many more: a list in an
+    error message stays one short line however long it is (a model with 10,000 labels)."""
+    texts = [str(x) if len(str(x)) <= 40 else str(x)[:39] + "…" for x in items]
+    more = f", ... ({len(texts) - limit} more)" if len(texts) > limit else ""
+    return ", ".join(texts[:limit]) + more
+
+
+def no_such(path: str | os.PathLike[str], noun: str = "file") -> str:
+    """Why ``path`` cannot be found, in words: ``no such <noun>``, or what really stands in
+    the way (a symbolic link loop, a broken link, a folder that cannot be entered)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "a symbolic link loop (ELOOP): a link points, in the end, back to itself"
+        if err.errno == errno.EACCES:
+            return f"permission denied (a folder on the way to the {noun} cannot be entered)"
+        if os.path.islink(path):
+            return f"a broken symbolic link (to {os.readlink(path)}, which does not exist)"
+    return f"no such {noun}"

@@ -20,6 +20,7 @@ import secrets
 import socket
 import stat
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +31,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from seqflow._version import __version__
-from seqflow.errors import CheckpointError, InvalidInputError, OutputError
+from seqflow.errors import CheckpointError, InvalidInputError, OutputError, no_such
 
 CHECKSUM_KEY = "checksum"
-"""Metadata key of the tensors' checksum in every safetensors file seqflow writes."""
+"""Metadata key of the checksum in every safetensors file seqflow writes: of the tensors and
+the other metadata (``blake2b-128+metadata:``), or of the tensors alone in files of older
+formats (``blake2b-128:``)."""
+_SCHEME = "blake2b-128+metadata:"
 
 
 def _temp_beside(target: Path) -> Path:
@@ -207,7 +211,7 @@ def save_tensors(
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
     plain = _unshared(tensors)
-    metadata = {**metadata, CHECKSUM_KEY: tensor_checksum(plain)}
+    metadata = {**metadata, CHECKSUM_KEY: file_checksum(plain, metadata)}
     with atomic_path(target) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)
         save_file(plain, tmp, metadata)
@@ -230,23 +234,74 @@ def tensor_checksum(tensors: dict[str, Any]) -> str:
     return f"blake2b-128:{digest.hexdigest()}"
 
 
-def verify_checksum(tensors: dict[str, Any], metadata: dict[str, str] | None, source: str) -> None:
-    """Raise :class:`CheckpointError` when ``metadata`` records a checksum that ``tensors`` do
-    not have (files written before checksums existed carry none and pass)."""
-    recorded = (metadata or {}).get(CHECKSUM_KEY)
-    if recorded is not None and recorded != tensor_checksum(tensors):
+def file_checksum(tensors: dict[str, Any], metadata: dict[str, str]) -> str:
+    """``blake2b-128+metadata:<hex>`` of :func:`tensor_checksum` and every metadata item but
+    the checksum itself, in key order: an edited alphabet or config is caught as a flipped
+    weight is."""
+    digest = hashlib.blake2b(tensor_checksum(tensors).encode(), digest_size=16)
+    for key in sorted(metadata):
+        if key != CHECKSUM_KEY:
+            digest.update(f"\0{len(key)}:{key}\0{len(metadata[key])}:{metadata[key]}".encode())
+    return f"{_SCHEME}{digest.hexdigest()}"
+
+
+def verify_checksum(
+    tensors: dict[str, Any], metadata: dict[str, str] | None, source: str, *, newest: int
+) -> None:
+    """Raise :class:`CheckpointError` when the file's checksum does not match its tensors and
+    metadata, or when a file of format ``newest`` (the one seqflow writes now) has none.
+
+    Files of older formats (a ``format_version`` below ``newest``, or none) cover only their
+    tensors, or carry no checksum at all: they are read with a warning. A file of a newer
+    format is left to :func:`check_format` to refuse.
+    """
+    meta = metadata or {}
+    recorded = meta.get(CHECKSUM_KEY)
+    mismatch = CheckpointError(
+        f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
+    )
+    if recorded is not None and recorded.startswith(_SCHEME):
+        if recorded != file_checksum(tensors, meta):
+            raise mismatch
+        return
+    version = _version_of(meta)
+    if version > newest or "format" not in meta:  # check_format refuses these
+        return
+    if version == newest:
         raise CheckpointError(
-            f"{source}: checksum mismatch: the file is damaged or was altered after it was written"
+            f"{source}: {'no checksum' if recorded is None else 'no checksum of its metadata'} "
+            f"(format {newest} files carry one): the file is damaged or was altered"
         )
+    if recorded is not None and recorded != tensor_checksum(tensors):
+        raise mismatch
+    warnings.warn(
+        f"{source}: {f'format {version}' if version else 'unversioned'} file of an older "
+        "seqflow: its metadata is not covered by a checksum; read as it is",
+        stacklevel=4,
+    )
 
 
-def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, str] | None]:
+def _version_of(meta: dict[str, str]) -> int:
+    """The ``format_version`` of header metadata; 0 without one, and a garbled one counts as
+    newer than any (:func:`check_format` names the problem)."""
+    if "format_version" not in meta:
+        return 0
+    try:
+        return int(meta["format_version"])
+    except ValueError:
+        return 2**31
+
+
+def read_tensors(
+    path: str | Path, kind: str, *, newest: int
+) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The tensors and header metadata of the safetensors file of a ``kind`` (e.g.
-    ``checkpoint``), its checksum verified; :class:`CheckpointError` when the file is missing,
-    unreadable or damaged."""
+    ``checkpoint``) whose format seqflow writes as version ``newest``, its checksum verified
+    (:func:`verify_checksum`); :class:`CheckpointError` when the file is missing, unreadable
+    or damaged."""
     source = str(path)
     if not Path(path).is_file():
-        raise CheckpointError(f"{source}: no such {kind} file")
+        raise CheckpointError(f"{source}: {no_such(path, kind + ' file')}")
     try:
         with safe_open(source, framework="pt") as handle:
             metadata = handle.metadata()
@@ -254,7 +309,7 @@ def read_tensors(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str,
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise CheckpointError(f"{source}: not a readable safetensors file ({first})") from None
-    verify_checksum(tensors, metadata, source)
+    verify_checksum(tensors, metadata, source, newest=newest)
     return tensors, metadata
 
 

@@ -11,6 +11,7 @@ import torch
 from seqflow.config import Config, load_preset, load_yaml, parse_override
 from seqflow.data import Alphabet
 from seqflow.errors import ConfigError, InvalidInputError
+from seqflow.options import FLAGS
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,8 +74,20 @@ def apply_overrides(
         user = {**{k: _get(cfg.to_dict(), k) for k in chosen}, **given, **pairs}
         given = {**follow_choices(cfg, user), **given}
     if given:
-        cfg = cfg.with_overrides(given, source="command line")
+        try:
+            cfg = cfg.with_overrides(given, source="command line")
+        except ConfigError:
+            _blame_flag(cfg, flags or {})
+            raise
     return cfg.with_overrides(pairs) if pairs else cfg
+
+
+def _blame_flag(cfg: Config, flags: dict[str, Any]) -> None:
+    """Apply the given ``flags`` to ``cfg`` one at a time, so that a bad value's error names
+    its flag (``--seed -1``) rather than the whole command line."""
+    for key, value in flags.items():
+        if value is not None:
+            cfg = cfg.with_overrides({key: value}, source=FLAGS[key].flag.split("/")[0])
 
 
 def follow_choices(base: Config, chosen: dict[str, Any]) -> dict[str, Any]:

@@ -160,6 +160,11 @@ def _template(
                 "--suffix: a variable-length model has no fixed end; give --template with the "
                 "whole sequence (free positions as N) to fix letters at its end"
             )
+        if len(prefix or "") > meta.length:
+            raise InvalidInputError(
+                f"--prefix: {len(prefix or '')} letters; this model makes sequences of at most "
+                f"{meta.length}"
+            )
         tmpl = Template.flanks(prefix or "", "", len(prefix or ""), letters)
         return Template(tmpl.text, tmpl.fixed, open_end=True)  # the rest is free, end included
     return Template.flanks(prefix or "", suffix or "", meta.length, letters)

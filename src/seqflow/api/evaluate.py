@@ -20,6 +20,7 @@ from typing import Any
 from seqflow import metrics
 from seqflow.api._plots import write_plots
 from seqflow.api._sets import SeqSet, read_generated, read_set
+from seqflow.config import check_seed
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import open_output
 from seqflow.metrics import EvaluationReport, OracleReport, evaluate_by_condition, evaluate_sets
@@ -134,6 +135,7 @@ def evaluate(
             ``label_col`` of a CSV/TSV ``train``; a FASTA ``train`` gives one chain for all),
             sample as many sequences per label as ``generated`` has, and score them too.
     """
+    check_seed(seed)
     started = time.perf_counter()
     if markov is not None and markov < 0:
         raise InvalidInputError(f"--markov {markov}: the order must be 0 or more")

@@ -40,6 +40,7 @@ from seqflow.run import (
     LIBRARIES_FILE,
     MODEL_FILE,
     TRAIN_FILE,
+    check_data_unchanged,
     check_free,
     check_resumable,
     check_same_data,
@@ -112,6 +113,7 @@ def fit(
     seed: int | None = None,
     compile: bool | None = None,
     resume: bool | str | Path = False,
+    allow_changed_data: bool = False,
     mode: str | None = None,
     set_col: str | None = None,
     seq_col: str | None = None,
@@ -140,8 +142,10 @@ def fit(
     ``state.safetensors``, ``config.yaml``, ``metrics.jsonl``, ``train.fasta.gz`` (the
     training split) and ``checkpoints/`` (the last ``train.keep_checkpoints`` checkpoints).
     With ``resume`` (True for the run in ``out``, or the run folder itself) the run continues
-    from its saved state (only ``train.*`` and ``sample.*`` settings may change); ``data`` may
-    then be left out: the run remembers its data file. The keyword arguments that mirror
+    from its saved state (only ``train.*`` and ``sample.*`` settings may change; a changed
+    ``train.lr``, schedule or cadence applies from the resumed step on); ``data`` may then be
+    left out: the run remembers its data file, and refuses it when it changed since (its size
+    or the hash of its ends differ) unless ``allow_changed_data``. The keyword arguments that mirror
     config keys (``steps`` is ``train.steps``, ``value_col`` is ``data.value_col``, ...)
     override the preset when not None.
 
@@ -168,6 +172,7 @@ def fit(
     preset_name = "resumed" if resume else preset or str(config_file or "")
     saved_state: dict[str, Any] | None = None
     saved_meta: ModelMeta | None = None
+    changed: dict[str, Any] = {}
     cfg: Config | None
     if resume:
         if preset or config_file:
@@ -177,8 +182,10 @@ def fit(
         remove_stale_temps(run_dir)
         saved_state, saved_meta = intact_checkpoint(run_dir)
         cfg = apply_overrides(saved_meta.config, overrides, flags)
-        check_resumable(saved_meta.config, cfg)
+        changed = check_resumable(saved_meta.config, cfg)
         data = data if data is not None else recorded_data(saved_state, run_dir)
+        if not allow_changed_data:
+            check_data_unchanged(saved_state.get("data_stamps"), data_source(data), run_dir)
     else:
         if (run_dir / MODEL_FILE).exists():
             raise InvalidInputError(
@@ -216,7 +223,7 @@ def fit(
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,
         on_start=on_start, on_progress=on_progress or _log_progress, on_step=on_step,
-        handle_signals=handle_signals, begun=begun,
+        handle_signals=handle_signals, begun=begun, changed=changed,
     )  # fmt: skip
 
 
@@ -350,6 +357,7 @@ def _train(
     on_step: Callable[[int], None] | None,
     handle_signals: bool,
     begun: float,
+    changed: dict[str, Any],
 ) -> FitResult:
     """Build the model, flow and trainer of ``mode`` and train them in ``run_dir``
     (:func:`~seqflow.run.train_in_folder`); under ``torchrun`` every rank trains its share and
@@ -388,7 +396,7 @@ def _train(
                 folder / mode.data_file, table, mode.groups
             ),
             source=source, shard=shard, on_progress=on_progress, on_step=on_step,
-            handle_signals=handle_signals,
+            handle_signals=handle_signals, changed=changed,
         )  # fmt: skip
     return FitResult(
         run_dir=run_dir, checkpoint=run_dir / MODEL_FILE, steps=trainer.step, loss=last.loss,

@@ -24,7 +24,7 @@ from seqflow.api._conditions import label_index
 from seqflow.api._config import resolve_device
 from seqflow.api._sets import decode_tokens, read_set, write_rows
 from seqflow.checkpoint import ModelMeta, load_library_model
-from seqflow.config import Config
+from seqflow.config import Config, check_seed
 from seqflow.data import (
     TABLE_FORMATS,
     Alphabet,
@@ -138,6 +138,7 @@ def sample_libraries(
             is standard output) or ``.csv``/``.tsv``/``.jsonl`` with a ``library`` column.
         out_dir: instead, one FASTA per library (``library_001.fasta``, ...) in this folder.
     """
+    check_seed(seed)
     if libraries < 1:
         raise InvalidInputError(f"--libraries {libraries}: must be at least 1")
     dev = resolve_device(device or "auto")
@@ -211,6 +212,7 @@ def evaluate_library_sets(
     """Set-level metrics of generated libraries against real ones (each a CSV/TSV with a
     ``set_col`` column, a FASTA whose headers carry ``library=NAME``, or a folder/list of one
     FASTA per library): 1-NNA under OT and Chamfer set distances, within-library diversity."""
+    check_seed(seed)
     report = evaluate_libraries(
         _library_sequences(generated, set_col), _library_sequences(reference, set_col),
         k=k, seed=seed,

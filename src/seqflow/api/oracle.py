@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from seqflow.config import check_seed
 from seqflow.data import Alphabet, read_sequences
 from seqflow.data.table import SPLIT_TEST
 from seqflow.errors import InvalidInputError
@@ -56,6 +57,7 @@ def fit_oracle(
     classifier. With ``split_col`` the ``test`` rows are left out (held-out accuracy comes from
     a random share of the rest).
     """
+    check_seed(seed)
     if kind not in ORACLE_KINDS:
         raise InvalidInputError(f"--kind {kind!r}: choose {', '.join(ORACLE_KINDS)}")
     if kind == "auto":

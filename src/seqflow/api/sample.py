@@ -13,15 +13,16 @@ from typing import Any
 from torch import Tensor
 
 from seqflow.api._conditions import condition, label_index, standardised_value
-from seqflow.api._config import resolve_device
+from seqflow.api._config import apply_overrides, resolve_device
 from seqflow.api._design import build_design
 from seqflow.api._sets import decode_tokens, write_rows
 from seqflow.api.oracle import load_oracle
 from seqflow.checkpoint import ModelMeta, load_model
+from seqflow.config import check_seed
 from seqflow.data import TABLE_FORMATS, Alphabet, format_header, write_fasta
 from seqflow.data.signals import read_signal
 from seqflow.design import COLUMNS, annotate, draw_designs
-from seqflow.errors import InvalidInputError
+from seqflow.errors import InvalidInputError, listed
 from seqflow.options import config_flags
 from seqflow.sampling import generate
 
@@ -133,6 +134,7 @@ def sample(
         seed: the same seed gives the same sequences; FASTA headers record it (``seed=``).
         on_progress: called with (sequences done, n) after each batch.
     """
+    check_seed(seed)
     fmt = _format(fmt, output)
     if id_prefix is None:
         id_prefix = "sample" if label is None else "sample_" + "_".join(str(label).split())
@@ -156,7 +158,7 @@ def sample(
         raise InvalidInputError(f"--top {top}: must lie between 1 and -n {n}")
     if top is not None and oracle is None:
         raise InvalidInputError("--top: ranking needs an --oracle to score with")
-    s = meta.config.with_overrides(config_flags("sample", locals()), source="command line").sample
+    s = apply_overrides(meta.config, (), config_flags("sample", locals())).sample
     design = build_design(
         meta, checkpoint, n=n, template=template, prefix=prefix, suffix=suffix, forbid=forbid,
         max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max, min_novelty=min_novelty,
@@ -274,7 +276,7 @@ def _scorer(
     names = list(model.output_names)
     if score is not None:
         if score not in names:
-            raise InvalidInputError(f"--score {score}: the oracle's outputs are {', '.join(names)}")
+            raise InvalidInputError(f"--score {score}: the oracle's outputs are {listed(names)}")
         column = names.index(score)
     elif len(names) == 1:
         column = 0

@@ -11,6 +11,8 @@ from typing import Any
 import typer
 import typer.core
 
+from seqflow.cli._usage import OneLineUsage
+
 _TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "FLOAT"}
 
 
@@ -66,12 +68,13 @@ class _Command(_ClickWords, typer.core.TyperCommand):
             self.help = _laid_out(self.help)
 
 
-class _Group(_ClickWords, typer.core.TyperGroup):
+class _Group(_ClickWords, OneLineUsage):
     pass
 
 
 class Typer(typer.Typer):
-    """A Typer app whose commands and groups write help in click's words (:class:`_ClickWords`)."""
+    """A Typer app whose commands and groups write help in click's words (:class:`_ClickWords`)
+    and, run as the program, print a usage error as one line (:class:`OneLineUsage`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cls=_Group, **kwargs)

@@ -136,6 +136,9 @@ _OPTIONS = {
     "resume": _in(None, "Continue the run in RUN_DIR from its last intact checkpoint (same data "
                   "order, random state, optimizer, EMA and schedule); e.g. seqflow fit --resume "
                   "runs/dhs --steps 8000.", "--resume", metavar="RUN_DIR"),
+    "allow_changed_data": _in(None, "With --resume: train on the data file even though it "
+                              "changed since the run recorded it (else refused).",
+                              "--allow-changed-data"),
 }  # fmt: skip
 """The options of ``fit`` that set no config key (the others: :data:`seqflow.options.FLAGS`)."""
 
@@ -162,6 +165,7 @@ def fit(
     seed: Annotated[int | None, option("train.seed")] = None,
     compile: Annotated[bool | None, option("train.compile")] = None,
     resume: Annotated[str | None, _OPTIONS["resume"]] = None,
+    allow_changed_data: Annotated[bool, _OPTIONS["allow_changed_data"]] = False,
     seq_col: Annotated[str | None, option("data.seq_col")] = None,
     label_col: Annotated[str | None, option("data.label_col")] = None,
     value_col: Annotated[str | None, option("data.value_col")] = None,
@@ -215,7 +219,8 @@ def fit(
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
-            resume=resume if resume is not None else False, **flag_keywords("fit", given),
+            resume=resume if resume is not None else False,
+            allow_changed_data=allow_changed_data, **flag_keywords("fit", given),
             strict=strict, on_start=view.start, on_progress=view.progress, on_step=view.step,
         )  # fmt: skip
     except TrainingStopped as stop:

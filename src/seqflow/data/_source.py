@@ -3,9 +3,12 @@
 Every problem found here becomes a one-line :class:`InvalidInputError` naming the file: missing,
 a folder, empty, binary (a NUL byte anywhere), UTF-16 or otherwise not UTF-8, compressed with
 something other than gzip, or a gzip stream decompressing past the limit of
-:func:`max_decompressed` (a "decompression bomb" would otherwise fill memory). Line endings may
-be LF, CRLF or a lone CR. The input is streamed: only its head is read ahead (to sniff and check
-it) and then replayed, so standard input is never held in memory as a whole.
+:func:`max_decompressed` (a "decompression bomb" would otherwise fill memory) or, past
+:data:`STREAM_FLOOR` bytes, to more than :data:`STREAM_RATIO` times the compressed bytes
+consumed so far (so a bomb stops within a second and with flat memory, not at the size
+limit). Line endings may be LF, CRLF or a lone CR. The input is streamed: only its head is read
+ahead (to sniff and check it) and then replayed, so standard input is never held in memory as a
+whole.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import IO, NamedTuple, TextIO
 
 import numpy as np
 
-from seqflow.errors import InvalidInputError
+from seqflow.errors import InvalidInputError, no_such
 
 HEAD_BYTES = 8192
 """How much of the (decompressed) start of a file is checked for binary content and sniffed."""
@@ -46,6 +49,15 @@ bytes: digits with an optional ``K``, ``M``, ``G`` or ``T`` suffix (powers of 10
 
 MAX_DECOMPRESSED_FLOOR = 2 << 30
 """The decompressed size always allowed (2 GiB), however small the compressed file."""
+
+STREAM_RATIO = 128
+"""Most decompressed bytes per compressed byte consumed so far, once :data:`STREAM_FLOOR`
+bytes are out: sequence files compress 3 to 10 times, very repetitive ones (one sequence many
+times over) about 50; gzip's own maximum is about 1030. Not checked when
+``SEQFLOW_MAX_DECOMPRESSED`` is set."""
+
+STREAM_FLOOR = 32 << 20
+"""Decompressed bytes (32 MiB) always read before the running ratio is checked."""
 
 LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
 
@@ -192,7 +204,7 @@ def _open_binary(path: str | Path) -> tuple[IO[bytes], str, bool]:
     if file.is_dir():
         raise InvalidInputError(f"{name}: is a folder, not a sequence file")
     if not file.exists():
-        raise InvalidInputError(f"{name}: no such file")
+        raise InvalidInputError(f"{name}: {no_such(file)}")
     try:
         return file.open("rb"), name, True
     except PermissionError:
@@ -233,7 +245,9 @@ def _check_head(head: bytes, name: str, complete: bool) -> str:
 class _Gunzipped(io.RawIOBase):
     """The decompressed bytes of ``compressed``, stopping with an :class:`InvalidInputError`
     once they pass :func:`max_decompressed` of the compressed size (of a regular file; of the
-    bytes given so far for a pipe)."""
+    bytes given so far for a pipe), or, past :data:`STREAM_FLOOR` bytes, :data:`STREAM_RATIO`
+    times the compressed bytes consumed so far (unless ``SEQFLOW_MAX_DECOMPRESSED`` sets the
+    limit)."""
 
     def __init__(self, compressed: _Replayed, binary: IO[bytes], name: str) -> None:
         super().__init__()
@@ -241,6 +255,7 @@ class _Gunzipped(io.RawIOBase):
         self._compressed = compressed
         self._name = name
         self._limit = max_decompressed(name)
+        self._streamed_ratio = not os.environ.get(LIMIT_VARIABLE, "").strip()
         try:
             info = os.fstat(binary.fileno())
             self._size = info.st_size if stat.S_ISREG(info.st_mode) else 0
@@ -254,6 +269,15 @@ class _Gunzipped(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = self._inner.readinto(buffer)
         self.produced += n
+        if self._streamed_ratio and self.produced > STREAM_FLOOR:
+            consumed = max(1, self._compressed.given)
+            if self.produced > STREAM_RATIO * consumed:
+                raise InvalidInputError(
+                    f"{self._name}: gzip data decompresses to more than {STREAM_RATIO} times its "
+                    f"size ({_size_text(self.produced)} from {_size_text(consumed)}; a "
+                    f"decompression bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) "
+                    "to read it"
+                )
         limit = self._limit(max(self._size, self._compressed.given))
         if limit is not None and self.produced > limit:
             raise InvalidInputError(

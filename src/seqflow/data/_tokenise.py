@@ -65,16 +65,18 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
         first = int(np.argmax(minority))
         raise InvalidInputError(
             f"{buffer.source}:{buffer.lines[first]}: record {quote(buffer.record_id(first))} "
-            f"looks like {kind} but most records are {most} (mixed alphabets); give alphabet "
-            "explicitly"
+            f"looks like {kind} but most records are {most} (mixed alphabets); give the "
+            "alphabet explicitly: --alphabet (alphabet=)"
         )
     alphabet, missing = detect_alphabet(buffer.letter_counts())
     if not missing:
         return alphabet, ""
     extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
+    letters = alphabet.letters + extra
     return alphabet, (
         f"; auto-detection chose {alphabet.name}; give the letters explicitly, e.g. "
-        f"alphabet={alphabet.letters + extra!r}, or set on_invalid to skip or replace"
+        f"--alphabet {letters} (alphabet={letters!r}), or --on-invalid skip or replace "
+        "(on_invalid=)"
     )
 
 

@@ -53,7 +53,7 @@ _READER = inspect.signature(read_sequences)
 log = logging.getLogger(__name__)
 
 
-def _stamp(path: Path) -> dict[str, Any]:
+def source_stamp(path: Path) -> dict[str, Any]:
     """What identifies the content of the regular file ``path`` without reading all of it.
 
     The fingerprint is a BLAKE2b hash of the size and the first and last MiB (hashing a 10 GB
@@ -111,7 +111,7 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
     if not roots:
         return read_sequences(path, **options)
     source = Path(path).resolve()
-    stamp = _stamp(source)
+    stamp = source_stamp(source)
     bound = _READER.bind_partial(**options)
     bound.apply_defaults()
     wanted = dict(bound.arguments)  # every reader option, its default filled in
@@ -133,7 +133,7 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
         table = read_sequences(path, **options)
     for w in caught:
         warnings.warn(w.message, stacklevel=2)
-    if _stamp(source) != stamp:
+    if source_stamp(source) != stamp:
         log.info("%s: changed while it was read; not cached", path)
         return table
     duplicates = [str(w.message) for w in caught if issubclass(w.category, DuplicateIdWarning)]

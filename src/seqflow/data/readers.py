@@ -158,7 +158,7 @@ def read_sequences(
     if kept == 0:
         raise InvalidInputError(
             f"{name}: all {buffer.n} records have letters outside {chosen.describe()}; "
-            "none is left (on_invalid='skip')"
+            "none is left (--on-invalid skip, on_invalid='skip')"
         )
     repeated, first = duplicates(buffer, outcome.keep)
     if repeated:

@@ -15,7 +15,7 @@ import torch
 
 from seqflow.data._delimited import SEPARATORS
 from seqflow.data._source import quote
-from seqflow.errors import InvalidInputError
+from seqflow.errors import InvalidInputError, listed, no_such
 
 SUFFIXES = (".npy", ".npz", ".txt", ".csv", ".tsv")
 """Signal file types, told by the suffix."""
@@ -36,7 +36,7 @@ def _load_array(path: Path, name: str) -> np.ndarray:
         with loaded:
             names = list(loaded.files)
             if len(names) != 1 and "signal" not in names:
-                listing = ", ".join(repr(n) for n in names) or "none"
+                listing = listed(repr(n) for n in names) or "none"
                 raise InvalidInputError(
                     f"{name}: expected one array or an array named 'signal'; arrays: {listing}"
                 )
@@ -122,7 +122,7 @@ def read_signal(
     if file.is_dir():
         raise InvalidInputError(f"{name}: is a folder, not a signal file")
     if not file.exists():
-        raise InvalidInputError(f"{name}: no such file")
+        raise InvalidInputError(f"{name}: {no_such(file)}")
     suffix = file.suffix.lower()
     if suffix not in SUFFIXES:
         raise InvalidInputError(

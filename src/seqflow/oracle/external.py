@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from seqflow.errors import CheckpointError, InvalidInputError
+from seqflow.errors import CheckpointError, InvalidInputError, no_such
 from seqflow.oracle.encoding import (
     PAD_MODES,
     check_count,
@@ -132,7 +132,7 @@ class ExternalOracle:
         _one_of("pad_mode", pad_mode, PAD_MODES)
         _one_of("reduce", reduce, REDUCTIONS)
         if not Path(path).is_file():
-            raise CheckpointError(f"{source}: no such TorchScript file")
+            raise CheckpointError(f"{source}: {no_such(path, 'TorchScript file')}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.load is deprecated

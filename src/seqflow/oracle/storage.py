@@ -24,7 +24,8 @@ from seqflow.oracle.encoding import check_letters, last_line
 from seqflow.oracle.network import NetworkConfig, OracleCNN
 
 FORMAT = "seqflow-oracle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Format 2: the checksum covers the metadata too (format 1 files are read with a warning)."""
 _PREFIX = "network."
 
 
@@ -105,7 +106,7 @@ def load_oracle(path: str | Path) -> BuiltinOracle:
             checkpoint), a newer format, damaged metadata, or weights that do not fit it.
     """
     source = str(path)
-    raw, metadata = read_tensors(path, "oracle")
+    raw, metadata = read_tensors(path, "oracle", newest=FORMAT_VERSION)
     fields = _check_header(metadata, source)
     state = {k.removeprefix(_PREFIX): v for k, v in raw.items()}
     network = OracleCNN(len(fields["letters"]), len(fields["output_names"]), fields["config"])

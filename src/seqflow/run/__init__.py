@@ -23,6 +23,7 @@ from seqflow.run.resume import (
     intact_checkpoint,
     recorded_data,
 )
+from seqflow.run.stamps import check_data_unchanged, data_stamps
 from seqflow.run.training_set import write_training_set
 
 __all__ = [
@@ -35,10 +36,12 @@ __all__ = [
     "READING_KEYS",
     "STATE_FILE",
     "TRAIN_FILE",
+    "check_data_unchanged",
     "check_free",
     "check_resumable",
     "check_same_data",
     "data_source",
+    "data_stamps",
     "intact_checkpoint",
     "recorded_data",
     "step_folder",

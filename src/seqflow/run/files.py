@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from seqflow.checkpoint import MODEL_FILE, STATE_FILE
+from seqflow.errors import InvalidInputError
+
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINTS_DIR = "checkpoints"
@@ -29,3 +32,18 @@ LIBRARIES_FILE = "libraries.fasta.gz"
 def step_folder(run_dir: Path, step: int) -> Path:
     """The kept checkpoint folder of ``step``."""
     return run_dir / CHECKPOINTS_DIR / f"step-{step:08d}"
+
+
+def refuse_links(run_dir: Path) -> None:
+    """Refuse a run folder where a file or folder ``fit`` writes is a symbolic link: writing
+    would go through it to wherever it points (the run folder itself may be a link)."""
+    names = (CONFIG_FILE, METRICS_FILE, CHECKPOINTS_DIR, TRAIN_FILE, LIBRARIES_FILE,
+             MODEL_FILE, STATE_FILE)  # fmt: skip
+    steps = run_dir / CHECKPOINTS_DIR
+    inside = list(steps.iterdir()) if steps.is_dir() and not steps.is_symlink() else []
+    for path in [run_dir / name for name in names] + inside:
+        if path.is_symlink():
+            raise InvalidInputError(
+                f"{path}: is a symbolic link; a run folder's files must be its own (remove "
+                "the link, or choose another --out)"
+            )

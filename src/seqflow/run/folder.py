@@ -17,10 +17,11 @@ from seqflow.checkpoint import ModelMeta
 from seqflow.io_utils import atomic_write
 from seqflow.run.checkpoints import write_checkpoint
 from seqflow.run.failure import failure_handling, make_folder
-from seqflow.run.files import CONFIG_FILE, METRICS_FILE
+from seqflow.run.files import CONFIG_FILE, METRICS_FILE, refuse_links
 from seqflow.run.lock import run_lock
-from seqflow.run.metrics import metrics_logger
+from seqflow.run.metrics import metrics_logger, trim_metrics
 from seqflow.run.signals import stop_on_signals
+from seqflow.run.stamps import data_stamps
 from seqflow.training import Progress
 from seqflow.training.distributed import SINGLE, Shard, barrier
 
@@ -52,6 +53,7 @@ def train_in_folder(
     on_progress: Callable[[Progress], None] | None = None,
     on_step: Callable[[int], None] | None = None,
     handle_signals: bool = True,
+    changed: dict[str, Any] | None = None,
 ) -> Progress:
     """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes.
 
@@ -62,32 +64,43 @@ def train_in_folder(
     throughout: a second run in the same folder is refused. A stop signal or Ctrl-C ends with a
     checkpoint; a failure before the first checkpoint removes the folders this run created.
 
+    Records of ``metrics.jsonl`` past the trainer's step (logged before a kill, after the
+    checkpoint resumed from) are dropped first: no step is logged twice. A resumed run's first
+    record notes ``resumed``: the step and the ``changed`` settings.
+
     Args:
-        source: the data file as :func:`~seqflow.run.resume.data_source` records it.
+        source: the data file as :func:`~seqflow.run.resume.data_source` records it; the
+            checkpoints record its :func:`~seqflow.run.stamps.data_stamps` as of now too.
         on_progress, on_step: the trainer's report and per-step callbacks (main process only).
+        changed: the settings a resumed run changes, ``{key: [saved, new]}``.
 
     Returns:
         the trainer's last progress report.
     """
     cfg = meta.config
+    stamps = data_stamps(source) if shard.main else []
+    resumed = {"resumed": {"step": trainer.step, "changed": changed or {}}} if trainer.step else {}
 
     def checkpoint(tr: Trainable) -> None:
         write_checkpoint(
             run_dir, tr.model.state_dict(), tr.ema.state_dict(),
-            {**tr.state_dict(), "data_source": source}, replace(meta, step=tr.step),
+            {**tr.state_dict(), "data_source": source, "data_stamps": stamps},
+            replace(meta, step=tr.step),
             keep=cfg.train.keep_checkpoints,
         )  # fmt: skip
 
     created = make_folder(run_dir) if shard.main else []
     with run_lock(run_dir) if shard.main else nullcontext(), failure_handling(run_dir, created):
         if shard.main:
+            refuse_links(run_dir)
+            trim_metrics(run_dir / METRICS_FILE, trainer.step)
             with atomic_write(run_dir / CONFIG_FILE) as handle:
                 yaml.safe_dump(cfg.to_dict(), handle, sort_keys=False)
             write_data(run_dir)
         try:
             with stop_on_signals(trainer, enabled=handle_signals):
                 last = trainer.run(
-                    on_progress=metrics_logger(run_dir / METRICS_FILE, on_progress)
+                    on_progress=metrics_logger(run_dir / METRICS_FILE, on_progress, first=resumed)
                     if shard.main
                     else None,
                     on_checkpoint=checkpoint if shard.main else None,

@@ -76,23 +76,43 @@ def recorded_data(state: dict[str, Any], run_dir: Path) -> str:
     return source
 
 
-def check_resumable(saved: Config, new: Config) -> None:
-    """Refuse a change a resumed run cannot take: only ``train.*``, ``sample.*`` and the
-    ``data.*`` reading keys (:data:`READING_KEYS`) may differ from the saved configuration."""
-    old, now = saved.to_dict(), new.to_dict()
-    for how in READING_KEYS:  # how the file is read, not what it holds
-        old.get("data", {}).pop(how, None)
-        now.get("data", {}).pop(how, None)
-    for section in old:
-        if section in ("train", "sample", "description") or old[section] == now[section]:
-            continue
-        key = section
-        if isinstance(old[section], dict):
-            key += "." + next(k for k in old[section] if old[section][k] != now[section][k])
+def check_resumable(saved: Config, new: Config) -> dict[str, list[Any]]:
+    """Refuse a change a resumed run cannot take: only ``train.*`` (but ``train.seed``, which
+    drew the validation split), ``sample.*``, ``description`` and the ``data.*`` reading keys
+    (:data:`READING_KEYS`) may differ from the saved configuration.
+
+    Returns:
+        the ``train.*`` settings that change, ``{key: [saved, new]}``: they apply from the
+        resumed step on.
+    """
+    old, now = _leaves(saved.to_dict()), _leaves(new.to_dict())
+    changed = [key for key in old if old[key] != now[key]]
+    fixed = [key for key in changed if not _may_change(key)]
+    if fixed:
+        more = f" (and {len(fixed) - 1} more)" if len(fixed) > 1 else ""
         raise ConfigError(
-            f"--resume: cannot change '{key}' of an existing run "
-            "(only train.* and sample.* settings may change)"
+            f"--resume: cannot change '{fixed[0]}'{more} of an existing run (only train.* "
+            "settings other than train.seed, and sample.* settings, may change)"
         )
+    return {key: [old[key], now[key]] for key in changed if key.startswith("train.")}
+
+
+def _may_change(key: str) -> bool:
+    section, _, name = key.partition(".")
+    if section == "train":
+        return name != "seed"
+    return section in ("sample", "description") or (section == "data" and name in READING_KEYS)
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{dotted key: value}`` of a nested config dict."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def check_same_data(meta: ModelMeta, table: SequenceTable, data: str | Path) -> None:

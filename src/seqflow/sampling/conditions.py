@@ -16,8 +16,11 @@ def label_index(known: list[str], label: str) -> int:
     """The index of class ``label`` among the model's classes ``known``."""
     if len(known) == 0:
         raise ValueError(f"label {label}: this model was trained without labels")
-    if label not in known:
-        raise ValueError(f"label {label}: unknown label; the model knows {', '.join(known)}")
+    if label not in known:  # the first labels and a count (TorchScript: no errors.listed)
+        shown = ", ".join(known[:8])
+        if len(known) > 8:
+            shown = f"{shown}, ... ({len(known) - 8} more)"
+        raise ValueError(f"label {label}: unknown label; the model knows {shown}")
     return known.index(label)
 
 

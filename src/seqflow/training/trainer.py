@@ -44,7 +44,7 @@ from seqflow.models import Condition, SetVelocityField, VelocityField
 from seqflow.training.batches import CoupledBatch
 from seqflow.training.distributed import SINGLE, Shard, all_sum, any_rank
 from seqflow.training.ema import EMA
-from seqflow.training.schedule import warmup_cosine
+from seqflow.training.schedule import retune, warmup_cosine
 
 
 class TrainingDivergedError(SeqflowError):
@@ -94,7 +94,8 @@ class Task(Protocol):
         ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`."""
+        """Restore a state saved by :meth:`state_dict`; the learning rate and weight decay
+        are this trainer's ``cfg`` from the restored step on (a resumed run may change them)."""
         ...
 
     def close(self) -> None:
@@ -389,11 +390,13 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`."""
+        """Restore a state saved by :meth:`state_dict`; the learning rate and weight decay
+        are this trainer's ``cfg`` from the restored step on (a resumed run may change them)."""
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        retune(self.optimizer, self.scheduler, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.generator.set_state(state["generator"])
         # the library trainer before the one loop kept its draws' state at the top level
         self.task.load_state_dict(state.get("batches", state))

@@ -33,6 +33,7 @@ from seqflow.models import (
     build_set_velocity_field,
     build_velocity_field,
     count_parameters,
+    raise_if_too_big,
     resolve_arch,
 )
 from seqflow.options import config_flags
@@ -292,8 +293,10 @@ def _sequence_mode(cfg: Config, ds: Dataset) -> _Mode:
             f"model.heads: {m.heads} must divide model.hidden ({m.hidden}); arch auto picks "
             f"the transformer for this {ds.vocab}-category alphabet"
         )
+    meta = _meta(cfg, ds)
+    raise_if_too_big(meta, resolve_device(cfg.train.device))  # before any file is written
     return _Mode(
-        meta=_meta(cfg, ds),
+        meta=meta,
         model=build_velocity_field,
         task=lambda flow, shard, dev: SequenceTask(
             flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from seqflow.api import fit
 from seqflow.config import Config, ModelConfig, TrainConfig
 from seqflow.errors import ConfigError
 from seqflow.models import build_model, count_parameters, memory, parameter_count
-from seqflow.models.conditioning import Standardizer
 
 HUGE = "model.hidden=1000000"
 
@@ -72,29 +70,16 @@ def test_activation_estimate_bounds_the_saved_tensors(
     assert measured <= estimated <= 3 * measured
 
 
-@dataclass(frozen=True)
-class Spec:
-    """A :class:`~seqflow.models.ModelSpec` without a checkpoint."""
-
-    config: Config
-    vocab: int = 4
-    length: int = 1000
-    labels: tuple[str, ...] = ()
-    value: Standardizer | None = None
-    signal: Standardizer | None = None
-    geometry: object = field(default=None)
-
-
 def test_refusal_names_the_estimate_and_a_length_that_fits(monkeypatch: pytest.MonkeyPatch):
     available = 10**9
     monkeypatch.setattr(memory, "available_bytes", lambda device: available)
     cfg = Config(train=TrainConfig(batch_size=64))
-    spec = Spec(cfg, length=2_000_000)
+    length, cpu = 2_000_000, torch.device("cpu")
     with pytest.raises(ConfigError) as err:
-        memory.raise_if_too_big(spec, torch.device("cpu"))  # type: ignore[arg-type]
-    est = memory.estimate(cfg, vocab=4, length=spec.length, available=available)
+        memory.raise_if_too_big(cfg, vocab=4, length=length, device=cpu)
+    est = memory.estimate(cfg, vocab=4, length=length, available=available)
     n = est.fitting_length
-    assert 0 < n < spec.length
+    assert 0 < n < length
     assert memory.step_bytes(cfg, vocab=4, length=n) <= 0.75 * available
     assert memory.step_bytes(cfg, vocab=4, length=n + 1) > 0.75 * available
     message = str(err.value)
@@ -105,11 +90,11 @@ def test_refusal_names_the_estimate_and_a_length_that_fits(monkeypatch: pytest.M
 
 def test_escape_hatch_skips_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(memory, "available_bytes", lambda device: 10**6)
-    spec = Spec(Config(model=ModelConfig(hidden=1_000_000)))
+    cfg, cpu = Config(model=ModelConfig(hidden=1_000_000)), torch.device("cpu")
     with pytest.raises(ConfigError, match=r"model\.hidden"):
-        memory.raise_if_too_big(spec, torch.device("cpu"))  # type: ignore[arg-type]
+        memory.raise_if_too_big(cfg, vocab=4, length=1000, device=cpu)
     monkeypatch.setenv(memory.NO_GUARD_ENV, "1")
-    memory.raise_if_too_big(spec, torch.device("cpu"))  # type: ignore[arg-type]
+    memory.raise_if_too_big(cfg, vocab=4, length=1000, device=cpu)
 
 
 @pytest.mark.filterwarnings("ignore:no validation sequences")
@@ -121,8 +106,8 @@ def test_fit_refuses_one_long_sequence_before_writing(
     data.write_text(">chr\n" + "ACGT" * 500_000 + "\n")
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=r"length 2,000,000\).*--max-length \d+ --crop"):
-        fit(data, out=out, **tiny_fit_kwargs)
-    assert not out.exists()
+        fit(data, out=out, cache="auto", **tiny_fit_kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.fasta"]  # no run, no cache
 
 
 def test_fit_refuses_a_huge_hidden_before_writing(

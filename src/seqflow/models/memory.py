@@ -32,7 +32,6 @@ import torch
 
 from seqflow.config import Config, ModelConfig
 from seqflow.errors import ConfigError
-from seqflow.models.factory import ModelSpec
 from seqflow.models.velocity import resolve_arch
 
 BYTES = 4
@@ -152,18 +151,19 @@ def estimate(
     return MemoryEstimate(params, step(length), available, lo)
 
 
-def raise_if_too_big(spec: ModelSpec, device: torch.device) -> None:
+def raise_if_too_big(
+    cfg: Config, *, vocab: int, length: int, device: torch.device, num_labels: int = 0,
+    value: bool = False, signal_channels: int = 0,
+) -> None:  # fmt: skip
     """:class:`ConfigError` (one line: the estimate and the fix) when a training step of the
-    sequence-mode model ``spec`` describes would need more than ``LIMIT_FRACTION`` of
-    ``device``'s free memory; the environment variable ``SEQFLOW_NO_MEMORY_GUARD=1`` skips
-    the check."""
+    sequence-mode model ``cfg`` builds for this data (the arguments of :func:`step_bytes`)
+    would need more than ``LIMIT_FRACTION`` of ``device``'s free memory; the environment
+    variable ``SEQFLOW_NO_MEMORY_GUARD=1`` skips the check."""
     if os.environ.get(NO_GUARD_ENV, "") not in ("", "0"):
         return
-    length = spec.length
     est = estimate(
-        spec.config, vocab=spec.vocab, length=length, available=available_bytes(device),
-        num_labels=len(spec.labels), value=spec.value is not None,
-        signal_channels=spec.signal.channels if spec.signal is not None else 0,
+        cfg, vocab=vocab, length=length, available=available_bytes(device),
+        num_labels=num_labels, value=value, signal_channels=signal_channels,
     )  # fmt: skip
     if est.fits:
         return

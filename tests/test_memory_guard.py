@@ -134,3 +134,14 @@ def test_cli_huge_hidden_is_one_line_exit_2(
     assert len(lines) == 1 and "Traceback" not in done.stderr
     assert "parameters" in lines[0] and memory.NO_GUARD_ENV in lines[0]
     assert not out.exists()
+
+
+def test_library_mode_refuses_a_huge_hidden_before_writing(tmp_path: Path) -> None:
+    data = tmp_path / "libs.csv"
+    rows = [f"L{i % 2},{'ACGT' * 4}" for i in range(8)]
+    data.write_text("library,sequence\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=r"T parameters.*smaller model\.hidden"):
+        fit(data, out=out, mode="library", set_col="library", steps=1, device="cpu",
+            overrides=["library.size=4", HUGE])  # fmt: skip
+    assert not out.exists()

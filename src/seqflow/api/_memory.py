@@ -1,15 +1,24 @@
-"""The memory guard of ``fit`` on a table of sequences (:func:`~seqflow.models.raise_if_too_big`),
-run on a fresh read before the token cache is written and again before the model is built."""
+"""The memory guards of ``fit``: on a table of sequences (:func:`~seqflow.models.raise_if_too_big`),
+run on a fresh read before the token cache is written and again before the model is built; on
+library mode's set velocity field, from its weights alone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from seqflow.api._config import apply_overrides, default_preset, resolve_device
+from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
 from seqflow.data import SequenceTable
-from seqflow.models import raise_if_too_big
+from seqflow.models import (
+    build_set_velocity_field,
+    count_parameters,
+    raise_if_too_big,
+    raise_if_weights_too_big,
+)
 
 
 def check_memory(
@@ -38,3 +47,13 @@ def check_memory(
         device=resolve_device(cfg.train.device), num_labels=len(table.label_names),
         value=table.values is not None, signal_channels=signal_channels,
     )  # fmt: skip
+
+
+def check_library_memory(meta: ModelMeta) -> None:
+    """Refuse a set velocity field whose weights alone cannot train in this machine's memory;
+    the weights are counted on the ``meta`` device, which allocates nothing."""
+    with torch.device("meta"):
+        parameters = count_parameters(build_set_velocity_field(meta))
+    raise_if_weights_too_big(
+        parameters, length=meta.length, device=resolve_device(meta.config.train.device)
+    )

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
-from seqflow.api._memory import check_memory
+from seqflow.api._memory import check_library_memory, check_memory
 from seqflow.api.library import LibraryData, library_meta, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
@@ -319,6 +319,7 @@ def _library_mode(cfg: Config, libs: LibraryData) -> _Mode:
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
     meta = library_meta(cfg, libs, step=0)
+    check_library_memory(meta)
     summary = table.report.summary()
     return _Mode(
         meta=meta,

@@ -165,6 +165,21 @@ def raise_if_too_big(
         cfg, vocab=vocab, length=length, available=available_bytes(device),
         num_labels=num_labels, value=value, signal_channels=signal_channels,
     )  # fmt: skip
+    _refuse(est, length, device)
+
+
+def raise_if_weights_too_big(parameters: int, *, length: int, device: torch.device) -> None:
+    """The weights-only form of :func:`raise_if_too_big`, for a model without an activation
+    estimate (library mode's set velocity field): refuse when the ``STATE_COPIES`` copies of
+    its ``parameters`` weights alone exceed the limit."""
+    if os.environ.get(NO_GUARD_ENV, "") not in ("", "0"):
+        return
+    _refuse(MemoryEstimate(parameters, STATE_COPIES * BYTES * parameters,
+                           available_bytes(device), 0), length, device)  # fmt: skip
+
+
+def _refuse(est: MemoryEstimate, length: int, device: torch.device) -> None:
+    """:class:`ConfigError` naming the estimate and the fix, unless ``est`` fits."""
     if est.fits:
         return
     shorter = f"--max-length {est.fitting_length} --crop" if est.fitting_length else ""

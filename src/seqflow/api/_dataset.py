@@ -14,6 +14,7 @@ its rows as one tensor. A signal condition is standardised into a new ``(N, L, C
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def load_dataset(
     seed: int,
     value: Standardizer | None = None,
     signal: Standardizer | None = None,
+    check: Callable[[SequenceTable], None] | None = None,
 ) -> Dataset:
     """Read ``data`` as ``cfg`` says and split it.
 
@@ -70,12 +72,13 @@ def load_dataset(
         seed: seeds the random validation split and the ``replace`` policy.
         value, signal: standardisations to reuse (a resumed run); None fits them on the
             training rows.
+        check: runs on a fresh read before it is cached (see :func:`~seqflow.data.read_cached`).
     """
     table = read_cached(
         data, cache=cfg.cache, alphabet=cfg.alphabet, fmt=cfg.format, seq_col=cfg.seq_col,
         label_col=cfg.label_col, value_col=cfg.value_col, signal_col=cfg.signal_col,
         split_col=cfg.split_col, on_invalid=cfg.on_invalid, max_length=cfg.max_length,
-        crop=cfg.crop, seed=seed,
+        crop=cfg.crop, seed=seed, check=check,
     )  # fmt: skip
     train_idx, valid_idx, n_test = _split(table, cfg.valid_frac, seed)
     raw_signal = table.signal

@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
+from seqflow.api._memory import check_library_memory, check_memory
 from seqflow.api.library import LibraryData, library_meta, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
@@ -206,6 +208,7 @@ def fit(
             data, reading.data, seed=reading.train.seed,
             value=saved_meta.value if saved_meta else None,
             signal=saved_meta.signal if saved_meta else None,
+            check=partial(check_memory, cfg, overrides=overrides, flags=flags),
         )  # fmt: skip
         if saved_meta is not None:
             check_same_data(saved_meta, ds.table, data)
@@ -299,6 +302,7 @@ def _sequence_mode(cfg: Config, ds: Dataset) -> _Mode:
             f"model.heads: {m.heads} must divide model.hidden ({m.hidden}); arch auto picks "
             f"the transformer for this {ds.vocab}-category alphabet"
         )
+    check_memory(cfg, table, signal_channels=ds.signal.channels if ds.signal else 0)
     return _Mode(
         meta=_meta(cfg, ds),
         model=build_velocity_field,
@@ -322,6 +326,7 @@ def _library_mode(cfg: Config, libs: LibraryData) -> _Mode:
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
     meta = library_meta(cfg, libs, step=0)
+    check_library_memory(meta)
     summary = table.report.summary()
     return _Mode(
         meta=meta,

@@ -27,6 +27,7 @@ import shutil
 import stat
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,20 @@ def cache_roots(setting: str, path: str | Path) -> list[Path]:
     return [Path(setting).expanduser()]
 
 
-def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> SequenceTable:
+def read_cached(
+    path: str | Path,
+    *,
+    cache: str = "auto",
+    check: Callable[[SequenceTable], None] | None = None,
+    **options: Any,
+) -> SequenceTable:
     """:func:`~seqflow.data.read_sequences` through the cache: tokenise once, then memory-map.
 
     Args:
         path: the data file (``"-"``, pipes and non-regular files are read without a cache).
         cache: ``auto``, ``on``, ``off`` or a folder (see the module docstring).
+        check: called with a fresh read before it is cached; what it raises keeps the table
+            out of the cache (``fit``'s memory guard).
         options: the keyword arguments of :func:`~seqflow.data.read_sequences`.
 
     Returns:
@@ -133,6 +142,8 @@ def read_cached(path: str | Path, *, cache: str = "auto", **options: Any) -> Seq
         table = read_sequences(path, **options)
     for w in caught:
         warnings.warn(w.message, stacklevel=2)
+    if check is not None:
+        check(table)
     if source_stamp(source) != stamp:
         log.info("%s: changed while it was read; not cached", path)
         return table

@@ -7,6 +7,7 @@ from seqflow.models.factory import (
     build_velocity_field,
     min_weights,
 )
+from seqflow.models.memory import parameter_count, raise_if_too_big, raise_if_weights_too_big
 from seqflow.models.set_transformer import SetVelocityField
 from seqflow.models.velocity import VelocityField, build_model, count_parameters, resolve_arch
 
@@ -21,5 +22,8 @@ __all__ = [
     "build_velocity_field",
     "count_parameters",
     "min_weights",
+    "parameter_count",
+    "raise_if_too_big",
+    "raise_if_weights_too_big",
     "resolve_arch",
 ]

@@ -22,7 +22,8 @@ NOT_CONFIG = {
     "fit": {
         "api": {"data", "preset", "config_file", "overrides", "out", "resume", "on_start",
                 "on_progress", "on_step", "handle_signals", "strict"},
-        "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict"},
+        "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict",
+                "log"},
     },
     "sample": {
         "api": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "device",

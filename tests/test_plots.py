@@ -172,8 +172,8 @@ def test_kmer_scatter_floor_r_and_js(plt, tmp_path):
     ax = plt.figure(plt.get_fignums()[0]).axes[0]
     r = np.corrcoef(np.log10(fa), np.log10(fb))[0, 1]
     assert ax.get_title() == f"r = {r:.3f} (log freq), JS = {kmer_js(gen, ref, 6, LETTERS):.3f}"
-    assert ax.get_xlabel() == f"real 6-mer frequency (absent: 0.5/N = {floor_b:.2g})"
-    assert ax.get_ylabel() == f"generated 6-mer frequency (absent: 0.5/N = {floor_a:.2g})"
+    assert ax.get_xlabel() == f"real 6-mer frequency\n(absent: 0.5/N = {floor_b:.2g})"
+    assert ax.get_ylabel() == f"generated 6-mer frequency\n(absent: 0.5/N = {floor_a:.2g})"
     assert ax.get_xscale() == ax.get_yscale() == "log"
     points = ax.get_lines()[0]
     assert min(points.get_xdata()) == floor_b and min(points.get_ydata()) == floor_a
@@ -249,6 +249,12 @@ def test_logo_threshold_is_twice_the_correction():
     few = ["AC", "CA", "GT", "TG"]  # uniform over 4: 0 bits, never above the margin
     assert "not aligned on a motif" in _plots._no_logo_reason(few, few, LETTERS)
     assert "one-letter" in _plots._no_logo_reason(["A"], ["A"], "A")
+    rng = np.random.default_rng(0)  # real but faint: p(G) = 0.28 holds 0.003 bits a column
+    faint = [
+        "".join(rng.choice(list(LETTERS), 20, p=[0.24, 0.24, 0.28, 0.24])) for _ in range(4000)
+    ]
+    reason = _plots._no_logo_reason(faint, faint, LETTERS)
+    assert "below 5% of the 2-bit scale: the logo would be blank" in reason
 
 
 def test_evaluate_cli_prints_why_there_is_no_logo(plt, tmp_path):

@@ -15,7 +15,9 @@ the label and both set sizes); otherwise one panel for all.
   bits, drawn only when the sets are aligned: every sequence of both sets has one length, and
   the real set's mean information per position (plug-in, over the drawn window) is above
   ``LOGO_MARGIN`` (2) times the small-sample correction ``(K - 1) / (2 ln 2 N)``, which is
-  what N random sequences show by chance. Otherwise no logo is drawn and a warning says why.
+  what N random sequences show by chance, and its tallest column reaches ``LOGO_VISIBLE``
+  (5%) of the ``log2 K``-bit axis (so the logo is not blank: real DHS sequences hold about
+  0.01 bits a position). Otherwise no logo is drawn and a warning says why.
   Heights are ``p * IC`` with the small-sample correction, so sets of
   different sizes compare (``seqflow.metrics.logo``). Beyond 100 positions, only the 100
   consecutive positions where the real set holds the most information are drawn (the title
@@ -44,6 +46,7 @@ from seqflow.metrics.logo import is_aligned, logo_matrix, small_sample_correctio
 
 LOGO_POSITIONS = 100
 LOGO_MARGIN = 2.0
+LOGO_VISIBLE = 0.05
 NUCLEOTIDE_COLOURS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839",
                       "U": "#D62839", "N": "#999999"}  # fmt: skip
 
@@ -129,10 +132,10 @@ def write_plots(
         written.append(path)
 
     def grid(size: tuple[float, float]) -> tuple[Any, list[Any]]:
-        cols = min(len(panels), 3)
-        rows = -(-len(panels) // cols)
+        rows = -(-len(panels) // 3)  # at most 3 columns, rows filled evenly
+        cols = -(-len(panels) // rows)
         fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows),
-                                 squeeze=False)  # fmt: skip
+                                 squeeze=False, layout="constrained")  # fmt: skip
         for ax in axes.flat[len(panels) :]:
             ax.remove()
         return fig, list(axes.flat[: len(panels)])
@@ -150,8 +153,8 @@ def write_plots(
         ax.loglog(fb, fa, ".", ms=2, alpha=0.5)
         lim = [min(floor_a, floor_b), max(fa.max(), fb.max()) * 1.5]
         ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set(xlabel=f"real {k}-mer frequency (absent: 0.5/N = {floor_b:.2g})",
-               ylabel=f"generated {k}-mer frequency (absent: 0.5/N = {floor_a:.2g})",
+        ax.set(xlabel=f"real {k}-mer frequency\n(absent: 0.5/N = {floor_b:.2g})",
+               ylabel=f"generated {k}-mer frequency\n(absent: 0.5/N = {floor_a:.2g})",
                title=f"{name_of(label, i, j)}r = {corr:.3f} (log freq), JS = {js:.3f}")  # fmt: skip
         ax.title.set_fontsize(9)
     save(fig, "kmer_scatter.png")
@@ -187,22 +190,29 @@ def write_plots(
 def _no_logo_reason(ref: list[str], gen: list[str], letters: str) -> str | None:
     """Why a logo of these sets would say nothing, or None to draw it.
 
-    A logo needs aligned sets, and a real set whose plug-in information (averaged over the
-    drawn window) exceeds ``LOGO_MARGIN`` times the small-sample correction
-    ``(K - 1) / (2 ln 2 N)``, the information N uniform random sequences show by chance.
+    A logo needs aligned sets, and a real set whose information is both real and visible:
+    the plug-in information averaged over the drawn window must exceed ``LOGO_MARGIN`` times
+    the small-sample correction ``(K - 1) / (2 ln 2 N)`` (what N uniform random sequences
+    show by chance), and the tallest corrected column must reach ``LOGO_VISIBLE`` of the
+    ``log2 K`` bits of the y axis (else the logo is blank).
     """
     if len(letters) < 2:
         return "a one-letter alphabet carries no information"
     if not is_aligned(gen, ref):
         return "the sequences differ in length (a logo needs aligned sets)"
-    raw = logo_matrix(ref, letters).information
-    window = _logo_window(logo_matrix(ref, letters, correct=True).information, LOGO_POSITIONS)
+    corrected = logo_matrix(ref, letters, correct=True).information
+    window = _logo_window(corrected, LOGO_POSITIONS)
     chance = small_sample_correction(len(ref), len(letters))
-    mean = float(raw[window].mean())
+    mean = float(logo_matrix(ref, letters).information[window].mean())
     if mean <= LOGO_MARGIN * chance:
         return (f"the real set is not aligned on a motif (mean information {mean:.3g} bits per "
                 f"position, not above {LOGO_MARGIN:g} x the {chance:.3g} bits {len(ref)} random "
                 "sequences show by chance)")  # fmt: skip
+    tallest, scale = float(corrected.max()), float(np.log2(len(letters)))
+    if tallest < LOGO_VISIBLE * scale:
+        return (f"the real set is not aligned on a motif (its most informative position holds "
+                f"{tallest:.3g} bits, below {LOGO_VISIBLE:.0%} of the {scale:.3g}-bit scale: "
+                "the logo would be blank)")  # fmt: skip
     return None
 
 

@@ -96,8 +96,8 @@ def plot_run(run: str | Path, *, output: str | Path | None = None) -> Path:
         ax.plot(step, loss, color="C0", lw=1.2, label="training loss" if first else None)
         ax.plot(valid_step, valid_loss, "o-", color="C1", ms=3, lw=1.2,
                 label="validation loss" if first else None)  # fmt: skip
-    for j, step in enumerate(curves.resumes):
-        ax.axvline(step, color="0.5", ls=":", lw=1, label="resumed" if j == 0 else None)
+    for j, start in enumerate(curves.resumes):
+        ax.axvline(start, color="0.5", ls=":", lw=1, label="resumed" if j == 0 else None)
     values = np.concatenate([np.concatenate([s[1], s[3]]) for s in curves.sessions])
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
         ax.set_yscale("log")

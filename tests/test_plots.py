@@ -241,19 +241,19 @@ def test_logo_only_above_the_small_sample_correction(plt, tmp_path):
 
 
 def test_logo_threshold_is_twice_the_correction():
-    from seqflow.api import _plots
+    from seqflow.api import _logo_plot
 
     ref = ["AC", "CA"] * 50  # each column uniform over 2 of 4 letters: 1 bit
     chance = small_sample_correction(100, 4)
-    assert _plots._no_logo_reason(ref, ref, LETTERS) is None and 2 * chance < 1.0
+    assert _logo_plot.no_logo_reason(ref, ref, LETTERS) is None and 2 * chance < 1.0
     few = ["AC", "CA", "GT", "TG"]  # uniform over 4: 0 bits, never above the margin
-    assert "not aligned on a motif" in _plots._no_logo_reason(few, few, LETTERS)
-    assert "one-letter" in _plots._no_logo_reason(["A"], ["A"], "A")
+    assert "not aligned on a motif" in _logo_plot.no_logo_reason(few, few, LETTERS)
+    assert "one-letter" in _logo_plot.no_logo_reason(["A"], ["A"], "A")
     rng = np.random.default_rng(0)  # real but faint: p(G) = 0.28 holds 0.003 bits a column
     faint = [
         "".join(rng.choice(list(LETTERS), 20, p=[0.24, 0.24, 0.28, 0.24])) for _ in range(4000)
     ]
-    reason = _plots._no_logo_reason(faint, faint, LETTERS)
+    reason = _logo_plot.no_logo_reason(faint, faint, LETTERS)
     assert "below 5% of the 2-bit scale: the logo would be blank" in reason
 
 

@@ -305,6 +305,12 @@ def test_fit_log_csv_and_bad_log(tmp_path, tiny_fasta, tiny_cli_args, monkeypatc
     assert [int(r["step"]) for r in rows] == [r["step"] for r in records]
     assert [float(r["loss"]) for r in rows] == [r["loss"] for r in records]
     assert [r["valid_loss"] for r in rows] == [str(r.get("valid_loss", "")) for r in records]
+    resumed = runner.invoke(app, ["fit", "--resume", str(run), "--steps", "40", "--log", "csv"])
+    assert resumed.exit_code == 0, resumed.output
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))  # one header: the resumed session appends rows
+    assert [int(r["step"]) for r in rows] == [r["step"] for r in records] and len(rows) == 4
     bad = runner.invoke(
         app, ["fit", str(tiny_fasta), "--out", str(tmp_path / "b"), "--log", "wandb"]
     )

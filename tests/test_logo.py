@@ -92,35 +92,42 @@ def plots():
     return _plots
 
 
+@pytest.fixture
+def logo(plots):
+    from seqflow.api import _logo_plot
+
+    return _logo_plot
+
+
 def motif_sets(length: int = 24) -> tuple[list[str], list[str]]:
     gen, ref = random_set(30, length, 1), random_set(40, length, 2)
     return [s[:5] + "GATAAG" + s[11:] for s in gen], [s[:5] + "GATAAG" + s[11:] for s in ref]
 
 
-def test_glyphs_stack_smallest_at_the_bottom_and_fill_their_boxes(plots):
+def test_glyphs_stack_smallest_at_the_bottom_and_fill_their_boxes(plots, logo):
     plt = plots._pyplot()
     fig, ax = plt.subplots()
     heights = np.array([[0.1, 0.5, 0.2, 0.0]])
-    plots._glyph_logo(ax, heights, plots._letter_colours(LETTERS), first=7)
+    logo._glyph_logo(ax, heights, logo._letter_colours(LETTERS), first=7)
     boxes = sorted((p.get_path().get_extents() for p in ax.patches), key=lambda b: b.y0)
     plt.close(fig)
     np.testing.assert_allclose([(b.y0, b.y1) for b in boxes], [(0, 0.1), (0.1, 0.3), (0.3, 0.8)])
     np.testing.assert_allclose([(b.x0, b.x1) for b in boxes], [(6.55, 7.45)] * 3)
 
 
-def test_nucleotide_colours_are_classic_and_other_alphabets_distinct(plots):
-    colours = plots._letter_colours("ACGU")
+def test_nucleotide_colours_are_classic_and_other_alphabets_distinct(plots, logo):
+    colours = logo._letter_colours("ACGU")
     assert colours == {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "U": "#D62839"}
-    protein = plots._letter_colours("ACDEFGHIKLMNPQRSTVWY")
+    protein = logo._letter_colours("ACDEFGHIKLMNPQRSTVWY")
     assert len(set(protein.values())) == 20
 
 
-def test_window_keeps_the_most_informative_positions(plots):
+def test_window_keeps_the_most_informative_positions(plots, logo):
     information = np.zeros(250)
     information[180:190] = 2.0
-    window = plots._logo_window(information, 100)
+    window = logo._logo_window(information, 100)
     assert window.stop - window.start == 100 and window.start <= 180 and window.stop >= 190
-    assert plots._logo_window(information[:60], 100) == slice(0, 60)
+    assert logo._logo_window(information[:60], 100) == slice(0, 60)
 
 
 def read_png(path):
@@ -143,15 +150,16 @@ def test_fallback_writes_logo_for_aligned_sets(plots, tmp_path, monkeypatch):
 def test_ragged_sets_get_no_logo(plots, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "logomaker", None)
     gen, ref = motif_sets()
-    written = plots.write_plots(tmp_path, gen, [*ref[:-1], ref[-1][:-1]], LETTERS)
+    with pytest.warns(UserWarning, match="no logo.png: the sequences differ in length"):
+        written = plots.write_plots(tmp_path, gen, [*ref[:-1], ref[-1][:-1]], LETTERS)
     assert {p.name for p in written} == {"kmer_scatter.png", "gc_content.png", "lengths.png"}
     assert not (tmp_path / "logo.png").exists()
 
 
-def test_long_sequences_show_a_bounded_window(plots, monkeypatch):
+def test_long_sequences_show_a_bounded_window(plots, logo, monkeypatch):
     monkeypatch.setitem(sys.modules, "logomaker", None)
     gen, ref = random_set(10, 200, 3), random_set(10, 200, 4)
-    fig = plots._logo_figure(plots._pyplot(), gen, ref, LETTERS)
+    fig = logo.logo_figure(plots._pyplot(), gen, ref, LETTERS)
     real, generated = fig.axes
     assert fig.get_size_inches()[0] <= 20
     assert real.get_xlim() == generated.get_xlim()

@@ -23,7 +23,7 @@ NOT_CONFIG = {
         "api": {"data", "preset", "config_file", "overrides", "out", "resume", "on_start",
                 "on_progress", "on_step", "handle_signals", "strict", "allow_changed_data"},
         "cli": {"data", "preset", "config", "overrides", "out", "resume", "threads", "strict",
-                "allow_changed_data"},
+                "allow_changed_data", "log"},
     },
     "sample": {
         "api": {"checkpoint", "n", "label", "value", "signal", "seed", "output", "device",

@@ -15,6 +15,7 @@ from seqflow.api.library import (
     sample_libraries,
 )
 from seqflow.api.oracle import fit_oracle, load_oracle
+from seqflow.api.plot import plot_run
 from seqflow.api.sample import SampleResult, sample
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "fit",
     "fit_oracle",
     "load_oracle",
+    "plot_run",
     "resolve_device",
     "sample",
     "sample_libraries",

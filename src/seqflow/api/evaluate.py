@@ -165,7 +165,7 @@ def evaluate(
     drawn: list[Path] = []
     if plots is not None:
         values = (outputs[0][:, 0], outputs[1][:, 0]) if outputs is not None else None
-        drawn = write_plots(plots, gen.seqs, ref.seqs, letters, values)
+        drawn = write_plots(plots, gen.seqs, ref.seqs, letters, values, (gen.labels, ref.labels))
     result = EvaluateResult(
         overall=scores.overall, by_label=scores.by_label, oracle=scores.oracle,
         generated=gen.source, reference=ref.source, train=trn.source if trn else None,

@@ -11,6 +11,7 @@ from seqflow.cli import sample  # noqa: F401
 from seqflow.cli import evaluate  # noqa: F401
 from seqflow.cli import oracle  # noqa: F401
 from seqflow.cli import export  # noqa: F401
+from seqflow.cli import plot  # noqa: F401
 from seqflow.cli._app import app, run
 
 # isort: on

@@ -227,7 +227,8 @@ def evaluate(
         str | None,
         typer.Option(
             help="Folder for PNG plots (k-mer scatter, GC, lengths, oracle "
-            "scores); needs matplotlib: pip install 'seqflow\\[plots]'."
+            "scores, one panel per label; a logo for aligned sets); needs matplotlib: "
+            "pip install 'seqflow\\[plots]'."
         ),
     ] = None,
     seed: Annotated[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,7 @@ from seqflow import api
 from seqflow.cli._app import _in, _preset_help, _user_errors, app, err, option, use_threads
 from seqflow.config import list_presets
 from seqflow.options import THREADS, flag_keywords
+from seqflow.run.scalars import ScalarLog
 from seqflow.training import Progress as TrainProgress
 from seqflow.training import TrainingStopped
 from seqflow.training.distributed import shard_from_env
@@ -125,6 +127,24 @@ class _FitView:
             self.bar = None
 
 
+def _logged(
+    view: _FitView, scalars: ScalarLog | None
+) -> tuple[Callable[[api.FitPlan], None], Callable[[TrainProgress], None]]:
+    """The start and progress callbacks of ``fit``: the view's, and ``--log``'s if given."""
+    if scalars is None:
+        return view.start, view.progress
+
+    def start(plan: api.FitPlan) -> None:
+        scalars.start(plan.run_dir)
+        view.start(plan)
+
+    def progress(p: TrainProgress) -> None:
+        scalars(p)
+        view.progress(p)
+
+    return start, progress
+
+
 _OPTIONS = {
     "preset": _in(None, "Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein "
                   "otherwise."),
@@ -139,6 +159,9 @@ _OPTIONS = {
     "allow_changed_data": _in(None, "With --resume: train on the data file even though it "
                               "changed since the run recorded it (else refused).",
                               "--allow-changed-data"),
+    "log": _in(None, "Also log the scalars of metrics.jsonl to RUN/tensorboard/ (tensorboard; "
+               "needs pip install 'seqflow\\[tensorboard]') or RUN/metrics.csv (csv).", "--log",
+               metavar="tensorboard|csv"),
 }  # fmt: skip
 """The options of ``fit`` that set no config key (the others: :data:`seqflow.options.FLAGS`)."""
 
@@ -166,6 +189,7 @@ def fit(
     compile: Annotated[bool | None, option("train.compile")] = None,
     resume: Annotated[str | None, _OPTIONS["resume"]] = None,
     allow_changed_data: Annotated[bool, _OPTIONS["allow_changed_data"]] = False,
+    log: Annotated[str | None, _OPTIONS["log"]] = None,
     seq_col: Annotated[str | None, option("data.seq_col")] = None,
     label_col: Annotated[str | None, option("data.label_col")] = None,
     value_col: Annotated[str | None, option("data.value_col")] = None,
@@ -216,12 +240,14 @@ def fit(
     given = locals()
     use_threads(threads)
     view = _FitView()
+    scalars = ScalarLog(log) if log is not None else None
+    on_start, on_progress = _logged(view, scalars)
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
             resume=resume if resume is not None else False,
             allow_changed_data=allow_changed_data, **flag_keywords("fit", given),
-            strict=strict, on_start=view.start, on_progress=view.progress, on_step=view.step,
+            strict=strict, on_start=on_start, on_progress=on_progress, on_step=view.step,
         )  # fmt: skip
     except TrainingStopped as stop:
         view.stop()
@@ -238,6 +264,8 @@ def fit(
         raise typer.Exit(130) from None
     finally:
         view.stop()
+        if scalars is not None:
+            scalars.close()
     if not shard_from_env().main:  # under torchrun, rank 0 speaks for the run
         return
     loss = f"{result.loss:.4g}" if result.loss is not None else "-"

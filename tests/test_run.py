@@ -199,6 +199,20 @@ def test_failure_before_a_checkpoint_removes_the_folders_the_run_created(tmp_pat
     assert not (tmp_path / "runs").exists()
 
 
+def test_failure_in_an_existing_folder_removes_only_what_the_run_added(tmp_path):
+    """``--out .``: the folder was there before, with the user's files in it."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (tmp_path / "old").mkdir()
+    created = make_folder(tmp_path)
+    assert created == []
+    with pytest.raises(RuntimeError), failure_handling(tmp_path, created):
+        (tmp_path / "config.yaml").write_text("half made\n")
+        (tmp_path / "checkpoints").mkdir()
+        (tmp_path / "checkpoints" / "x").write_text("x")
+        raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "old"]
+
+
 def test_failure_keeps_a_parent_that_another_run_uses_meanwhile(tmp_path):
     run_dir = tmp_path / "runs" / "a"
     created = make_folder(run_dir)

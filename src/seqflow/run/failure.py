@@ -19,7 +19,9 @@ from seqflow.training import TrainingStopped
 def failure_handling(run_dir: Path, created: list[Path]) -> Iterator[None]:
     """A stop request becomes a message saying how to resume; any other failure (an error, a
     signal) before the first checkpoint removes ``created``, the folders this run made: the
-    run folder with all it holds, its parents only when empty."""
+    run folder with all it holds, its parents only when empty. In a folder that existed
+    already (``--out .``) it removes the entries this run added and nothing else."""
+    before = set(os.listdir(run_dir)) if not created and run_dir.is_dir() else None
     try:
         yield
     except TrainingStopped as stop:
@@ -29,6 +31,13 @@ def failure_handling(run_dir: Path, created: list[Path]) -> Iterator[None]:
             step=stop.step, reason=stop.reason, exit_code=stop.exit_code,
         ) from None  # fmt: skip
     except BaseException:
+        if before is not None and not (run_dir / MODEL_FILE).exists():
+            for name in set(os.listdir(run_dir)) - before:
+                entry = run_dir / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
         if created and not (run_dir / MODEL_FILE).exists():
             for folder in reversed(created):
                 if folder == run_dir:

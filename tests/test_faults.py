@@ -1,6 +1,9 @@
 """Faults of the operating system, as users meet them: a read-only or full disk, a closed or
 full standard output, a reader that leaves the pipe, a file where a folder must go, SIGTERM,
-SIGHUP and ``kill -9`` while writing, and two runs in one folder.
+SIGHUP and ``kill -9`` while writing, and two runs in one folder; then the user mistakes and
+altered files of issue 18 (seeds out of range, a model too big for memory, a resume that cannot
+apply or whose data changed, a prefix longer than the model, edited checkpoint metadata, invalid
+letters, a symlink loop, a usage error, a symlink inside a run folder).
 
 Every case runs ``python -m seqflow`` in a real subprocess and checks one line on stderr, the
 exit code, and that nothing is left behind (no ``*.tmp``, no ``config.yaml``, no half-made run
@@ -461,6 +464,7 @@ def edit_metadata(path: Path, change) -> None:
 
 
 def complemented(metadata: dict) -> None:
+    """The alphabet's letters replaced by their complements: sampling would complement."""
     metadata["alphabet"] = json.dumps({**json.loads(metadata["alphabet"]), "letters": "TGCA"})
 
 
@@ -478,14 +482,12 @@ def prepare(name: str, cwd: Path, trained: Path, tiny_fasta: Path, tiny_fit_kwar
         lines = data.read_text().splitlines(keepends=True)
         lines[1] = lines[1].translate(str.maketrans("ACGT", "TGCA"))  # same size
         data.write_text("".join(lines))
-    elif name in ("alphabet edited to TGCA", "checksum removed"):
-        path = cwd / (
-            "alphabet.safetensors" if name.startswith("alphabet") else "unsummed.safetensors"
-        )
-        shutil.copyfile(trained / MODEL_FILE, path)
-        edit_metadata(
-            path, complemented if name.startswith("alphabet") else lambda m: m.pop(CHECKSUM_KEY)
-        )
+    elif name == "alphabet edited to TGCA":
+        shutil.copyfile(trained / MODEL_FILE, cwd / "alphabet.safetensors")
+        edit_metadata(cwd / "alphabet.safetensors", complemented)
+    elif name == "checksum removed":
+        shutil.copyfile(trained / MODEL_FILE, cwd / "unsummed.safetensors")
+        edit_metadata(cwd / "unsummed.safetensors", lambda metadata: metadata.pop(CHECKSUM_KEY))
     elif name == "invalid letters":
         (cwd / "bad.fasta").write_text(
             ">a\nACGTNACGTACGTACGTACGTACGT\n>b\nACGTACGTACGTACGTACGTACGT\n"

@@ -1,6 +1,9 @@
 """Faults of the operating system, as users meet them: a read-only or full disk, a closed or
 full standard output, a reader that leaves the pipe, a file where a folder must go, SIGTERM,
-SIGHUP and ``kill -9`` while writing, and two runs in one folder.
+SIGHUP and ``kill -9`` while writing, and two runs in one folder; then the user mistakes and
+altered files of issue 18 (seeds out of range, a model too big for memory, a resume that cannot
+apply or whose data changed, a prefix longer than the model, edited checkpoint metadata, invalid
+letters, a symlink loop, a usage error, a symlink inside a run folder).
 
 Every case runs ``python -m seqflow`` in a real subprocess and checks one line on stderr, the
 exit code, and that nothing is left behind (no ``*.tmp``, no ``config.yaml``, no half-made run
@@ -29,7 +32,13 @@ from safetensors import SafetensorError
 from seqflow import api
 from seqflow.cli._errors import BROKEN_PIPE_EXIT
 from seqflow.errors import InvalidInputError, OutputError
-from seqflow.io_utils import atomic_write, os_cause, remove_stale_temps, reporting_writes
+from seqflow.io_utils import (
+    CHECKSUM_KEY,
+    atomic_write,
+    os_cause,
+    remove_stale_temps,
+    reporting_writes,
+)
 from seqflow.run import CONFIG_FILE, LOCK_FILE, METRICS_FILE, MODEL_FILE
 from seqflow.run.lock import run_lock
 
@@ -394,3 +403,126 @@ def test_two_fits_in_one_folder_one_runs_the_other_is_refused(
     assert (run_dir / MODEL_FILE).is_file() and (run_dir / CONFIG_FILE).is_file()
     assert not list(run_dir.rglob("*.tmp")) and not lock.exists()
     api.sample(run_dir, n=2, seed=0)  # the survivor's checkpoint loads
+
+
+# --- user mistakes and altered files, as issue 18 met them ---------------------------------------
+
+
+LONG_PREFIX = "A" * 30
+"""Six letters more than the tiny model's length, 24."""
+REFUSED = {
+    "fit --seed -1": (
+        "fit {data} --out new --seed -1",
+        ["--seed: train.seed: must be in [0, 2^63)"],
+    ),
+    "sample --seed 1e23": (
+        "sample {run} --seed 99999999999999999999999",
+        ["--seed 99999999999999999999999: must be in [0, 2^63)"],
+    ),
+    "fit model.hidden=1000000": (
+        "fit {data} --out new --set model.hidden=1000000",
+        ["T parameters, length 24", "a training step (~", "use a smaller model.hidden"],
+    ),
+    "resume --set model.depth=9": (
+        "fit --resume run --set model.depth=9",
+        ["--resume: cannot change 'model.depth' of an existing run"],
+    ),
+    "resume on edited data": (
+        "fit --resume run --steps 40",
+        ["data.fasta: changed since the run recorded it", "--allow-changed-data"],
+    ),
+    "sample --prefix too long": (
+        f"sample {{run}} --prefix {LONG_PREFIX}",
+        ["30 fixed letters do not fit the model's length 24"],
+    ),
+    "alphabet edited to TGCA": ("sample alphabet.safetensors -n 2", ["checksum mismatch"]),
+    "checksum removed": ("sample unsummed.safetensors -n 2", ["no checksum (format 3 files"]),
+    "invalid letters": (
+        "fit bad.fasta --out new {tiny}",
+        ["invalid letter 'N'", "--alphabet ACGTN", "--on-invalid skip"],
+    ),
+    "symlink loop": ("fit loop.fasta --out new {tiny}", ["loop.fasta: a symbolic link loop"]),
+    "usage error": ("sample {run} --bogus", ["No such option: --bogus"]),
+    "symlinked metrics.jsonl": (
+        "fit --resume run --steps 40",
+        ["run/metrics.jsonl: is a symbolic link"],
+    ),
+}
+
+
+def edit_metadata(path: Path, change) -> None:
+    """Apply ``change`` to the metadata of the safetensors file ``path`` in place: the header
+    JSON is rewritten and padded with spaces to its old size, the tensors stay where they are."""
+    raw = bytearray(path.read_bytes())
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    change(header["__metadata__"])
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= size
+    raw[8 : 8 + size] = text.ljust(size)
+    path.write_bytes(raw)
+
+
+def complemented(metadata: dict) -> None:
+    """The alphabet's letters replaced by their complements: sampling would complement."""
+    metadata["alphabet"] = json.dumps({**json.loads(metadata["alphabet"]), "letters": "TGCA"})
+
+
+def prepare(name: str, cwd: Path, trained: Path, tiny_fasta: Path, tiny_fit_kwargs) -> None:
+    """The files the case ``name`` needs in its folder ``cwd``."""
+    if name in ("resume --set model.depth=9", "symlinked metrics.jsonl"):
+        shutil.copytree(trained, cwd / "run")
+    if name == "symlinked metrics.jsonl":
+        (cwd / "run" / METRICS_FILE).rename(cwd / "elsewhere.jsonl")
+        (cwd / "run" / METRICS_FILE).symlink_to(cwd / "elsewhere.jsonl")
+    elif name == "resume on edited data":
+        data = cwd / "data.fasta"
+        shutil.copyfile(tiny_fasta, data)
+        api.fit(data, out=cwd / "run", **tiny_fit_kwargs)
+        lines = data.read_text().splitlines(keepends=True)
+        lines[1] = lines[1].translate(str.maketrans("ACGT", "TGCA"))  # same size
+        data.write_text("".join(lines))
+    elif name == "alphabet edited to TGCA":
+        shutil.copyfile(trained / MODEL_FILE, cwd / "alphabet.safetensors")
+        edit_metadata(cwd / "alphabet.safetensors", complemented)
+    elif name == "checksum removed":
+        shutil.copyfile(trained / MODEL_FILE, cwd / "unsummed.safetensors")
+        edit_metadata(cwd / "unsummed.safetensors", lambda metadata: metadata.pop(CHECKSUM_KEY))
+    elif name == "invalid letters":
+        (cwd / "bad.fasta").write_text(
+            ">a\nACGTNACGTACGTACGTACGTACGT\n>b\nACGTACGTACGTACGTACGTACGT\n"
+        )
+    elif name == "symlink loop":
+        (cwd / "loop.fasta").symlink_to("loop.fasta")
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory, trained, tiny_fasta, tiny_fit_kwargs, tiny_cli_args, cli_env):
+    """Every case of ``REFUSED``, each in its own folder, four at a time."""
+    base = tmp_path_factory.mktemp("refused")
+    fields = {"run": str(trained), "data": str(tiny_fasta), "tiny": " ".join(tiny_cli_args)}
+    built = {}
+    for i, (name, (args, _)) in enumerate(REFUSED.items()):
+        cwd = base / f"case{i}"
+        cwd.mkdir()
+        prepare(name, cwd, trained, tiny_fasta, tiny_fit_kwargs)
+        built[name] = Case(tuple(args.format(**fields).split()), cwd)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        futures = {name: pool.submit(run_case, c, cli_env) for name, c in built.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+@pytest.mark.parametrize("name", [*REFUSED])
+def test_a_mistake_or_an_altered_file_is_one_line_exit_2_and_leaves_nothing(refused, trained, name):
+    result = refused[name]
+    assert result.returncode == 2, result.stderr
+    # one line; a resumed fit's plan line on stderr may come before it
+    assert [line for line in result.lines if line.startswith("error:")] == result.lines[-1:]
+    assert len(result.lines) == 1 or name == "symlinked metrics.jsonl", result.stderr
+    for fragment in REFUSED[name][1]:
+        assert fragment in result.lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.after == result.before  # no new folder, no .tmp, no lock file
+    if name == "symlinked metrics.jsonl":  # the link's target is untouched
+        target = (result.cwd / "elsewhere.jsonl").read_bytes()
+        assert target == (trained / METRICS_FILE).read_bytes()

@@ -76,7 +76,7 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
     return alphabet, (
         f"; auto-detection chose {alphabet.name}; give the letters explicitly, e.g. "
         f"--alphabet {letters} (alphabet={letters!r}), or --on-invalid skip or replace "
-        "(on_invalid=)"
+        "(on_invalid='skip' or 'replace')"
     )
 
 

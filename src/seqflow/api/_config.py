@@ -71,7 +71,8 @@ def apply_overrides(
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     pairs = dict(parse_override(item) for item in overrides)
     if chosen is not None:
-        user = {**{k: _get(cfg.to_dict(), k) for k in chosen}, **given, **pairs}
+        raw = cfg.to_dict()
+        user = {**{k: _get(raw, k) for k in chosen}, **given, **pairs}
         given = {**follow_choices(cfg, user), **given}
     if given:
         try:

@@ -183,7 +183,7 @@ class Trainer:
         self.bad_run = torch.zeros((), dtype=torch.long, device=device)
         self._ok = torch.ones((), dtype=torch.bool, device=device)
         self._stop_reason: tuple[str, int] | None = None
-        self._session = (time.perf_counter(), 0)  # (start time, start step) of this session
+        self._started = time.perf_counter()  # start of this session, for ``elapsed``
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
         self.autocast: Any = (
             (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
@@ -296,8 +296,8 @@ class Trainer:
         on_step: Callable[[int], None] | None,
     ) -> Progress:
         cfg = self.cfg
-        start_time = time.perf_counter()
-        self._session = (start_time, self.step)
+        start_time, start_step = time.perf_counter(), self.step
+        self._started = start_time
         window_time, window_step = start_time, self.step
         loss_sum = torch.zeros((), device=self.device)
         good = torch.zeros((), device=self.device)
@@ -339,7 +339,7 @@ class Trainer:
                     steps_per_second=(step - window_step) / max(now - window_time, 1e-9),
                     elapsed=self.elapsed + now - start_time,
                     skipped=int(self.skipped),
-                    eta=(now - start_time) / (step - self._session[1]) * (cfg.steps - step),
+                    eta=(now - start_time) / (step - start_step) * (cfg.steps - step),
                 )
                 loss_sum.zero_()
                 good.zero_()
@@ -386,7 +386,7 @@ class Trainer:
             "batches": self.task.state_dict(),
             "skipped": self.skipped,
             "bad_run": self.bad_run,
-            "elapsed": self.elapsed + time.perf_counter() - self._session[0],
+            "elapsed": self.elapsed + time.perf_counter() - self._started,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -102,6 +102,22 @@ def test_atomic_path_removes_temp_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_right_after_the_temp_file_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """The unwinding signal handler may run at any bytecode boundary: here, the moment the
+    temporary file exists (the window in which CI once caught a SIGTERM)."""
+    real_close = os.close
+
+    def close_then_signal(fd):
+        real_close(fd)
+        monkeypatch.setattr(os, "close", real_close)
+        raise SystemExit(143)  # what the CLI's SIGTERM handler raises
+
+    monkeypatch.setattr(os, "close", close_then_signal)
+    with pytest.raises(SystemExit), atomic_write(tmp_path / "out.txt") as handle:
+        handle.write("never\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_write_respects_umask(tmp_path):
     path = tmp_path / "x.txt"
     with atomic_write(path) as handle:

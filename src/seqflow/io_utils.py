@@ -40,10 +40,14 @@ formats (``blake2b-128:``)."""
 _SCHEME = "blake2b-128+metadata:"
 
 
-def _temp_beside(target: Path) -> Path:
+def _temp_beside(target: Path, made: list[Path]) -> None:
     """Create an empty, hidden temporary file in the target's folder (umask applies), named
     after the target and its writer (``.NAME.PID-HOST-RANDOM.tmp``), after removing the
-    temporary files that dead writers on this host left in that folder."""
+    temporary files that dead writers on this host left in that folder.
+
+    The name is appended to ``made`` *before* the file is created, so a signal that unwinds
+    between the creation and the caller's clean-up cannot leave the file behind (the name
+    carries this process's PID: a file of that name is this writer's)."""
     if target.is_dir():
         raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
     folder = target.parent
@@ -51,15 +55,15 @@ def _temp_beside(target: Path) -> Path:
         raise InvalidInputError(f"{target}: folder {str(folder)!r} does not exist")
     remove_stale_temps(folder, recursive=False)
     while True:
-        temp = folder / f".{target.name}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}.tmp"
+        made.append(folder / f".{target.name}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            os.close(os.open(made[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return
         except FileExistsError:
-            continue
+            made.pop()
         except OSError as error:
+            made.pop()
             raise OutputError(f"cannot write {target}: {os_cause(error)}") from None
-        os.close(fd)
-        return temp
 
 
 _HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=3).hexdigest()
@@ -148,15 +152,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with reporting_writes(target):
             yield target
         return
-    temp = _temp_beside(target)
+    made: list[Path] = []
     try:
+        _temp_beside(target, made)
+        (temp,) = made
         with reporting_writes(target, temp):
             yield temp
             with open(temp, "rb") as written:
                 os.fsync(written.fileno())
             os.replace(temp, target)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        for temp in made:
+            temp.unlink(missing_ok=True)
         raise
 
 

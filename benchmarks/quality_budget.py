@@ -83,7 +83,55 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "label_std": 1.0,
         "model": {"hidden": 96, "depth": 8},
     },
+    "denoiser-pool": {"target": "denoiser", "pool": True},
+    "denoiser-selfcond": {"target": "denoiser", "selfcond": True},
+    "denoiser-pool-selfcond": {"target": "denoiser", "pool": True, "selfcond": True},
 }
+
+
+class PooledBlock(torch.nn.Module):
+    """Prototype: a residual block whose FiLM also reads the sequence's mean features, so each
+    block sees a global summary (GC richness, which motifs are forming)."""
+
+    def __init__(self, block: torch.nn.Module, hidden: int) -> None:
+        super().__init__()
+        self.block = block
+        self.pool = torch.nn.Linear(hidden, 2 * hidden)
+        torch.nn.init.zeros_(self.pool.weight)
+        torch.nn.init.zeros_(self.pool.bias)
+
+    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+        b = self.block
+        n = b.norm(h)
+        scale, shift = (b.film(c) + self.pool(n.mean(-1)))[:, :, None].chunk(2, dim=1)
+        z = b.conv(n) * (1 + scale) + shift
+        return h + b.out(torch.nn.functional.gelu(z))
+
+
+class SelfCond(torch.nn.Module):
+    """Prototype self-conditioning (Chen et al. 2022): the backbone also reads a posterior
+    estimate ``p`` (extra channels). Training: half the batches first predict ``p`` with zeros
+    (no gradient), then predict again reading it. Sampling: reads the posterior of the previous
+    call of the same batch (zeros at the first)."""
+
+    def __init__(self, backbone: torch.nn.Module, vocab: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.vocab = vocab
+        self.last: Tensor | None = None
+
+    def forward(self, x: Tensor, c: Tensor, extra: Tensor | None = None) -> Tensor:
+        zeros = torch.zeros_like(x)
+        if self.training:
+            if torch.rand(()) < 0.5:
+                with torch.no_grad():
+                    prev = torch.softmax(self.backbone(x, c, zeros).float(), -1).to(x.dtype)
+                return self.backbone(x, c, prev)
+            return self.backbone(x, c, zeros)
+        prev = self.last if self.last is not None and self.last.shape == x.shape else zeros
+        out = self.backbone(x, c, prev)
+        self.last = torch.softmax(out.float(), -1).to(x.dtype)
+        return out
 
 
 class CondMLP(torch.nn.Module):
@@ -173,6 +221,14 @@ def make_trainer(spec: dict[str, Any], split: Split, steps: int, seed: int) -> T
     )  # fmt: skip
     if "label_std" in spec and model.labels is not None:  # the library initialises at 0.02
         torch.nn.init.normal_(model.labels.table.weight, std=spec["label_std"])
+    if spec.get("pool"):
+        model.backbone.blocks = torch.nn.ModuleList(
+            PooledBlock(b, cfg.model.hidden) for b in model.backbone.blocks
+        )
+    if spec.get("selfcond"):
+        back = model.backbone
+        back.inp = torch.nn.Conv1d(2 * VOCAB, cfg.model.hidden, 1)  # x and the posterior
+        model.backbone = SelfCond(back, VOCAB)
     if spec.get("cond_mlp"):
         model.backbone = CondMLP(model.backbone, cfg.model.time_dim)
     flow = FlowMatching(make_coupling(cfg.flow.coupling), VOCAB, target=target)
@@ -225,6 +281,8 @@ def sample(
 ) -> Tensor:  # fmt: skip
     """Tokens ``(n, L)`` through the library's sampler (``sampling.generate``): a denoiser run
     decodes its last step from the posterior (``argmax``/``sample``; ``x`` reads as argmax)."""
+    if isinstance(model.backbone, SelfCond):
+        model.backbone.last = None
     return torch.cat(list(generate_tokens(
         model, n=n, length=LENGTH, vocab=VOCAB, geometry=S, target=target, cond=cond,
         guidance=guidance, steps=steps, solver=solver, decoder="argmax" if how == "x" else how,

@@ -64,29 +64,51 @@ DATA = next(
 LENGTH, VOCAB = 200, 4
 S = PositiveSphere()
 
+FP32_UNIFORM = {"flow": {"t_early": 0.5}, "train": {"precision": "fp32"}}
+"""What every candidate before session 8 ran with: uniform training times, fp32 (the preset's
+``auto`` meant fp32 on a CPU then; on a CPU with AMX it now means bf16)."""
+
+
+def _pinned(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` over :data:`FP32_UNIFORM` (its own flow/train keys win)."""
+    out = dict(spec)
+    for section, keys in FP32_UNIFORM.items():
+        out[section] = {**keys, **spec.get(section, {})}
+    return out
+
+
 CANDIDATES: dict[str, dict[str, Any]] = {
-    "velocity": {"target": "velocity"},  # the dna preset as it is
-    "denoiser": {"target": "denoiser"},
-    "denoiser-indep": {"target": "denoiser", "flow": {"coupling": "independent"}},
-    "denoiser-h128": {"target": "denoiser", "model": {"hidden": 128}},
-    "denoiser-h96d8": {"target": "denoiser", "model": {"hidden": 96, "depth": 8}},
-    "denoiser-b128": {"target": "denoiser", "train": {"batch_size": 128}},
-    "denoiser-lr4e-3": {"target": "denoiser", "train": {"lr": 4e-3}},
-    "denoiser-lr1e-3": {"target": "denoiser", "train": {"lr": 1e-3}},
-    "velocity-h128": {"target": "velocity", "model": {"hidden": 128}},
-    "denoiser-label1": {"target": "denoiser", "label_std": 1.0},
-    "velocity-label1": {"target": "velocity", "label_std": 1.0},
-    "denoiser-label1-condmlp": {"target": "denoiser", "label_std": 1.0, "cond_mlp": True},
-    "denoiser-label1-lr4e-3": {"target": "denoiser", "label_std": 1.0, "train": {"lr": 4e-3}},
-    "denoiser-label1-h96d8": {
-        "target": "denoiser",
-        "label_std": 1.0,
-        "model": {"hidden": 96, "depth": 8},
-    },
-    "denoiser-pool": {"target": "denoiser", "pool": True},
-    "denoiser-selfcond": {"target": "denoiser", "selfcond": True},
-    "denoiser-pool-selfcond": {"target": "denoiser", "pool": True, "selfcond": True},
-}
+    "dna-preset": {"target": "denoiser"},  # the dna preset as it is now
+    **{name: _pinned(spec) for name, spec in {
+        "velocity": {"target": "velocity"},  # the dna preset before issue 17
+        "denoiser": {"target": "denoiser"},
+        "denoiser-indep": {"target": "denoiser", "flow": {"coupling": "independent"}},
+        "denoiser-h128": {"target": "denoiser", "model": {"hidden": 128}},
+        "denoiser-h96d8": {"target": "denoiser", "model": {"hidden": 96, "depth": 8}},
+        "denoiser-b128": {"target": "denoiser", "train": {"batch_size": 128}},
+        "denoiser-lr4e-3": {"target": "denoiser", "train": {"lr": 4e-3}},
+        "denoiser-lr1e-3": {"target": "denoiser", "train": {"lr": 1e-3}},
+        "velocity-h128": {"target": "velocity", "model": {"hidden": 128}},
+        "denoiser-label1": {"target": "denoiser", "label_std": 1.0},
+        "velocity-label1": {"target": "velocity", "label_std": 1.0},
+        "denoiser-label1-condmlp": {"target": "denoiser", "label_std": 1.0, "cond_mlp": True},
+        "denoiser-label1-lr4e-3": {
+            "target": "denoiser", "label_std": 1.0, "train": {"lr": 4e-3},
+        },
+        "denoiser-label1-h96d8": {
+            "target": "denoiser", "label_std": 1.0, "model": {"hidden": 96, "depth": 8},
+        },
+        "denoiser-pool": {"target": "denoiser", "pool": True},
+        "denoiser-selfcond": {"target": "denoiser", "selfcond": True},
+        "denoiser-tfocus": {"target": "denoiser", "flow": {"t_early": 0.8}},
+        "denoiser-h48": {"target": "denoiser", "model": {"hidden": 48}},
+        "denoiser-fp32": {"target": "denoiser"},
+        "denoiser-bf16": {"target": "denoiser", "train": {"precision": "bf16"}},
+        "denoiser-bf16-tfocus": {
+            "target": "denoiser", "train": {"precision": "bf16"}, "flow": {"t_early": 0.8},
+        },
+    }.items()},
+}  # fmt: skip
 
 
 class PooledBlock(torch.nn.Module):
@@ -231,7 +253,9 @@ def make_trainer(spec: dict[str, Any], split: Split, steps: int, seed: int) -> T
         model.backbone = SelfCond(back, VOCAB)
     if spec.get("cond_mlp"):
         model.backbone = CondMLP(model.backbone, cfg.model.time_dim)
-    flow = FlowMatching(make_coupling(cfg.flow.coupling), VOCAB, target=target)
+    flow = FlowMatching(
+        make_coupling(cfg.flow.coupling), VOCAB, target=target, t_early=cfg.flow.t_early
+    )
     train_cfg = dataclasses.replace(
         cfg.train, steps=steps, log_every=10**9, eval_every=10**9, checkpoint_every=10**9,
         seed=seed, device="cpu",
@@ -326,28 +350,36 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+PLOTTED = {
+    "denoiser-label1": ("dna preset, session 7 (fp32, uniform t)", "o--"),
+    "denoiser-bf16-tfocus": ("dna preset now (bf16 on AMX, t_early 0.8)", "s-"),
+}
+"""The series :func:`plot_budget` draws (sampler midpoint:25:argmax, guidance 1): name ->
+(legend, line style)."""
+
+
 def plot_budget(rows: list[dict[str, Any]], path: Path) -> None:
-    """AUROC (k-mer and CNN) of the ``dna`` preset against its training CPU-minutes, with the
-    real control and the order-4 Markov chain as horizontal lines."""
+    """AUROC (k-mer and CNN) of the ``dna`` preset (each :data:`PLOTTED` series) against its
+    training CPU-minutes, with the real control and the order-4 Markov chain as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    preset = sorted(
-        (r for r in rows if r["candidate"] == "denoiser-label1"
-         and r.get("sampler") == "midpoint:25:argmax" and r.get("guidance") == 1.0),
-        key=lambda r: r["train_cpu_min"],
-    )  # fmt: skip
     base = {r["candidate"]: r for r in rows if r["candidate"] in ("real-control", "markov4")}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    minutes = [r["train_cpu_min"] for r in preset]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, name, colour in (("kmer_auroc", "k-mer", "C0"), ("cnn_auroc", "CNN", "C1")):
-        ax.plot(minutes, [r[key] for r in preset], "o-", color=colour,
-                label=f"dna preset, {name} discriminator")  # fmt: skip
-        for who, style in (("real-control", ":"), ("markov4", "--")):
+        for candidate, (legend, style) in PLOTTED.items():
+            points = sorted(
+                (r for r in rows if r["candidate"] == candidate
+                 and r.get("sampler") == "midpoint:25:argmax" and r.get("guidance") == 1.0),
+                key=lambda r: r["train_cpu_min"],
+            )  # fmt: skip
+            ax.plot([r["train_cpu_min"] for r in points], [r[key] for r in points], style,
+                    color=colour, label=f"{legend}, {name}")  # fmt: skip
+        for who, line in (("real-control", ":"), ("markov4", "-.")):
             if who in base:
-                ax.axhline(base[who][key], color=colour, linestyle=style, linewidth=1,
+                ax.axhline(base[who][key], color=colour, linestyle=line, linewidth=1,
                            label=f"{who}, {name}")  # fmt: skip
     ax.set_xlabel("training CPU-minutes (one thread)")
     ax.set_ylabel("AUROC vs real held-out (0.5 = real)")
@@ -382,7 +414,7 @@ def main() -> None:
     ap.add_argument(
         "--plot", default=None, metavar="PNG",
         help="with --table: draw AUROC against training CPU-minutes of the dna preset "
-        "(denoiser-label1, midpoint:25:argmax, guidance 1) into PNG",
+        "(the PLOTTED series) into PNG",
     )  # fmt: skip
     args = ap.parse_args()
     if args.table:

@@ -130,6 +130,8 @@ def test_override_of_a_whole_section_is_an_error():
         ({"train.ema_decay": 1.0}, "train.ema_decay"),
         ({"model.hidden": 0}, "model.hidden"),
         ({"flow.coupling": "greedy"}, "flow.coupling"),
+        ({"flow.t_early": 1.0}, "flow.t_early"),
+        ({"flow.t_early": 0}, "flow.t_early"),
     ],
 )
 def test_bad_value_names_the_key(overrides, key):

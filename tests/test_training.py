@@ -454,3 +454,47 @@ def test_compiled_training_step_matches_eager(labelled):
     for _ in range(6):
         a, b = eager.train_step(), compiled.train_step()
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# --- training times and precision -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("t_early", [0.5, 0.8, 0.2])
+def test_training_times_put_the_asked_share_before_one_half(t_early):
+    flow = FlowMatching(make_coupling("independent"), 4, t_early=t_early)
+    u = (torch.arange(10_000, dtype=torch.float64) + 0.5) / 10_000  # an even grid on (0, 1)
+    t = flow.times(u)
+    assert ((t >= 0) & (t < 1)).all()
+    assert (t.diff() > 0).all()  # monotone: the distribution function's inverse
+    assert (t < 0.5).double().mean().item() == pytest.approx(t_early, abs=1e-4)
+    early, late = t[t < 0.5], t[t >= 0.5]  # uniform within each half: evenly spaced
+    assert torch.allclose(early.diff(), early.diff()[0].expand_as(early.diff()))
+    assert torch.allclose(late.diff(), late.diff()[0].expand_as(late.diff()))
+    if t_early == 0.5:
+        assert torch.equal(t, u)
+
+
+def test_the_trainer_draws_its_times_through_the_flow(labelled):
+    trainer = make_trainer(labelled, steps=2)
+    flow = trainer.task.flow
+    flow.t_early = 0.9
+    drawn, used = [], []
+    times, path = flow.times, flow.path
+    flow.times = lambda u: drawn.append(u) or times(u)
+    flow.path = lambda x_0, tokens, t, g=None: used.append(t) or path(x_0, tokens, t, g)
+    trainer.train_step()
+    (u,), (t,) = drawn, used
+    assert torch.equal(t, FlowMatching.times(flow, u)) and not torch.equal(t, u)
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_precision_uses_bf16_on_a_cpu_with_amx_only(labelled, monkeypatch, amx):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    auto = make_trainer(labelled, steps=1)
+    with auto.autocast():
+        assert torch.is_autocast_enabled("cpu") is amx
+        if amx:
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    fp32 = make_trainer(labelled, steps=1, precision="fp32")
+    with fp32.autocast():
+        assert not torch.is_autocast_enabled("cpu")

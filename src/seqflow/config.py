@@ -133,6 +133,12 @@ class FlowConfig:
     x_t)`` by cross-entropy and samples with the exact posterior mixture of the conditional
     velocities. ``dirichlet`` is a denoiser by construction and takes either value.
 
+    ``t_early``: the share of training times drawn from ``[0, 0.5)`` (0.5: uniform times). On
+    the sphere the posterior of ``x_1`` is settled by ``t ~ 0.45`` (DHS: cross-entropy 0.06
+    nats per position at 0.45, 1.3 at 0.05), so uniform times spend half the steps where there
+    is nothing left to learn; the ``dna`` preset draws 80% of its times before 0.5
+    (``benchmarks/quality_budget_findings.md``).
+
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free
     guidance needs (``label_dropout`` is accepted as its old name).
@@ -146,9 +152,11 @@ class FlowConfig:
     sigma: float = 0.0
     tau_max: float = 8.0
     target: Literal["velocity", "denoiser"] = "velocity"
+    t_early: float = 0.5
 
     def __post_init__(self) -> None:
         _check(self.sinkhorn_reg > 0, "flow.sinkhorn_reg", "must be > 0")
+        _check(0.0 < self.t_early < 1.0, "flow.t_early", "must be in (0, 1)")
         _check(self.sigma >= 0, "flow.sigma", "must be >= 0")
         _check(self.tau_max > 0, "flow.tau_max", "must be > 0")
         _check(

@@ -374,6 +374,7 @@ def _train(
         flow = FlowMatching(
             make_coupling(cfg.flow.coupling, sinkhorn_reg=cfg.flow.sinkhorn_reg), meta0.vocab,
             geometry=meta0.geometry, sigma=cfg.flow.sigma, target=cfg.flow.target,
+            t_early=cfg.flow.t_early,
         )  # fmt: skip
         trainer = Trainer(model, mode.task(flow, shard, dev), cfg.train,
                           cond_dropout=cfg.flow.cond_dropout, device=dev, shard=shard)  # fmt: skip

@@ -62,11 +62,13 @@ class FlowMatching:
             ``x_t`` on the path, for a geometry whose conditional velocity depends on ``x_1``
             only through ``x_t`` (the sphere's geodesic, ``u_t = log_{x_t}(x_1) / (1 - t)``,
             and the simplex's line). A denoiser geometry (dirichlet) is a denoiser either way.
+        t_early: share of the training times drawn from ``[0, 0.5)`` (:meth:`times`); 0.5
+            keeps them uniform.
     """
 
     def __init__(
         self, coupling: Coupling, vocab: int, geometry: Geometry | None = None,
-        sigma: float = 0.0, target: str = "velocity",
+        sigma: float = 0.0, target: str = "velocity", t_early: float = 0.5,
     ) -> None:  # fmt: skip
         self.geometry: Geometry = geometry if geometry is not None else PositiveSphere()
         if target not in TARGETS or (
@@ -77,6 +79,7 @@ class FlowMatching:
                 f"{' or '.join(POSTERIOR_GEOMETRIES)} (not {self.geometry.name})"
             )
         self.target = target
+        self.t_early = t_early
         self.coupling = coupling
         self.vocab = vocab
         if sigma < 0 or (sigma > 0 and self.geometry.name not in NOISY_GEOMETRIES):
@@ -95,6 +98,15 @@ class FlowMatching:
     def denoiser(self) -> bool:
         """True when the network returns logits of ``p(x_1 | x_t)`` (geometry or target)."""
         return self.geometry.denoiser or self.target == "denoiser"
+
+    def times(self, u: Tensor) -> Tensor:
+        """Training times from uniform draws ``u`` (batch,): the inverse of the piecewise-linear
+        distribution function with ``F(0.5) = t_early``, so a share ``t_early`` of the times
+        falls in ``[0, 0.5)``, uniformly within each half (``t = u`` when ``t_early = 0.5``)."""
+        m = self.t_early
+        if m == 0.5:
+            return u
+        return torch.where(u < m, 0.5 * u / m, 0.5 + 0.5 * (u - m) / (1.0 - m))
 
     def prior(
         self, shape: tuple[int, ...], *, generator: torch.Generator, device: torch.device

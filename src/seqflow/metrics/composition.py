@@ -1,9 +1,6 @@
-"""Composition of a set: GC content, per-position letter frequencies, length distribution.
-
-Distances between two sets: the Wasserstein-1 distance between GC-content or length
-distributions (``scipy.stats.wasserstein_distance``, the area between the two empirical CDFs),
-the total variation between length histograms, and the mean Jensen-Shannon distance between
-per-position letter distributions.
+"""Composition of a set (GC content, per-position letter frequencies, lengths) and distances
+between two sets' compositions: Wasserstein-1 (``scipy.stats.wasserstein_distance``), total
+variation and mean Jensen-Shannon distance.
 """
 
 from __future__ import annotations
@@ -42,6 +39,7 @@ def gc_distance(gen: Sequence[str], ref: Sequence[str]) -> float:
 
 
 def _lengths(seqs: Sequence[str], name: str) -> np.ndarray:
+    """Lengths of a checked set, shape (N,), int64."""
     return np.array([len(s) for s in check_set(seqs, name)], dtype=np.int64)
 
 
@@ -96,19 +94,9 @@ def position_composition(
 def position_divergence(
     gen: Sequence[str], ref: Sequence[str], letters: str | None = None
 ) -> float:
-    """Mean over positions of the JS distance between per-position letter distributions.
-
-    Positions run up to the shorter of the two sets' maximum lengths; at each, only sequences
-    long enough count.
-
-    Args:
-        gen: generated sequences.
-        ref: reference sequences.
-        letters: the alphabet; ``None`` takes the letters that occur in either set.
-
-    Returns:
-        the mean JS distance (base 2) in [0, 1].
-    """
+    """Mean over positions of the JS distance (base 2, in [0, 1]) between per-position letter
+    distributions, up to the shorter of the two sets' maximum lengths; at each position only
+    the sequences that reach it count. ``letters=None`` takes the letters of either set."""
     gen_u, ref_u = check_set(gen, "gen"), check_set(ref, "ref")
     letters = letters or infer_letters(gen_u, ref_u)
     length = min(max(len(s) for s in gen_u), max(len(s) for s in ref_u))

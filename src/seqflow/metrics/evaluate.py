@@ -1,10 +1,5 @@
-"""All oracle-free metrics of a generated set against a reference set, in one report.
-
-Which metrics apply depends on the data: GC content only for nucleotide alphabets, per-position
-divergence only when every sequence of both sets has one length, length distances otherwise,
-k-mer distances for the k that both sets reach, novelty and memorisation only with a training
-set, and with ``discriminator`` the classifier two-sample test (:mod:`.discriminator`).
-"""
+"""All oracle-free metrics of a generated set against a reference set, in one report; which
+apply depends on the data (see :class:`EvaluationReport`)."""
 
 from __future__ import annotations
 
@@ -149,9 +144,7 @@ def evaluate_by_condition(
         ref: condition -> reference sequences.
         train: one training set for all conditions, or condition -> training sequences
             (conditions missing from it get no novelty or memorisation).
-        ks: k-mer lengths.
-        letters: the alphabet.
-        seed: seed of all subsamples.
+        ks, letters, seed: as in :func:`evaluate_sets`.
 
     Returns:
         condition -> report, in the order of ``gen``.

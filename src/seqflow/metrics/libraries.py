@@ -1,20 +1,17 @@
 """Set-level metrics: generated libraries (sets of sequences) against real libraries.
 
-A library is compared with another through a set distance of its sequence embeddings (see
-:mod:`seqflow.metrics.sets`). Two collections of libraries are compared with the
-1-nearest-neighbour two-sample test (1-NNA; Lopez-Paz & Oquab 2017, "Revisiting classifier
-two-sample tests"; Yang et al. 2019, PointFlow, Sec. 5; used for sets of sets by Haviv et al.
-2024, Wasserstein Flow Matching, arXiv 2411.00698): every library of the union is labelled by
-its nearest other library (leave-one-out), and the share labelled correctly is reported. About
-0.5 means the collections cannot be told apart; 1.0 means every library's nearest neighbour
-comes from its own side (perfectly separable); well below 0.5 points to generated libraries
-copying real ones.
+Two libraries are compared by a set distance of their sequence embeddings
+(:mod:`seqflow.metrics.sets`); two collections of libraries by the 1-nearest-neighbour
+two-sample test (1-NNA; Lopez-Paz & Oquab 2017; Yang et al. 2019, PointFlow, Sec. 5; for sets
+of sets Haviv et al. 2024, arXiv 2411.00698): the share of libraries whose nearest other library
+(leave-one-out) is on their own side. 0.5: indistinguishable; 1.0: perfectly separable; well
+below 0.5: generated libraries copy real ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
 
@@ -56,7 +53,7 @@ class OneNNA:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def _named(libraries: Libraries, side: str) -> dict[str, list[str]]:
@@ -95,10 +92,8 @@ def distance_matrix(embeddings: Sequence[np.ndarray], distance: str = "ot") -> n
 def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot") -> OneNNA:
     """1-NNA from the distances over the union, generated libraries first.
 
-    Each library takes the label of its nearest other library; when several lie at the
-    smallest distance (within a relative 1e-9) it scores the share of them that carry its own
-    label, the expected accuracy under a random tie break (so the result does not depend on
-    the order of the libraries).
+    A library with several nearest libraries (within a relative 1e-9) scores the share of them
+    on its own side: the expected accuracy under a random tie break, independent of order.
 
     Args:
         distances: symmetric set distances, shape (M, M), rows ``0..n_gen-1`` generated.
@@ -120,8 +115,7 @@ def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot")
 def within_library_diversity(
     libraries: Libraries, *, sample: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Mean pairwise normalised distance within each library (see ``within_set.diversity``:
-    Hamming over L for one length, else Levenshtein over the longer length).
+    """Mean pairwise normalised distance within each library (``within_set.diversity``).
 
     Args:
         libraries: libraries of >= 2 sequences each.
@@ -174,11 +168,7 @@ class LibraryReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the 1-NNA results as dicts, Nones kept."""
-        out: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            out[field.name] = value.to_dict() if isinstance(value, OneNNA) else value
-        return out
+        return asdict(self)
 
     def rows(self) -> list[tuple[str, str | float | None]]:
         """(metric, value) rows for a printed table; pairs as ``"gen / real"`` text."""

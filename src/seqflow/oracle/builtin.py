@@ -1,10 +1,5 @@
-"""The built-in oracle: a trained :class:`~seqflow.oracle.network.OracleCNN` and what it needs.
-
-Inputs are one-hot sequences of the oracle's alphabet, right-padded with all-zero rows to
-``input_length`` (the network leaves padding out, so the amount of it does not matter).
-A classifier returns softmax probabilities over its classes; a regressor returns its value on
-the scale of the training data (the network predicts ``(y - value_mean) / value_std``).
-"""
+"""The built-in oracle: a trained :class:`~seqflow.oracle.network.OracleCNN` on one-hot
+sequences right-padded with all-zero rows to ``input_length``, and what it needs."""
 
 from __future__ import annotations
 
@@ -86,7 +81,8 @@ class BuiltinOracle:
         return self._run(seqs, batch_size, self.network.features).numpy()
 
     def outputs(self, x: Tensor) -> Tensor:
-        """Probabilities or values of one-hot ``x``, shape (batch, L, K) -> (batch, outputs)."""
+        """Softmax probabilities, or values on the training data's scale, of one-hot ``x``:
+        shape (batch, L, K) -> (batch, outputs)."""
         y = self.network(x)
         if self.kind == "classifier":
             return torch.softmax(y, dim=-1)

@@ -6,12 +6,9 @@ channels in alphabet order (``ACGT`` by default; lower-case letters are accepted
 shorter than ``input_length`` is padded with ``pad_value`` in every channel (Sei takes 4096 bp
 padded with 0.25): centred (``pad_mode="center"``; an odd pad puts the extra position on the
 right) or after the sequence (``"right"``). A longer sequence, or a letter outside the
-alphabet, is an error naming the sequence. The model must return ``(batch, outputs)``.
-
-Output selection. ``columns`` picks output indices; or ``names_file`` (one name per output
-column, one per line) with ``select`` picks every column whose name contains ``select``. The
-picked columns are averaged with ``reduce="mean"`` (Sei-style promoter activity is the mean of
-the H3K4me3 columns) or kept with ``reduce="none"``. Without a selection every column is kept.
+alphabet, is an error naming the sequence. The model must return ``(batch, outputs)``, of which
+:mod:`seqflow.oracle.selection` picks the reported columns (Sei-style promoter activity is the
+mean of the H3K4me3 columns).
 
 Loading TorchScript runs code from the file: load only files you trust.
 """
@@ -52,7 +49,7 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ExternalOracle:
-    """A TorchScript model scoring one-hot sequences; see the module docstring for the contract.
+    """A TorchScript model scoring one-hot sequences, under the module docstring's contract.
 
     Attributes:
         module: the loaded TorchScript module (eval mode, CPU).
@@ -102,21 +99,15 @@ class ExternalOracle:
     ) -> ExternalOracle:
         """Load a TorchScript file (``torch.jit.load``, on the CPU) and check its output.
 
-        TorchScript runs code stored in the file: load only files you trust. The model is run
-        once on an all-padding input to learn its output width, so a wrong names file or column
-        fails here rather than at the first prediction.
+        The model is run once on an all-padding input to learn its output width, so a wrong
+        names file or column fails here rather than at the first prediction.
 
         Args:
             path: the ``.pt`` TorchScript file.
-            input_length: the sequence length the model takes.
-            alphabet: letters in channel order.
-            layout: ``NLC`` (batch, length, channels) or ``NCL`` (batch, channels, length).
-            pad_value: value of every channel at a padding position.
-            pad_mode: ``center`` or ``right``.
-            columns: output column indices to keep.
-            names_file: a text file naming each output column, one per line.
-            select: keep the columns whose name contains this (needs ``names_file``).
-            reduce: ``mean`` (average the selected columns into one) or ``none``.
+            input_length, alphabet, layout, pad_value, pad_mode: the input contract (see the
+                module docstring).
+            columns, names_file, select, reduce: the output selection (see
+                :mod:`seqflow.oracle.selection`).
 
         Raises:
             CheckpointError: the file is missing or not TorchScript.

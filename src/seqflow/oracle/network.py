@@ -3,11 +3,10 @@
 ``h_0 = maxpool(relu(conv(x)))`` (windows of ``pool`` positions), then ``depth`` residual blocks
 ``h <- h + relu(conv_dilated(h))`` with dilations 1, 2, 4, ..., features averaged over the
 sequence's own positions, and one linear layer. The max-pool keeps a motif detector's peak and
-makes the blocks ``pool`` times cheaper (on 2 CPU cores training ran ~2.7x faster with
-``pool=4`` than without). Padding positions (all-zero one-hot rows) are zeroed after every
-layer and left out of the average; features are >= 0, so a pooling window that straddles the
-end keeps its sequence part's maximum. A sequence thus gives the same output however much
-padding follows it.
+makes the blocks ``pool`` times cheaper (training ~2.7x faster on 2 CPU cores with ``pool=4``).
+Padding positions (all-zero one-hot rows) are zeroed after every layer and left out of the
+average; as features are >= 0, a pooling window across the end keeps the sequence's maximum, so
+a sequence gives the same output however much padding follows it.
 """
 
 from __future__ import annotations

@@ -79,14 +79,12 @@ def select_columns(
         columns: indices to keep, or None.
         names_file: file naming every output column, or None.
         select: substring of the names to keep (needs ``names_file``), or None.
-        reduce: ``mean`` or ``none``.
+        reduce: ``mean`` or ``none`` (checked by the caller).
 
     Raises:
         InvalidInputError: the names file lists a different number of columns, an index is out
             of range, ``select`` matches nothing or lacks a names file, or both ways are given.
     """
-    if reduce not in REDUCTIONS:
-        raise InvalidInputError(f"reduce {reduce!r}: must be one of {', '.join(REDUCTIONS)}")
     if columns is not None and select is not None:
         raise InvalidInputError(f"{source}: give columns or select, not both")
     if select is not None and names_file is None:

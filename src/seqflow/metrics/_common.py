@@ -76,12 +76,8 @@ def infer_letters(*sets: Sequence[str]) -> str:
 
 
 def encode(seqs: Sequence[str], letters: str, name: str) -> Encoded:
-    """Encode upper- or lower-case sequences as a padded token array.
-
-    Args:
-        seqs: N sequences.
-        letters: the alphabet; every letter of every sequence must be in it.
-        name: name of the set for error messages, e.g. ``"gen"``.
+    """Encode N upper- or lower-case sequences over ``letters`` as a padded token array;
+    ``name`` names the set in error messages, e.g. ``"gen"``.
 
     Raises:
         InvalidInputError: a letter outside ``letters`` (names the sequence and letter).
@@ -99,14 +95,8 @@ def encode(seqs: Sequence[str], letters: str, name: str) -> Encoded:
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (square root of the base-2 divergence) between count vectors.
-
-    Args:
-        p: counts or probabilities, shape (..., K), each row with a positive sum.
-        q: same shape as ``p``.
-
-    Returns:
-        distances in [0, 1], shape (...).
+    """Jensen-Shannon distance (square root of the base-2 divergence, in [0, 1]) between
+    counts or probabilities ``p`` and ``q``, shape (..., K), rows with positive sums: shape (...).
     """
     p = p / p.sum(axis=-1, keepdims=True)
     q = q / q.sum(axis=-1, keepdims=True)

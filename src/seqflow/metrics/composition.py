@@ -12,25 +12,18 @@ from scipy.stats import wasserstein_distance
 
 from seqflow.errors import InvalidInputError
 from seqflow.metrics._common import check_set, encode, infer_letters, js_distance
+from seqflow.tokens import INVALID, FlatTokens
 
 
 def gc_content(seqs: Sequence[str]) -> np.ndarray:
-    """Share of G and C letters in each sequence (case-insensitive).
-
-    Args:
-        seqs: N non-empty sequences.
-
-    Returns:
-        GC shares in [0, 1], shape (N,), float64.
-    """
-    upper = check_set(seqs, "seqs")
-    lengths = np.fromiter((len(s) for s in upper), dtype=np.int64, count=len(upper))
-    if np.any(lengths == 0):
-        raise InvalidInputError(f"seqs: sequence {int(np.argmin(lengths))} is empty")
-    raw = np.frombuffer("".join(upper).encode("ascii", errors="replace"), dtype=np.uint8)
-    cumulative = np.concatenate([[0], np.cumsum((raw == ord("G")) | (raw == ord("C")))])
-    ends = np.cumsum(lengths)
-    return (cumulative[ends] - cumulative[ends - lengths]) / lengths
+    """Share of G and C letters (either case) in each of N non-empty sequences: shape (N,),
+    float64, in [0, 1]."""
+    flat = FlatTokens.of(check_set(seqs, "seqs"), "GC")
+    if np.any(flat.lengths == 0):
+        raise InvalidInputError(f"seqs: sequence {int(np.argmin(flat.lengths))} is empty")
+    rows = np.repeat(np.arange(len(flat.lengths)), flat.lengths)
+    gc = np.bincount(rows, weights=flat.tokens != INVALID, minlength=len(flat.lengths))
+    return gc / flat.lengths
 
 
 def gc_distance(gen: Sequence[str], ref: Sequence[str]) -> float:

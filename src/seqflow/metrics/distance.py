@@ -28,15 +28,8 @@ def _one_hot(x: Encoded) -> np.ndarray:
 
 
 def hamming_matrix(x: Encoded, y: Encoded) -> np.ndarray:
-    """Number of mismatching positions between every pair of two equal-length sets.
-
-    Args:
-        x: N encoded sequences, all of length L.
-        y: M encoded sequences of the same length and letters.
-
-    Returns:
-        mismatch counts, shape (N, M), int64.
-    """
+    """Mismatching positions between every pair of N and M encoded sequences, all of one
+    length L and the same letters: shape (N, M), int64."""
     matches = _one_hot(x) @ _one_hot(y).T
     return x.tokens.shape[1] - np.rint(matches).astype(np.int64)
 

@@ -48,16 +48,8 @@ def kmer_codes(x: Encoded, k: int) -> np.ndarray:
 
 
 def kmer_spectrum(seqs: Sequence[str], k: int, letters: str | None = None) -> dict[str, int]:
-    """Counts of the k-mers that occur in a set (overlapping windows inside each sequence).
-
-    Args:
-        seqs: N sequences (case-insensitive).
-        k: the k-mer length.
-        letters: the alphabet; ``None`` takes the letters that occur.
-
-    Returns:
-        upper-case k-mer -> count, for the k-mers that occur.
-    """
+    """Upper-case k-mer -> count of the k-mers that occur in a set (overlapping windows inside
+    each sequence, case-insensitive); ``letters=None`` takes the letters that occur."""
     upper = check_set(seqs, "seqs")
     x = encode(upper, letters or infer_letters(upper), "seqs")
     codes, counts = np.unique(kmer_codes(x, k), return_counts=True)

@@ -72,15 +72,8 @@ def _check_counts(n_gen: int, n_real: int) -> None:
 
 
 def distance_matrix(embeddings: Sequence[np.ndarray], distance: str = "ot") -> np.ndarray:
-    """Set distances between every pair of embedded libraries.
-
-    Args:
-        embeddings: M libraries, library i as points of shape (n_i, D).
-        distance: ``ot``, ``chamfer`` or ``mean``.
-
-    Returns:
-        symmetric distances with a zero diagonal, shape (M, M), float64.
-    """
+    """Set distances (``ot``, ``chamfer`` or ``mean``) between every pair of M libraries,
+    library i embedded as points (n_i, D): symmetric, zero diagonal, shape (M, M), float64."""
     measure = check_distance(distance)
     m = len(embeddings)
     out = np.zeros((m, m))
@@ -115,16 +108,8 @@ def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot")
 def within_library_diversity(
     libraries: Libraries, *, sample: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Mean pairwise normalised distance within each library (``within_set.diversity``).
-
-    Args:
-        libraries: libraries of >= 2 sequences each.
-        sample: most sequences per library whose pairs are used.
-        seed: seed of the subsamples.
-
-    Returns:
-        library name -> diversity in [0, 1].
-    """
+    """Library name -> mean pairwise normalised distance in [0, 1] within each library of
+    >= 2 sequences (``within_set.diversity`` with ``sample`` and ``seed``)."""
     named = _named(libraries, "libraries")
     for name, seqs in named.items():
         check_set(seqs, f"library {name!r}", minimum=2)

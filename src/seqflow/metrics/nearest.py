@@ -10,7 +10,7 @@ and ``EDIT_MAX_TRAIN`` (all pairs are computed, so the caps bound the time).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -54,13 +54,7 @@ class NoveltyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-sequence ``nn_distance``)."""
-        return {
-            "exact_copies": self.exact_copies,
-            "copy_fraction": self.copy_fraction,
-            "median_nn": self.median_nn,
-            "mean_nn": self.mean_nn,
-            "metric": self.metric,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "nn_distance"}
 
 
 @dataclass(frozen=True)
@@ -167,9 +161,7 @@ def novelty_and_memorisation(
         train: training sequences.
         ref: real sequences not used in training (e.g. the test split).
         quantile: reference quantile that defines "closer to train than real data".
-        max_gen: most generated and most reference sequences in the NN distances (edit:
-            ``EDIT_MAX_GEN``).
-        max_train: most training sequences in the NN distances (edit: ``EDIT_MAX_TRAIN``).
+        max_gen, max_train: caps of the NN subsamples (see the module docstring).
         seed: seed of the subsamples.
     """
     if not 0.0 <= quantile <= 1.0:

@@ -61,14 +61,9 @@ class BuiltinOracle:
             return in_batches(lambda t: fn(one_hot(t, len(self.letters))), tokens, batch_size)
 
     def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """Class probabilities or values of ``seqs``.
-
-        Args:
-            seqs: N sequences of the oracle's alphabet (any case), at most ``input_length``.
-            batch_size: sequences per forward pass.
-
-        Returns:
-            shape (N, len(output_names)), float32: rows summing to 1 (classifier) or values.
+        """Class probabilities (rows summing to 1) or values of N sequences of the oracle's
+        alphabet (any case) of at most ``input_length``, ``batch_size`` per forward pass: shape
+        (N, len(output_names)), float32.
 
         Raises:
             InvalidInputError: a letter outside the alphabet or a sequence too long (the

@@ -97,16 +97,7 @@ def encode(
 
 
 def one_hot(tokens: Tensor, size: int, *, pad_value: float = 0.0) -> Tensor:
-    """One-hot rows of ``tokens``, with ``pad_value`` in every channel at padding positions.
-
-    Args:
-        tokens: letter tokens, shape (batch, L), integer; ``size`` marks padding.
-        size: alphabet size K.
-        pad_value: value of every channel at a padding position (0 for the built-in oracle,
-            0.25 for Sei-style models).
-
-    Returns:
-        shape (batch, L, K), float32.
-    """
+    """One-hot rows of ``tokens`` (batch, L) over K = ``size`` letters, with ``pad_value`` in
+    every channel where the token is ``size`` (padding): shape (batch, L, K), float32."""
     table = torch.cat([torch.eye(size), torch.full((1, size), float(pad_value))])
     return table[tokens.long()]

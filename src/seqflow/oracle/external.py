@@ -54,14 +54,10 @@ class ExternalOracle:
     Attributes:
         module: the loaded TorchScript module (eval mode, CPU).
         source: its file, named in error messages.
-        input_length: the sequence length the model takes.
-        letters: the alphabet in channel order.
-        layout: ``NLC`` or ``NCL``.
-        pad_value: value of every channel at a padding position.
-        pad_mode: ``center`` or ``right``.
+        input_length, letters, layout, pad_value, pad_mode, reduce: as given to :meth:`load`
+            (``letters`` as ``alphabet``).
         width: columns of the model's raw output.
         columns: the selected columns, or None for all.
-        reduce: ``mean`` or ``none``.
         output_names: names of the columns :meth:`predict` returns.
     """
 
@@ -191,14 +187,8 @@ class ExternalOracle:
         return y if self.columns is None else y[:, list(self.columns)]
 
     def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """Selected (and reduced) outputs of the model for ``seqs``.
-
-        Args:
-            seqs: N sequences, at most ``input_length`` letters of the alphabet.
-            batch_size: sequences per call of the model.
-
-        Returns:
-            shape (N, len(output_names)), float32.
+        """Selected (and reduced) outputs of the model for N sequences of at most
+        ``input_length`` letters, ``batch_size`` per call: shape (N, len(output_names)), float32.
         """
         y = self._selected(self._batches(seqs, batch_size, self.module.forward))
         if self.columns is not None and self.reduce == "mean":
@@ -206,11 +196,8 @@ class ExternalOracle:
         return y.numpy()
 
     def embed(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """The module's ``embed`` method if it has one, else the selected (unreduced) outputs.
-
-        Returns:
-            shape (N, D), float32.
-        """
+        """The module's ``embed`` method if it has one, else the selected (unreduced) outputs:
+        shape (N, D), float32."""
         method = getattr(self.module, "embed", None)
         if method is None or isinstance(method, torch.nn.Module):
             return self._selected(self._batches(seqs, batch_size, self.module.forward)).numpy()

@@ -58,13 +58,8 @@ class NetworkConfig:
 
 
 class OracleCNN(nn.Module):
-    """Map one-hot sequences to ``outputs`` numbers (class logits or standardised values).
-
-    Args:
-        letters: alphabet size K (input channels).
-        outputs: output columns.
-        config: channels, blocks and kernel width.
-    """
+    """Map one-hot sequences over ``letters`` (K) channels to ``outputs`` numbers (class
+    logits or standardised values), with the sizes of ``config``."""
 
     def __init__(self, letters: int, outputs: int, config: NetworkConfig) -> None:
         super().__init__()
@@ -78,14 +73,8 @@ class OracleCNN(nn.Module):
         self.pool = config.pool
 
     def features(self, x: Tensor) -> Tensor:
-        """Penultimate features: the masked average of the last convolution's channels.
-
-        Args:
-            x: one-hot sequences, shape (batch, length, K); all-zero rows are padding.
-
-        Returns:
-            shape (batch, hidden).
-        """
+        """Penultimate features, the masked average of the last convolution's channels, of
+        one-hot ``x`` (batch, length, K) with all-zero padding rows: shape (batch, hidden)."""
         mask = (x.abs().sum(dim=-1) > 0).to(x.dtype)[:, None, :]  # (batch, 1, length)
         h = torch.relu(self.inp(x.transpose(1, 2))) * mask
         if self.pool > 1:

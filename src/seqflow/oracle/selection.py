@@ -76,10 +76,8 @@ def select_columns(
     Args:
         width: columns of the model's output.
         source: the model file, named in error messages.
-        columns: indices to keep, or None.
-        names_file: file naming every output column, or None.
-        select: substring of the names to keep (needs ``names_file``), or None.
-        reduce: ``mean`` or ``none`` (checked by the caller).
+        columns, names_file, select, reduce: the selection (see the module docstring);
+            ``reduce`` is checked by the caller.
 
     Raises:
         InvalidInputError: the names file lists a different number of columns, an index is out

@@ -36,7 +36,8 @@ class FlatTokens:
         for token, letter in enumerate(letters):
             table[ord(letter)] = table[ord(letter.lower())] = token
         tokens = np.full(codes.shape, INVALID, dtype=np.uint8)
-        tokens[codes < 256] = table[codes[codes < 256]]
+        byte = codes < 256
+        tokens[byte] = table[codes[byte]]
         return cls(tokens, lengths)
 
     def first_invalid(self) -> tuple[int, int] | None:

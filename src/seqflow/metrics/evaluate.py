@@ -24,13 +24,11 @@ class EvaluationReport:
     """Metrics of a generated set against a reference set; ``None`` where one does not apply.
 
     Attributes:
-        n_gen: number of generated sequences.
-        n_ref: number of reference sequences.
+        n_gen, n_ref: numbers of generated and reference sequences.
         kmer_js: k -> Jensen-Shannon distance of k-mer spectra, for the k both sets reach.
-        diversity_gen: mean pairwise normalised distance within gen (None below 2 sequences).
-        diversity_ref: the same within ref.
-        uniqueness_gen: distinct / total within gen.
-        uniqueness_ref: distinct / total within ref.
+        diversity_gen, diversity_ref: mean pairwise normalised distance within each set (None
+            below 2 sequences).
+        uniqueness_gen, uniqueness_ref: distinct / total within each set.
         gc_distance: Wasserstein-1 between GC-content distributions (nucleotides only).
         position_divergence: mean per-position JS distance (all sequences of one length).
         length_distance: Wasserstein-1 between length distributions (lengths vary).

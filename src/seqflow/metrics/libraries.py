@@ -37,10 +37,9 @@ class OneNNA:
         accuracy: ``(accuracy_gen + accuracy_real) / 2``; with equal counts this is the share
             of all libraries classified correctly (the usual 1-NNA); with unequal counts it
             weighs both sides equally, so always answering the larger side scores 0.5.
-        accuracy_gen: share of generated libraries whose nearest neighbour is generated.
-        accuracy_real: share of real libraries whose nearest neighbour is real.
-        n_gen: number of generated libraries.
-        n_real: number of real libraries.
+        accuracy_gen, accuracy_real: share of generated (real) libraries whose nearest
+            neighbour is generated (real).
+        n_gen, n_real: numbers of generated and real libraries.
         distance: the set distance, ``ot`` or ``chamfer`` (or ``mean``).
     """
 
@@ -121,20 +120,17 @@ class LibraryReport:
     """Set-level metrics of generated libraries against real libraries.
 
     Attributes:
-        n_gen: number of generated libraries.
-        n_real: number of real libraries.
-        mean_size_gen: mean number of sequences per generated library.
-        mean_size_real: the same for the real libraries.
+        n_gen, n_real: numbers of generated and real libraries.
+        mean_size_gen, mean_size_real: mean number of sequences per library of each side.
         k: k-mer length of the embedding (None for ``onehot``).
         embedding: ``kmer`` or ``onehot``.
         nna_ot: 1-NNA under the squared Wasserstein-2 set distance.
         nna_chamfer: 1-NNA under the Chamfer set distance.
-        diversity_gen: mean over generated libraries of their within-library diversity (None
-            when no library holds 2 sequences).
-        diversity_real: the same over real libraries.
+        diversity_gen, diversity_real: mean within-library diversity over the generated (real)
+            libraries (None when no library holds 2 sequences).
         diversity_ratio: ``diversity_gen / diversity_real`` (None if either is None or real is 0).
-        diversity_by_library_gen: library -> diversity, for libraries of >= 2 sequences.
-        diversity_by_library_real: the same for real libraries.
+        diversity_by_library_gen, diversity_by_library_real: library -> diversity, for
+            libraries of >= 2 sequences.
     """
 
     n_gen: int

@@ -52,7 +52,7 @@ class MarkovChain:
             lengths = np.full(n, self.lengths[0], dtype=np.int64)
         else:
             lengths = rng.choice(self.lengths, n)
-        width = int(lengths.max()) if n else 0
+        width = int(lengths.max(initial=0))
         out = np.zeros((n, max(width, k)), dtype=np.int64)
         out[:, :k] = starts
         cum = np.cumsum(self.transition, axis=1)

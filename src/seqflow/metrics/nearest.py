@@ -68,8 +68,7 @@ class MemorisationReport:
         fraction_closer: share of generated sequences with NN distance <= ``threshold``; about
             ``quantile`` for a generator like the reference, near 1 for a memorising one.
         quantile: the reference quantile used for ``threshold`` (default 0.05).
-        median_nn_gen: median generated NN distance.
-        median_nn_ref: median reference NN distance.
+        median_nn_gen, median_nn_ref: median generated and reference NN distances.
         metric: ``"hamming"`` or ``"levenshtein"``.
     """
 

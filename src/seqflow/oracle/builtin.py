@@ -29,8 +29,8 @@ class BuiltinOracle:
         input_length: the longest sequence taken.
         output_names: class names (classifier) or the value's name (regressor).
         kind: ``classifier`` or ``regressor``.
-        value_mean: mean of the training values (regressor; 0 for a classifier).
-        value_std: their standard deviation (regressor; 1 for a classifier).
+        value_mean, value_std: mean and standard deviation of a regressor's training values
+            (0 and 1 for a classifier).
         metric: held-out accuracy (classifier) or R^2 (regressor) measured when it was fitted.
         source: how error messages name it (its file once saved or loaded).
     """

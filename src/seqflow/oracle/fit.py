@@ -67,8 +67,7 @@ class OracleFitReport:
         target: the table column trained on, ``label`` or ``value``.
         metric_name: ``accuracy`` (classifier) or ``r2`` (regressor).
         metric: that metric on the held-out records.
-        n_train: records trained on.
-        n_valid: records held out.
+        n_train, n_valid: records trained on and held out.
         steps: optimiser steps taken.
         seconds: wall time of the whole fit.
         loss: training loss of the last step (cross-entropy, or MSE in standardised units).

@@ -1,17 +1,16 @@
 """Synthesis rules for designed sequences: a template, forbidden motifs, homopolymers, GC.
 
 A candidate is ordered only if a vendor can make it and the lab can clone it: fixed flanks
-(primer or adapter sites), no site of the cloning enzyme (e.g. BsaI ``GGTCTC``; on either
-strand, so for DNA/RNA each motif's reverse complement is forbidden too), no long runs of one
-letter, GC content inside the vendor's window. :class:`Template` says which positions are fixed;
-:class:`Rules` checks finished sequences and, before any sampling, whether the rules can be met
-at all with that template (:meth:`Rules.infeasible`), so impossible requests fail at once.
+(primer or adapter sites), no site of the cloning enzyme (e.g. BsaI ``GGTCTC``, on either strand
+for DNA/RNA), no long runs of one letter, GC content inside the vendor's window.
+:meth:`Rules.infeasible` makes impossible requests fail before any sampling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 from seqflow.errors import InvalidInputError
 
@@ -41,8 +40,7 @@ class Template:
     Attributes:
         text: the template as given, upper case, e.g. ``ACGTNNNNNNACGT``.
         fixed: letter per position, ``None`` where free; its length is the length designed.
-        open_end: the sequences may go on past the template (a prefix of a variable-length
-            model); the template then fixes only their start.
+        open_end: the template fixes only the start of longer sequences (variable-length model).
     """
 
     text: str
@@ -134,10 +132,7 @@ class Rules:
             if not motif or bad:
                 what = "is empty" if not motif else f"has {bad[0]!r}, not a letter of {letters}"
                 raise InvalidInputError(f"--forbid {raw!r}: the motif {what}")
-            strands = [motif, reverse_complement(motif)] if nucleic(letters) else [motif]
-            for m in strands:
-                if m not in motifs:
-                    motifs.append(m)
+            motifs += [motif, reverse_complement(motif)] if nucleic(letters) else [motif]
         if max_homopolymer is not None and max_homopolymer < 1:
             raise InvalidInputError(f"--max-homopolymer {max_homopolymer}: must be >= 1")
         for option, value in (("--gc-min", gc_min), ("--gc-max", gc_max)):
@@ -149,7 +144,7 @@ class Rules:
                 raise InvalidInputError(f"{option} {value}: a GC fraction between 0 and 1")
         if gc_min is not None and gc_max is not None and gc_min > gc_max:
             raise InvalidInputError(f"--gc-min {gc_min} is above --gc-max {gc_max}")
-        return cls(letters, tuple(motifs), max_homopolymer, gc_min, gc_max)
+        return cls(letters, tuple(dict.fromkeys(motifs)), max_homopolymer, gc_min, gc_max)
 
     @property
     def active(self) -> bool:
@@ -162,7 +157,7 @@ class Rules:
         return self.gc_min is not None or self.gc_max is not None
 
     def describe_gc(self) -> str:
-        """The window as text, e.g. ``GC 0.40-0.60``."""
+        """The window as text, e.g. ``GC window 0.4-0.6``."""
         lo = "0" if self.gc_min is None else f"{self.gc_min:g}"
         hi = "1" if self.gc_max is None else f"{self.gc_max:g}"
         return f"GC window {lo}-{hi}"
@@ -184,11 +179,8 @@ class Rules:
         return out
 
     def infeasible(self, template: Template | None, length: int) -> str | None:
-        """Why no sequence of ``length`` with ``template`` can pass, or None if some may.
-
-        Checks what the fixed letters alone decide: a forbidden motif or a too-long run
-        inside the fixed part, and a GC window outside the range reachable by the free part.
-        """
+        """Why no sequence of ``length`` with ``template`` can pass, or None if some may: a
+        forbidden motif or too long a run among the fixed letters, or a GC window out of reach."""
         if template is not None:
             for part in "".join(c or "\0" for c in template.fixed).split("\0"):
                 run = longest_run(part)
@@ -217,13 +209,7 @@ class Rules:
 
 def longest_run(seq: str) -> int:
     """Length of the longest run of one letter (0 for an empty sequence)."""
-    best = run = 0
-    prev = ""
-    for c in seq:
-        run = run + 1 if c == prev else 1
-        prev = c
-        best = max(best, run)
-    return best
+    return max((len(list(run)) for _, run in groupby(seq)), default=0)
 
 
 def gc_fraction(seq: str) -> float:

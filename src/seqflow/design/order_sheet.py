@@ -1,9 +1,5 @@
-"""The order sheet: one row per designed sequence, with the checks a lab reads before ordering.
-
-The checks are recomputed on the final sequences, independently of the sampling loop:
-conditions, length, GC (DNA/RNA), longest homopolymer run, one ``*_ok`` column per rule in
-force, and the distance to the nearest training sequence when a reference is known.
-"""
+"""The order sheet: one row per designed sequence, with the checks a lab reads before ordering,
+recomputed on the final sequences independently of the sampling loop."""
 
 from __future__ import annotations
 
@@ -42,14 +38,10 @@ def annotate(
             name of that distance, or None without a reference.
         min_novelty: the novelty floor, or None.
     """
+    asked = {"label": label, "value": value, "guidance": guidance}
     for i, row in enumerate(rows):
         seq = str(row["sequence"])
-        if label is not None:
-            row["label"] = label
-        if value is not None:
-            row["value"] = value
-        if guidance is not None:
-            row["guidance"] = guidance
+        row.update({k: v for k, v in asked.items() if v is not None})
         row["length"] = len(seq)
         if nucleic(letters):
             row["gc"] = round(gc_fraction(seq), 4)
@@ -59,7 +51,7 @@ def annotate(
         if rules.forbid:
             row["forbid_ok"] = not any(m in seq for m in rules.forbid)
         if rules.max_homopolymer is not None:
-            row["homopolymer_ok"] = longest_run(seq) <= rules.max_homopolymer
+            row["homopolymer_ok"] = row["max_run"] <= rules.max_homopolymer
         if rules.gc_window:
             row["gc_ok"] = rules.gc_ok(seq)
         if novelty is not None:

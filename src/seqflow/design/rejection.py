@@ -2,8 +2,7 @@
 
 Round 0 draws ``n`` candidates with the user's seed, so a request whose candidates all pass
 returns what plain sampling returns; later rounds are sized from the acceptance seen so far and
-seeded from ``(seed, round)``. When the candidate budget runs out first, one line names the
-rules that rejected the candidates and how often.
+seeded from ``(seed, round)``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Shared helpers of the metrics: input checks, token encoding, Jensen-Shannon distance.
 
-Every metric takes plain lists of strings and reads them case-insensitively. Sequences are
-turned into one padded ``uint8`` token array in a single vectorised step (join, byte view,
-256-entry lookup table, scatter), never letter by letter in Python.
+Every metric takes plain lists of strings and reads them case-insensitively.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from seqflow.errors import InvalidInputError
-
-_INVALID = 255
+from seqflow.tokens import FlatTokens
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +43,7 @@ class Encoded:
     def take(self, index: np.ndarray) -> Encoded:
         """The sequences at ``index`` (shape (n,)), trimmed to their own maximum length."""
         lengths = self.lengths[index]
-        width = int(lengths.max()) if lengths.size else 0
-        return Encoded(self.tokens[index, :width], lengths, self.letters)
+        return Encoded(self.tokens[index, : lengths.max(initial=0)], lengths, self.letters)
 
 
 def check_set(seqs: Sequence[str], name: str, *, minimum: int = 1) -> list[str]:
@@ -80,49 +76,27 @@ def infer_letters(*sets: Sequence[str]) -> str:
 
 
 def encode(seqs: Sequence[str], letters: str, name: str) -> Encoded:
-    """Encode upper- or lower-case sequences as a padded token array.
-
-    Args:
-        seqs: N sequences.
-        letters: the alphabet; every letter of every sequence must be in it.
-        name: name of the set for error messages, e.g. ``"gen"``.
+    """Encode N upper- or lower-case sequences over ``letters`` as a padded token array;
+    ``name`` names the set in error messages, e.g. ``"gen"``.
 
     Raises:
         InvalidInputError: a letter outside ``letters`` (names the sequence and letter).
     """
     letters = check_letters(letters)
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    width = int(lengths.max()) if lengths.size else 0
-    tokens = np.full((len(seqs), width), len(letters), dtype=np.uint8)
-    try:
-        raw = np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8)
-    except UnicodeEncodeError as err:
-        raise InvalidInputError(f"{name}: sequences must be ASCII letters") from err
-    table = np.full(256, _INVALID, dtype=np.uint8)
-    for token, letter in enumerate(letters):
-        table[ord(letter)] = table[ord(letter.lower())] = token
-    flat = table[raw]
-    bad = np.flatnonzero(flat == _INVALID)
-    if bad.size:
-        row = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
-        letter = chr(raw[bad[0]])
-        raise InvalidInputError(f"{name}: sequence {row}: letter {letter!r} not in {letters!r}")
-    rows = np.repeat(np.arange(len(seqs)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    cols = np.arange(raw.size) - np.repeat(starts, lengths)
-    tokens[rows, cols] = flat
-    return Encoded(tokens, lengths, letters)
+    flat = FlatTokens.of(seqs, letters)
+    bad = flat.first_invalid()
+    if bad is not None:
+        row, pos = bad
+        raise InvalidInputError(
+            f"{name}: sequence {row}: letter {seqs[row][pos]!r} not in {letters!r}"
+        )
+    width = int(flat.lengths.max(initial=0))
+    return Encoded(flat.padded(width, len(letters)), flat.lengths, letters)
 
 
 def js_distance(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (square root of the base-2 divergence) between count vectors.
-
-    Args:
-        p: counts or probabilities, shape (..., K), each row with a positive sum.
-        q: same shape as ``p``.
-
-    Returns:
-        distances in [0, 1], shape (...).
+    """Jensen-Shannon distance (square root of the base-2 divergence, in [0, 1]) between
+    counts or probabilities ``p`` and ``q``, shape (..., K), rows with positive sums: shape (...).
     """
     p = p / p.sum(axis=-1, keepdims=True)
     q = q / q.sum(axis=-1, keepdims=True)

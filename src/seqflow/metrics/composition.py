@@ -1,9 +1,6 @@
-"""Composition of a set: GC content, per-position letter frequencies, length distribution.
-
-Distances between two sets: the Wasserstein-1 distance between GC-content or length
-distributions (``scipy.stats.wasserstein_distance``, the area between the two empirical CDFs),
-the total variation between length histograms, and the mean Jensen-Shannon distance between
-per-position letter distributions.
+"""Composition of a set (GC content, per-position letter frequencies, lengths) and distances
+between two sets' compositions: Wasserstein-1 (``scipy.stats.wasserstein_distance``), total
+variation and mean Jensen-Shannon distance.
 """
 
 from __future__ import annotations
@@ -15,25 +12,18 @@ from scipy.stats import wasserstein_distance
 
 from seqflow.errors import InvalidInputError
 from seqflow.metrics._common import check_set, encode, infer_letters, js_distance
+from seqflow.tokens import INVALID, FlatTokens
 
 
 def gc_content(seqs: Sequence[str]) -> np.ndarray:
-    """Share of G and C letters in each sequence (case-insensitive).
-
-    Args:
-        seqs: N non-empty sequences.
-
-    Returns:
-        GC shares in [0, 1], shape (N,), float64.
-    """
-    upper = check_set(seqs, "seqs")
-    lengths = np.fromiter((len(s) for s in upper), dtype=np.int64, count=len(upper))
-    if np.any(lengths == 0):
-        raise InvalidInputError(f"seqs: sequence {int(np.argmin(lengths))} is empty")
-    raw = np.frombuffer("".join(upper).encode("ascii", errors="replace"), dtype=np.uint8)
-    cumulative = np.concatenate([[0], np.cumsum((raw == ord("G")) | (raw == ord("C")))])
-    ends = np.cumsum(lengths)
-    return (cumulative[ends] - cumulative[ends - lengths]) / lengths
+    """Share of G and C letters (either case) in each of N non-empty sequences: shape (N,),
+    float64, in [0, 1]."""
+    flat = FlatTokens.of(check_set(seqs, "seqs"), "GC")
+    if np.any(flat.lengths == 0):
+        raise InvalidInputError(f"seqs: sequence {int(np.argmin(flat.lengths))} is empty")
+    rows = np.repeat(np.arange(len(flat.lengths)), flat.lengths)
+    gc = np.bincount(rows, weights=flat.tokens != INVALID, minlength=len(flat.lengths))
+    return gc / flat.lengths
 
 
 def gc_distance(gen: Sequence[str], ref: Sequence[str]) -> float:
@@ -42,6 +32,7 @@ def gc_distance(gen: Sequence[str], ref: Sequence[str]) -> float:
 
 
 def _lengths(seqs: Sequence[str], name: str) -> np.ndarray:
+    """Lengths of a checked set, shape (N,), int64."""
     return np.array([len(s) for s in check_set(seqs, name)], dtype=np.int64)
 
 
@@ -96,19 +87,9 @@ def position_composition(
 def position_divergence(
     gen: Sequence[str], ref: Sequence[str], letters: str | None = None
 ) -> float:
-    """Mean over positions of the JS distance between per-position letter distributions.
-
-    Positions run up to the shorter of the two sets' maximum lengths; at each, only sequences
-    long enough count.
-
-    Args:
-        gen: generated sequences.
-        ref: reference sequences.
-        letters: the alphabet; ``None`` takes the letters that occur in either set.
-
-    Returns:
-        the mean JS distance (base 2) in [0, 1].
-    """
+    """Mean over positions of the JS distance (base 2, in [0, 1]) between per-position letter
+    distributions, up to the shorter of the two sets' maximum lengths; at each position only
+    the sequences that reach it count. ``letters=None`` takes the letters of either set."""
     gen_u, ref_u = check_set(gen, "gen"), check_set(ref, "ref")
     letters = letters or infer_letters(gen_u, ref_u)
     length = min(max(len(s) for s in gen_u), max(len(s) for s in ref_u))

@@ -1,21 +1,12 @@
 """Classifier two-sample test: can a classifier tell generated sequences from real ones?
 
-A classifier is trained to separate the real set (class 0) from the generated set (class 1);
-its cross-validated scores on sequences it did not train on give an AUROC. 0.5 means the
-classifier cannot tell the sets apart, 1.0 that it always can (Lopez-Paz and Oquab 2017,
-"Revisiting classifier two-sample tests", ICLR). Two classifiers, each with a fixed seed so a
-pair of sets always gets the same score:
-
-- a logistic regression on k-mer frequencies (k = 1..k_max), fitted by full-batch L-BFGS;
-- a small CNN on one-hot sequences (two convolutions, global max pool), trained with Adam.
-
-Any alphabet and variable lengths: tokens are padded with the pad token ``vocab`` (an all-zero
-one-hot column for the CNN, no window for the k-mers; each k-mer block is normalised by the
-sequence's own number of windows). The k-mer order is capped so that the largest block stays
-within ``4**5 = 1024`` features: ``k_max = 5`` for DNA/RNA (4 letters), ``4`` for 5 letters,
-``3`` for 6-10, ``2`` for 11-32 (protein), ``1`` beyond. No scikit-learn: the AUROC is the
-Mann-Whitney statistic with ties counted half. Fewer than 10 sequences in either set is an
-``InvalidInputError`` (too few to cross-validate), not a skipped test.
+Each classifier learns real (class 0) against generated (class 1); its cross-validated scores
+give an AUROC: 0.5 means it cannot tell the sets apart, 1.0 that it always can (Lopez-Paz and
+Oquab 2017, "Revisiting classifier two-sample tests", ICLR). Two classifiers, each with a fixed
+seed so a pair of sets always gets the same score: a logistic regression on k-mer frequencies
+(:func:`kmer_auroc`) and a small CNN on one-hot sequences (:func:`cnn_auroc`). Any alphabet and
+variable lengths: the pad token ``vocab`` is an all-zero one-hot column for the CNN and opens no
+k-mer window. No scikit-learn: the AUROC is the Mann-Whitney statistic with ties counted half.
 """
 
 from __future__ import annotations
@@ -138,10 +129,6 @@ def fold_indices(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(seed).permutation(n), folds)
 
 
-def _labels(real: Tensor, fake: Tensor) -> np.ndarray:
-    return np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(int)
-
-
 def kmer_auroc(
     real: Tensor, fake: Tensor, folds: int = 5, seed: int = 0, *, vocab: int = 4,
     kmax: int = 5, lengths: tuple[Tensor, Tensor] | None = None,
@@ -155,7 +142,7 @@ def kmer_auroc(
     """
     lr, lf = lengths if lengths is not None else (None, None)
     x = torch.cat([kmer_features(real, kmax, vocab, lr), kmer_features(fake, kmax, vocab, lf)])
-    y = _labels(real, fake)
+    y = np.r_[np.zeros(len(real)), np.ones(len(fake))].astype(int)
     scores = np.zeros(len(y))
     for test in fold_indices(len(y), folds, seed):
         train = np.setdiff1d(np.arange(len(y)), test)

@@ -28,30 +28,16 @@ def _one_hot(x: Encoded) -> np.ndarray:
 
 
 def hamming_matrix(x: Encoded, y: Encoded) -> np.ndarray:
-    """Number of mismatching positions between every pair of two equal-length sets.
-
-    Args:
-        x: N encoded sequences, all of length L.
-        y: M encoded sequences of the same length and letters.
-
-    Returns:
-        mismatch counts, shape (N, M), int64.
-    """
+    """Mismatching positions between every pair of N and M encoded sequences, all of one
+    length L and the same letters: shape (N, M), int64."""
     matches = _one_hot(x) @ _one_hot(y).T
     return x.tokens.shape[1] - np.rint(matches).astype(np.int64)
 
 
 def hamming_nearest(x: Encoded, y: Encoded, block: int = 4096) -> np.ndarray:
-    """Fewest mismatches from each sequence of ``x`` to any of ``y`` (blocks of ``y`` rows).
-
-    Args:
-        x: N encoded sequences, all of length L.
-        y: M encoded sequences of the same length and letters.
-        block: rows of ``y`` per matrix product, bounding memory to ``N * block`` floats.
-
-    Returns:
-        mismatch counts, shape (N,), int64.
-    """
+    """Fewest mismatches from each of N encoded sequences ``x`` to any of the M ``y`` (all of
+    one length L, same letters): shape (N,), int64. ``block`` rows of ``y`` per matrix product
+    bound memory to ``N * block`` floats."""
     hot_x = _one_hot(x)
     best = np.zeros(len(x.tokens), dtype=np.float32)
     for start in range(0, len(y.tokens), block):

@@ -1,10 +1,5 @@
-"""All oracle-free metrics of a generated set against a reference set, in one report.
-
-Which metrics apply depends on the data: GC content only for nucleotide alphabets, per-position
-divergence only when every sequence of both sets has one length, length distances otherwise,
-k-mer distances for the k that both sets reach, novelty and memorisation only with a training
-set, and with ``discriminator`` the classifier two-sample test (:mod:`.discriminator`).
-"""
+"""All oracle-free metrics of a generated set against a reference set, in one report; which
+apply depends on the data (see :class:`EvaluationReport`)."""
 
 from __future__ import annotations
 
@@ -29,13 +24,11 @@ class EvaluationReport:
     """Metrics of a generated set against a reference set; ``None`` where one does not apply.
 
     Attributes:
-        n_gen: number of generated sequences.
-        n_ref: number of reference sequences.
+        n_gen, n_ref: numbers of generated and reference sequences.
         kmer_js: k -> Jensen-Shannon distance of k-mer spectra, for the k both sets reach.
-        diversity_gen: mean pairwise normalised distance within gen (None below 2 sequences).
-        diversity_ref: the same within ref.
-        uniqueness_gen: distinct / total within gen.
-        uniqueness_ref: distinct / total within ref.
+        diversity_gen, diversity_ref: mean pairwise normalised distance within each set (None
+            below 2 sequences).
+        uniqueness_gen, uniqueness_ref: distinct / total within each set.
         gc_distance: Wasserstein-1 between GC-content distributions (nucleotides only).
         position_divergence: mean per-position JS distance (all sequences of one length).
         length_distance: Wasserstein-1 between length distributions (lengths vary).
@@ -149,9 +142,7 @@ def evaluate_by_condition(
         ref: condition -> reference sequences.
         train: one training set for all conditions, or condition -> training sequences
             (conditions missing from it get no novelty or memorisation).
-        ks: k-mer lengths.
-        letters: the alphabet.
-        seed: seed of all subsamples.
+        ks, letters, seed: as in :func:`evaluate_sets`.
 
     Returns:
         condition -> report, in the order of ``gen``.

@@ -31,16 +31,12 @@ def _psd_sqrt(s: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Squared Fréchet distance between Gaussians fitted to two sets of embeddings.
-
-    Means and unbiased covariances (``ddof = 1``) are estimated in float64.
+    """Squared Fréchet distance ``d^2`` (clamped at 0) between Gaussians fitted to two sets of
+    embeddings, with means and unbiased covariances (``ddof = 1``) in float64.
 
     Args:
         x: embeddings, shape (N, D), N >= 2; a numpy array or anything ``np.asarray`` takes.
         y: embeddings, shape (M, D), M >= 2.
-
-    Returns:
-        ``|mu_x - mu_y|^2 + tr(S_x) + tr(S_y) - 2 tr (S_x S_y)^(1/2)``, clamped at 0.
     """
     x, y = _as_rows(x, "x"), _as_rows(y, "y")
     if x.shape[1] != y.shape[1]:

@@ -1,10 +1,8 @@
 """k-mer spectra and the Jensen-Shannon distance between those of two sets.
 
-A k-mer is coded as the integer ``sum_j x_{i+j} K^(k-1-j)`` of its tokens (a base-K number),
-computed for all windows of the padded token array at once; only windows that lie fully inside a
-sequence count. Spectra are counted with ``np.bincount`` over the ``K^k`` codes, or, when that
-table would be large (protein with k = 6 has 6.4e7 codes), with ``np.unique`` over the codes
-that occur.
+A k-mer is coded as the base-K number ``sum_j x_{i+j} K^(k-1-j)`` of its tokens, for all windows
+inside a sequence at once. Spectra are counted with ``np.bincount`` over the ``K^k`` codes, or,
+when that table would be large (protein, k = 6: 6.4e7 codes), ``np.unique`` of those that occur.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from seqflow.errors import InvalidInputError
 from seqflow.metrics._common import Encoded, check_set, encode, infer_letters, js_distance
 
 MAX_DENSE_BINS = 1 << 22
-"""Largest ``K^k`` counted with a dense ``np.bincount``; above it, ``np.unique`` is used."""
+"""Largest ``K^k`` counted with a dense ``np.bincount``."""
 
 _MAX_CODE = 1 << 61
 
@@ -50,16 +48,8 @@ def kmer_codes(x: Encoded, k: int) -> np.ndarray:
 
 
 def kmer_spectrum(seqs: Sequence[str], k: int, letters: str | None = None) -> dict[str, int]:
-    """Counts of the k-mers that occur in a set (overlapping windows inside each sequence).
-
-    Args:
-        seqs: N sequences (case-insensitive).
-        k: the k-mer length.
-        letters: the alphabet; ``None`` takes the letters that occur.
-
-    Returns:
-        upper-case k-mer -> count, for the k-mers that occur.
-    """
+    """Upper-case k-mer -> count of the k-mers that occur in a set (overlapping windows inside
+    each sequence, case-insensitive); ``letters=None`` takes the letters that occur."""
     upper = check_set(seqs, "seqs")
     x = encode(upper, letters or infer_letters(upper), "seqs")
     codes, counts = np.unique(kmer_codes(x, k), return_counts=True)
@@ -96,17 +86,9 @@ def kmer_js_profile(
     ks: Iterable[int] = range(1, 7),
     letters: str | None = None,
 ) -> dict[int, float]:
-    """Jensen-Shannon distance between k-mer spectra for several k.
-
-    Args:
-        gen: generated sequences.
-        ref: reference sequences.
-        ks: the k-mer lengths.
-        letters: the alphabet; ``None`` takes the letters that occur in either set.
-
-    Returns:
-        k -> JS distance (base 2, square root of the divergence) in [0, 1].
-    """
+    """Jensen-Shannon distance (base 2, square root of the divergence) in [0, 1] between the
+    k-mer spectra of generated and reference sets, as k -> distance for each k of ``ks``.
+    ``letters=None`` takes the letters that occur in either set."""
     gen_u, ref_u = check_set(gen, "gen"), check_set(ref, "ref")
     letters = letters or infer_letters(gen_u, ref_u)
     x, y = encode(gen_u, letters, "gen"), encode(ref_u, letters, "ref")

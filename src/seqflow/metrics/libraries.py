@@ -1,20 +1,17 @@
 """Set-level metrics: generated libraries (sets of sequences) against real libraries.
 
-A library is compared with another through a set distance of its sequence embeddings (see
-:mod:`seqflow.metrics.sets`). Two collections of libraries are compared with the
-1-nearest-neighbour two-sample test (1-NNA; Lopez-Paz & Oquab 2017, "Revisiting classifier
-two-sample tests"; Yang et al. 2019, PointFlow, Sec. 5; used for sets of sets by Haviv et al.
-2024, Wasserstein Flow Matching, arXiv 2411.00698): every library of the union is labelled by
-its nearest other library (leave-one-out), and the share labelled correctly is reported. About
-0.5 means the collections cannot be told apart; 1.0 means every library's nearest neighbour
-comes from its own side (perfectly separable); well below 0.5 points to generated libraries
-copying real ones.
+Two libraries are compared by a set distance of their sequence embeddings
+(:mod:`seqflow.metrics.sets`); two collections of libraries by the 1-nearest-neighbour
+two-sample test (1-NNA; Lopez-Paz & Oquab 2017; Yang et al. 2019, PointFlow, Sec. 5; for sets
+of sets Haviv et al. 2024, arXiv 2411.00698): the share of libraries whose nearest other library
+(leave-one-out) is on their own side. 0.5: indistinguishable; 1.0: perfectly separable; well
+below 0.5: generated libraries copy real ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import combinations
 from typing import Any
 
@@ -40,10 +37,9 @@ class OneNNA:
         accuracy: ``(accuracy_gen + accuracy_real) / 2``; with equal counts this is the share
             of all libraries classified correctly (the usual 1-NNA); with unequal counts it
             weighs both sides equally, so always answering the larger side scores 0.5.
-        accuracy_gen: share of generated libraries whose nearest neighbour is generated.
-        accuracy_real: share of real libraries whose nearest neighbour is real.
-        n_gen: number of generated libraries.
-        n_real: number of real libraries.
+        accuracy_gen, accuracy_real: share of generated (real) libraries whose nearest
+            neighbour is generated (real).
+        n_gen, n_real: numbers of generated and real libraries.
         distance: the set distance, ``ot`` or ``chamfer`` (or ``mean``).
     """
 
@@ -56,7 +52,7 @@ class OneNNA:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 def _named(libraries: Libraries, side: str) -> dict[str, list[str]]:
@@ -75,15 +71,8 @@ def _check_counts(n_gen: int, n_real: int) -> None:
 
 
 def distance_matrix(embeddings: Sequence[np.ndarray], distance: str = "ot") -> np.ndarray:
-    """Set distances between every pair of embedded libraries.
-
-    Args:
-        embeddings: M libraries, library i as points of shape (n_i, D).
-        distance: ``ot``, ``chamfer`` or ``mean``.
-
-    Returns:
-        symmetric distances with a zero diagonal, shape (M, M), float64.
-    """
+    """Set distances (``ot``, ``chamfer`` or ``mean``) between every pair of M libraries,
+    library i embedded as points (n_i, D): symmetric, zero diagonal, shape (M, M), float64."""
     measure = check_distance(distance)
     m = len(embeddings)
     out = np.zeros((m, m))
@@ -95,10 +84,8 @@ def distance_matrix(embeddings: Sequence[np.ndarray], distance: str = "ot") -> n
 def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot") -> OneNNA:
     """1-NNA from the distances over the union, generated libraries first.
 
-    Each library takes the label of its nearest other library; when several lie at the
-    smallest distance (within a relative 1e-9) it scores the share of them that carry its own
-    label, the expected accuracy under a random tie break (so the result does not depend on
-    the order of the libraries).
+    A library with several nearest libraries (within a relative 1e-9) scores the share of them
+    on its own side: the expected accuracy under a random tie break, independent of order.
 
     Args:
         distances: symmetric set distances, shape (M, M), rows ``0..n_gen-1`` generated.
@@ -120,17 +107,8 @@ def one_nna_from_matrix(distances: np.ndarray, n_gen: int, distance: str = "ot")
 def within_library_diversity(
     libraries: Libraries, *, sample: int = 1000, seed: int = 0
 ) -> dict[str, float]:
-    """Mean pairwise normalised distance within each library (see ``within_set.diversity``:
-    Hamming over L for one length, else Levenshtein over the longer length).
-
-    Args:
-        libraries: libraries of >= 2 sequences each.
-        sample: most sequences per library whose pairs are used.
-        seed: seed of the subsamples.
-
-    Returns:
-        library name -> diversity in [0, 1].
-    """
+    """Library name -> mean pairwise normalised distance in [0, 1] within each library of
+    >= 2 sequences (``within_set.diversity`` with ``sample`` and ``seed``)."""
     named = _named(libraries, "libraries")
     for name, seqs in named.items():
         check_set(seqs, f"library {name!r}", minimum=2)
@@ -142,20 +120,17 @@ class LibraryReport:
     """Set-level metrics of generated libraries against real libraries.
 
     Attributes:
-        n_gen: number of generated libraries.
-        n_real: number of real libraries.
-        mean_size_gen: mean number of sequences per generated library.
-        mean_size_real: the same for the real libraries.
+        n_gen, n_real: numbers of generated and real libraries.
+        mean_size_gen, mean_size_real: mean number of sequences per library of each side.
         k: k-mer length of the embedding (None for ``onehot``).
         embedding: ``kmer`` or ``onehot``.
         nna_ot: 1-NNA under the squared Wasserstein-2 set distance.
         nna_chamfer: 1-NNA under the Chamfer set distance.
-        diversity_gen: mean over generated libraries of their within-library diversity (None
-            when no library holds 2 sequences).
-        diversity_real: the same over real libraries.
+        diversity_gen, diversity_real: mean within-library diversity over the generated (real)
+            libraries (None when no library holds 2 sequences).
         diversity_ratio: ``diversity_gen / diversity_real`` (None if either is None or real is 0).
-        diversity_by_library_gen: library -> diversity, for libraries of >= 2 sequences.
-        diversity_by_library_real: the same for real libraries.
+        diversity_by_library_gen, diversity_by_library_real: library -> diversity, for
+            libraries of >= 2 sequences.
     """
 
     n_gen: int
@@ -174,11 +149,7 @@ class LibraryReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: the 1-NNA results as dicts, Nones kept."""
-        out: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            out[field.name] = value.to_dict() if isinstance(value, OneNNA) else value
-        return out
+        return asdict(self)
 
     def rows(self) -> list[tuple[str, str | float | None]]:
         """(metric, value) rows for a printed table; pairs as ``"gen / real"`` text."""

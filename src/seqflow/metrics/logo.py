@@ -52,22 +52,17 @@ def is_aligned(*sets: Sequence[str]) -> bool:
 
 
 def small_sample_correction(n: int, size: int) -> float:
-    """First-order bias ``(K - 1) / (2 ln 2 n)`` of the plug-in entropy in bits.
-
-    Args:
-        n: number of sequences (> 0).
-        size: alphabet size K.
-    """
+    """First-order bias ``e_n = (K - 1) / (2 ln 2 n)`` of the plug-in entropy in bits, for
+    n > 0 sequences over K = ``size`` letters."""
     return (size - 1) / (2.0 * np.log(2.0) * n)
 
 
 def information_content(p: np.ndarray, n: int | None = None) -> np.ndarray:
-    """Information content ``log2 K - H(p)`` of each row of a frequency matrix.
+    """Information content ``log2 K - H(p) (- e_n)`` of each row of a frequency matrix.
 
     Args:
         p: letter frequencies, shape (L, K), rows summing to 1.
-        n: number of sequences behind ``p``; given, the small-sample correction
-            ``(K - 1) / (2 ln 2 n)`` is subtracted and the result clipped at 0.
+        n: number of sequences behind ``p``; given, ``e_n`` is subtracted.
 
     Returns:
         IC in bits, shape (L,), in [0, log2 K].
@@ -86,8 +81,8 @@ def logo_matrix(seqs: Sequence[str], letters: str, *, correct: bool = False) -> 
     Args:
         seqs: N sequences, all of length L.
         letters: the alphabet (K letters); every letter of ``seqs`` must be in it.
-        correct: subtract the small-sample correction ``(K - 1) / (2 ln 2 N)`` (see the module
-            docstring); use it to compare sets of different sizes.
+        correct: subtract the small-sample correction ``e_N``, to compare sets of different
+            sizes.
 
     Returns:
         the logo's matrices, shapes (L, K) and (L,).

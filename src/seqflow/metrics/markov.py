@@ -2,9 +2,9 @@
 
 Fitting counts every (K+1)-mer ``c_1..c_K x`` of the training sequences and sets
 ``P(x | c) = (count(c x) + a) / sum_y (count(c y) + a)`` with pseudocount ``a``. Sampling draws
-the first K letters from the training sequences' first K-mers, then each next letter from the
-table, and each length from the training lengths (only when they vary, so a fixed-length set
-draws no lengths and reproduces the same stream as before variable lengths were supported).
+the first K letters from the training sequences' first K-mers, each next letter from the table,
+and each length from the training lengths (only when they vary, so that a fixed-length set's
+random stream stays the same).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class MarkovChain:
             lengths = np.full(n, self.lengths[0], dtype=np.int64)
         else:
             lengths = rng.choice(self.lengths, n)
-        width = int(lengths.max()) if n else 0
+        width = int(lengths.max(initial=0))
         out = np.zeros((n, max(width, k)), dtype=np.int64)
         out[:, :k] = starts
         cum = np.cumsum(self.transition, axis=1)

@@ -1,17 +1,16 @@
 """Novelty and memorisation of a generated set with respect to the training set.
 
 Exact copies are found by hashing the full sets. Nearest-neighbour (NN) distances use random
-subsamples: at most ``max_gen`` generated (and reference) sequences against at most
-``max_train`` training sequences. When every sequence of the sets involved has one length L the
-distance is the Hamming distance over L (blocked one-hot matrix products); otherwise it is the
-Levenshtein distance over the longer length of the pair, with the smaller caps
-``EDIT_MAX_GEN`` and ``EDIT_MAX_TRAIN`` (all pairs are computed, so the caps bound the time).
+subsamples of at most ``max_gen`` generated (and reference) against ``max_train`` training
+sequences: the Hamming distance over L when every sequence has one length L, else the
+Levenshtein distance over the longer length of the pair, with the smaller caps ``EDIT_MAX_GEN``
+and ``EDIT_MAX_TRAIN`` (all pairs are computed, so the caps bound the time).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -55,13 +54,7 @@ class NoveltyReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-sequence ``nn_distance``)."""
-        return {
-            "exact_copies": self.exact_copies,
-            "copy_fraction": self.copy_fraction,
-            "median_nn": self.median_nn,
-            "mean_nn": self.mean_nn,
-            "metric": self.metric,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "nn_distance"}
 
 
 @dataclass(frozen=True)
@@ -75,8 +68,7 @@ class MemorisationReport:
         fraction_closer: share of generated sequences with NN distance <= ``threshold``; about
             ``quantile`` for a generator like the reference, near 1 for a memorising one.
         quantile: the reference quantile used for ``threshold`` (default 0.05).
-        median_nn_gen: median generated NN distance.
-        median_nn_ref: median reference NN distance.
+        median_nn_gen, median_nn_ref: median generated and reference NN distances.
         metric: ``"hamming"`` or ``"levenshtein"``.
     """
 
@@ -111,9 +103,8 @@ def _edit_nearest(x: Encoded, y: Encoded, normalise: bool = True) -> np.ndarray:
 def nearest_distance(queries: Sequence[str], train: Sequence[str]) -> tuple[np.ndarray, str]:
     """Distance of each query to its nearest training sequence, over the whole training set.
 
-    Unlike :func:`novelty` nothing is subsampled and distances are counts, not fractions: the
-    number of mismatches (Hamming) when every sequence has one length, else the edit
-    (Levenshtein) distance. Costs ``len(queries) * len(train)`` comparisons.
+    Unlike :func:`novelty_and_memorisation` nothing is subsampled and distances are counts:
+    mismatches (Hamming) when every sequence has one length, else edit (Levenshtein) distances.
 
     Returns:
         distances, shape ``(len(queries),)``, int64; and the metric, ``hamming`` or
@@ -126,13 +117,6 @@ def nearest_distance(queries: Sequence[str], train: Sequence[str]) -> tuple[np.n
     if bool(np.all(lengths == lengths[0])):
         return hamming_nearest(x, y), "hamming"
     return _edit_nearest(x, y, normalise=False), "levenshtein"
-
-
-def _nearest(queries: list[Encoded], train: Encoded, equal: bool) -> list[np.ndarray]:
-    if equal:
-        length = max(int(train.lengths[0]), 1)
-        return [hamming_nearest(q, train) / length for q in queries]
-    return [_edit_nearest(q, train) for q in queries]
 
 
 def _nn_distances(
@@ -149,35 +133,10 @@ def _nn_distances(
     rng = np.random.default_rng(seed)
     train_x = train_x.take(subsample(len(train), caps[1], rng))
     queries = [e.take(subsample(len(e.lengths), caps[0], rng)) for e in encoded]
-    return _nearest(queries, train_x, equal), "hamming" if equal else "levenshtein"
-
-
-def _novelty_report(gen: list[str], train: list[str], nn: np.ndarray, metric: str) -> NoveltyReport:
-    known = set(train)
-    copies = sum(s in known for s in gen)
-    return NoveltyReport(
-        exact_copies=copies,
-        copy_fraction=copies / len(gen),
-        nn_distance=nn,
-        median_nn=float(np.median(nn)),
-        mean_nn=float(nn.mean()),
-        metric=metric,
-    )
-
-
-def _memorisation_report(
-    nn_gen: np.ndarray, nn_ref: np.ndarray, quantile: float, metric: str
-) -> MemorisationReport:
-    threshold = float(np.quantile(nn_ref, quantile))
-    return MemorisationReport(
-        wasserstein=float(wasserstein_distance(nn_gen, nn_ref)),
-        threshold=threshold,
-        fraction_closer=float(np.mean(nn_gen <= threshold)),
-        quantile=quantile,
-        median_nn_gen=float(np.median(nn_gen)),
-        median_nn_ref=float(np.median(nn_ref)),
-        metric=metric,
-    )
+    if equal:
+        length = max(int(train_x.lengths[0]), 1)
+        return [hamming_nearest(q, train_x) / length for q in queries], "hamming"
+    return [_edit_nearest(q, train_x) for q in queries], "levenshtein"
 
 
 def novelty_and_memorisation(
@@ -191,27 +150,41 @@ def novelty_and_memorisation(
     seed: int = 0,
 ) -> tuple[NoveltyReport, MemorisationReport]:
     """Exact copies of training sequences and NN distances of a generated set to train
-    (novelty), and the generated NN distances compared with those of held-out reference
-    sequences (memorisation), from one NN search.
+    (novelty), and those distances against the held-out reference set's (memorisation).
 
-    Both sets are measured against the same training subsample with the same distance
-    (Hamming or Levenshtein), chosen over all three sets.
+    Both sets are measured against one training subsample with one distance (Hamming or
+    Levenshtein), chosen over all three sets.
 
     Args:
         gen: generated sequences (case-insensitive).
         train: training sequences.
         ref: real sequences not used in training (e.g. the test split).
         quantile: reference quantile that defines "closer to train than real data".
-        max_gen: most generated and most reference sequences in the NN distances (edit:
-            ``EDIT_MAX_GEN``).
-        max_train: most training sequences in the NN distances (edit: ``EDIT_MAX_TRAIN``).
+        max_gen, max_train: caps of the NN subsamples (see the module docstring).
         seed: seed of the subsamples.
     """
     if not 0.0 <= quantile <= 1.0:
         raise InvalidInputError(f"quantile must lie in [0, 1], got {quantile}")
     gen_u, ref_u, train_u = check_set(gen, "gen"), check_set(ref, "ref"), check_set(train, "train")
     (nn_gen, nn_ref), metric = _nn_distances([gen_u, ref_u], train_u, (max_gen, max_train), seed)
-    return (
-        _novelty_report(gen_u, train_u, nn_gen, metric),
-        _memorisation_report(nn_gen, nn_ref, quantile, metric),
+    known = set(train_u)
+    copies = sum(s in known for s in gen_u)
+    threshold = float(np.quantile(nn_ref, quantile))
+    novelty = NoveltyReport(
+        exact_copies=copies,
+        copy_fraction=copies / len(gen_u),
+        nn_distance=nn_gen,
+        median_nn=float(np.median(nn_gen)),
+        mean_nn=float(nn_gen.mean()),
+        metric=metric,
     )
+    memorisation = MemorisationReport(
+        wasserstein=float(wasserstein_distance(nn_gen, nn_ref)),
+        threshold=threshold,
+        fraction_closer=float(np.mean(nn_gen <= threshold)),
+        quantile=quantile,
+        median_nn_gen=float(np.median(nn_gen)),
+        median_nn_ref=float(np.median(nn_ref)),
+        metric=metric,
+    )
+    return novelty, memorisation

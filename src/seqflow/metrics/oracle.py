@@ -1,17 +1,10 @@
-"""Oracle-based metrics of a generated set against a real one, from the oracle's outputs.
+"""Oracle-based metrics of a generated set against a real one, from the oracle's outputs
+(:mod:`seqflow.oracle` turns sequences into embeddings and predictions).
 
-The oracle itself (:mod:`seqflow.oracle`) turns sequences into embeddings and predictions; the
-metrics here take those arrays:
-
-- Frechet distance between the embeddings of generated and real sets (squared, pooled over the
-  whole sets, as in Stark et al. 2024), and per condition;
-- conditional accuracy: the share of samples for class c a classifier assigns to c (its output
-  names matched to the labels);
-- oracle MSE (Sei-style; Avdeyev et al. 2023, Davis et al. 2024): mean squared difference of
-  outputs between generated sequence i and real sequence i of the same condition, when both
-  sets hold the same number (as when sampling one sequence per reference signal row);
-- value MSE: for requested values and a one-output oracle, mean squared difference between the
-  prediction and the value asked for.
+The Frechet distance of embeddings is pooled over the whole sets, as in Stark et al. 2024; the
+paired oracle MSE is Sei-style (Avdeyev et al. 2023, Davis et al. 2024): generated sequence i
+against real sequence i of the same condition, when both sets hold the same number (as when
+sampling one sequence per reference signal row).
 """
 
 from __future__ import annotations
@@ -33,9 +26,11 @@ class OracleReport:
         name: the oracle file.
         frechet: squared Frechet distance of embeddings, generated vs reference.
         frechet_by_label: the same per condition.
-        accuracy_by_label: share of samples for each class the oracle assigns to it.
+        accuracy_by_label: share of samples for each class a classifier assigns to it (output
+            names matched to labels).
         mse_paired: mean squared oracle-output difference of generated/real pairs per condition.
-        mse_value: mean squared difference between predicted and requested values.
+        mse_value: mean squared difference between predicted and requested values (one-output
+            oracle).
     """
 
     name: str
@@ -69,7 +64,7 @@ def oracle_report(
     classes: Sequence[str] | None = None,
     values: Sequence[float] | None = None,
 ) -> OracleReport:
-    """The oracle metrics of generated vs real sequences.
+    """The oracle metrics of generated vs real sequences (see :class:`OracleReport`).
 
     Args:
         name: the oracle's name (its file), for the report.

@@ -1,25 +1,20 @@
 """Distances between two sets of sequences (libraries), through a fixed-size embedding.
 
-Each sequence becomes a vector: its normalised k-mer spectrum (counts over the ``L - k + 1``
-windows, so entries sum to 1; only the k-mers that occur in any library compared are kept as
-coordinates, which leaves every distance unchanged) or, for one sequence length, its one-hot
-matrix flattened and scaled by ``1 / sqrt(2 L)`` so that the squared distance of two sequences
-is their normalised Hamming distance. A library of n sequences is then a point cloud
-``x`` of shape (n, D), compared with another ``y`` of shape (m, D) under the squared
-Euclidean cost ``C_ij = |x_i - y_j|^2``:
+Each sequence becomes a vector: its normalised k-mer spectrum (window counts over ``L - k + 1``,
+on the k-mers that occur in any library compared, which leaves every distance unchanged) or, for
+one sequence length, its flattened one-hot matrix scaled by ``1 / sqrt(2 L)``, so that the
+squared distance of two sequences is their normalised Hamming distance. Libraries ``x`` (n, D)
+and ``y`` (m, D) are compared under the squared Euclidean cost ``C_ij = |x_i - y_j|^2``:
 
-- ``ot``: exact optimal transport with uniform weights, ``W_2^2 = min_P <P, C>`` over couplings
-  with marginals ``1/n`` and ``1/m`` (``ot.emd2``); above ``EXACT_OT_MAX`` points on a side the
-  entropic plan of ``ot.sinkhorn2`` (log-domain) with ``reg = SINKHORN_REG * mean(C)`` is used
-  and ``<P, C>`` reported (an upper bound on ``W_2^2``).
-- ``chamfer``: half the two-way mean nearest-neighbour cost,
-  ``(mean_i min_j C_ij + mean_j min_i C_ij) / 2`` (half the Chamfer distance of Fan et al.
-  2017 / PointFlow, Yang et al. 2019, so that both agree with ``W_2^2`` on single points;
-  each direction is at most ``W_2^2``, hence ``chamfer <= ot``).
+- ``ot``: exact optimal transport with uniform weights, ``W_2^2 = min_P <P, C>`` (``ot.emd2``);
+  above ``EXACT_OT_MAX`` points on a side, ``<P, C>`` of the log-domain ``ot.sinkhorn2`` plan
+  with ``reg = SINKHORN_REG * mean(C)`` (an upper bound on ``W_2^2``).
+- ``chamfer``: ``(mean_i min_j C_ij + mean_j min_i C_ij) / 2``, half the Chamfer distance of
+  Fan et al. 2017 / PointFlow (Yang et al. 2019), so it agrees with ``W_2^2`` on single points
+  and ``chamfer <= ot``.
 - ``mean``: ``|mean(x) - mean(y)|^2``, a cheap lower bound of ``W_2^2`` (Jensen).
 
-All three are symmetric, zero for a set against itself and invariant to the order of the
-sequences within a library.
+All three are symmetric, zero for a set against itself and invariant to sequence order.
 """
 
 from __future__ import annotations
@@ -115,12 +110,8 @@ def embed_libraries(
 
 
 def cost_matrix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Squared Euclidean costs ``|x_i - y_j|^2``, shape (n, m), clipped at 0.
-
-    Args:
-        x: points, shape (n, D).
-        y: points, shape (m, D).
-    """
+    """Squared Euclidean costs ``|x_i - y_j|^2`` of points x (n, D), y (m, D): shape (n, m),
+    clipped at 0."""
     cost = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
     return np.maximum(cost, 0.0)
 
@@ -132,11 +123,8 @@ def chamfer_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def ot_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Squared Wasserstein-2 distance with uniform weights; x (n, D), y (m, D).
-
-    Exact (``ot.emd2``) up to ``EXACT_OT_MAX`` points per side, else the transport cost of the
-    log-domain Sinkhorn plan with ``reg = SINKHORN_REG * mean(C)``.
-    """
+    """Squared Wasserstein-2 distance with uniform weights (see the module docstring);
+    x (n, D), y (m, D)."""
     cost = cost_matrix(x, y)
     a = np.full(len(x), 1.0 / len(x))
     b = np.full(len(y), 1.0 / len(y))

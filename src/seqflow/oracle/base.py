@@ -1,9 +1,5 @@
-"""What every oracle offers: predictions and embeddings of plain sequences.
-
-An oracle is a fixed model that scores sequences: class probabilities (a classifier),
-regression outputs (a regressor), or the outputs of a user's TorchScript model (external).
-Metrics and guidance use it through this protocol only.
-"""
+"""What every oracle offers: predictions and embeddings of plain sequences; metrics and
+guidance use an oracle through this protocol only."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""The built-in oracle: a trained :class:`~seqflow.oracle.network.OracleCNN` and what it needs.
-
-Inputs are one-hot sequences of the oracle's alphabet, right-padded with all-zero rows to
-``input_length`` (the network leaves padding out, so the amount of it does not matter).
-A classifier returns softmax probabilities over its classes; a regressor returns its value on
-the scale of the training data (the network predicts ``(y - value_mean) / value_std``).
-"""
+"""The built-in oracle: a trained :class:`~seqflow.oracle.network.OracleCNN` on one-hot
+sequences right-padded with all-zero rows to ``input_length``, and what it needs."""
 
 from __future__ import annotations
 
@@ -34,8 +29,8 @@ class BuiltinOracle:
         input_length: the longest sequence taken.
         output_names: class names (classifier) or the value's name (regressor).
         kind: ``classifier`` or ``regressor``.
-        value_mean: mean of the training values (regressor; 0 for a classifier).
-        value_std: their standard deviation (regressor; 1 for a classifier).
+        value_mean, value_std: mean and standard deviation of a regressor's training values
+            (0 and 1 for a classifier).
         metric: held-out accuracy (classifier) or R^2 (regressor) measured when it was fitted.
         source: how error messages name it (its file once saved or loaded).
     """
@@ -66,14 +61,9 @@ class BuiltinOracle:
             return in_batches(lambda t: fn(one_hot(t, len(self.letters))), tokens, batch_size)
 
     def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """Class probabilities or values of ``seqs``.
-
-        Args:
-            seqs: N sequences of the oracle's alphabet (any case), at most ``input_length``.
-            batch_size: sequences per forward pass.
-
-        Returns:
-            shape (N, len(output_names)), float32: rows summing to 1 (classifier) or values.
+        """Class probabilities (rows summing to 1) or values of N sequences of the oracle's
+        alphabet (any case) of at most ``input_length``, ``batch_size`` per forward pass: shape
+        (N, len(output_names)), float32.
 
         Raises:
             InvalidInputError: a letter outside the alphabet or a sequence too long (the
@@ -86,7 +76,8 @@ class BuiltinOracle:
         return self._run(seqs, batch_size, self.network.features).numpy()
 
     def outputs(self, x: Tensor) -> Tensor:
-        """Probabilities or values of one-hot ``x``, shape (batch, L, K) -> (batch, outputs)."""
+        """Softmax probabilities, or values on the training data's scale, of one-hot ``x``:
+        shape (batch, L, K) -> (batch, outputs)."""
         y = self.network(x)
         if self.kind == "classifier":
             return torch.softmax(y, dim=-1)

@@ -1,9 +1,8 @@
-"""Sequences to padded tokens and one-hot tensors, checked letter by letter, for oracles.
+"""Sequences to padded tokens and one-hot tensors for oracles, and their input checks.
 
 An oracle takes plain strings (generated or read), so it checks them itself: a letter outside
 its alphabet or a sequence longer than its input length is a one-line
 :class:`~seqflow.errors.InvalidInputError` naming the sequence's 0-based index in the list.
-The whole batch is converted in one vectorised table lookup.
 """
 
 from __future__ import annotations
@@ -15,12 +14,11 @@ import torch
 from torch import Tensor
 
 from seqflow.errors import InvalidInputError
+from seqflow.tokens import FlatTokens
 
 PAD_MODES = ("center", "right")
 """Where a short sequence sits: ``center`` (padding split, the extra one on the right) or
 ``right`` (padding on the right)."""
-
-_INVALID = 255
 
 
 def check_letters(letters: str, source: str) -> str:
@@ -54,14 +52,6 @@ def in_batches(fn: Callable[[Tensor], Tensor], tokens: Tensor, batch_size: int) 
     ])  # fmt: skip
 
 
-def _lookup(letters: str) -> np.ndarray:
-    """Code point to token table, shape (256,), uint8; both cases map, others are invalid."""
-    table = np.full(256, _INVALID, dtype=np.uint8)
-    for token, letter in enumerate(letters):
-        table[ord(letter)] = table[ord(letter.lower())] = token
-    return table
-
-
 def encode(
     seqs: Sequence[str], letters: str, *, length: int, source: str, pad_mode: str = "right"
 ) -> np.ndarray:
@@ -72,7 +62,7 @@ def encode(
         letters: the alphabet; a letter's token is its index.
         length: row length L (the oracle's input length).
         source: the oracle, named at the start of error messages.
-        pad_mode: one of :data:`PAD_MODES`.
+        pad_mode: one of :data:`PAD_MODES` (checked by the caller).
 
     Returns:
         tokens, shape (N, L), uint8; padding positions hold ``len(letters)``.
@@ -87,48 +77,27 @@ def encode(
     for i, seq in enumerate(seqs):
         if not isinstance(seq, str):
             raise InvalidInputError(f"{source}: sequence {i} is a {type(seq).__name__}, not str")
-    n, size = len(seqs), len(letters)
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=n)
-    too_long = np.flatnonzero(lengths > length)
+    flat = FlatTokens.of(seqs, letters)
+    too_long = np.flatnonzero(flat.lengths > length)
     if too_long.size:
         i = int(too_long[0])
         raise InvalidInputError(
-            f"{source}: sequence {i} has length {lengths[i]} > the oracle's input length {length}"
+            f"{source}: sequence {i} has length {flat.lengths[i]} > the oracle's input length "
+            f"{length}"
         )
-    codes = np.frombuffer("".join(seqs).encode("utf-32-le"), dtype=np.uint32)
-    flat = np.full(codes.shape, _INVALID, dtype=np.uint8)
-    ascii_ = codes < 256
-    flat[ascii_] = _lookup(letters)[codes[ascii_]]
-    starts = np.cumsum(lengths) - lengths
-    bad = np.flatnonzero(flat == _INVALID)
-    if bad.size:
-        i = int(np.searchsorted(starts, bad[0], side="right")) - 1
-        pos = int(bad[0] - starts[i])
+    bad = flat.first_invalid()
+    if bad is not None:
+        i, pos = bad
         raise InvalidInputError(
             f"{source}: sequence {i} has letter {seqs[i][pos]!r} at position {pos + 1}, "
             f"not in the oracle's alphabet {letters}"
         )
-    if pad_mode not in PAD_MODES:
-        raise InvalidInputError(f"pad_mode {pad_mode!r}: must be one of {', '.join(PAD_MODES)}")
-    offsets = (length - lengths) // 2 if pad_mode == "center" else np.zeros_like(lengths)
-    tokens = np.full((n, length), size, dtype=np.uint8)
-    rows = np.repeat(np.arange(n), lengths)
-    cols = np.arange(len(flat)) - np.repeat(starts - offsets, lengths)
-    tokens[rows, cols] = flat
-    return tokens
+    offsets = (length - flat.lengths) // 2 if pad_mode == "center" else None
+    return flat.padded(length, len(letters), offsets)
 
 
 def one_hot(tokens: Tensor, size: int, *, pad_value: float = 0.0) -> Tensor:
-    """One-hot rows of ``tokens``, with ``pad_value`` in every channel at padding positions.
-
-    Args:
-        tokens: letter tokens, shape (batch, L), integer; ``size`` marks padding.
-        size: alphabet size K.
-        pad_value: value of every channel at a padding position (0 for the built-in oracle,
-            0.25 for Sei-style models).
-
-    Returns:
-        shape (batch, L, K), float32.
-    """
+    """One-hot rows of ``tokens`` (batch, L) over K = ``size`` letters, with ``pad_value`` in
+    every channel where the token is ``size`` (padding): shape (batch, L, K), float32."""
     table = torch.cat([torch.eye(size), torch.full((1, size), float(pad_value))])
     return table[tokens.long()]

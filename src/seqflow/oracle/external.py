@@ -6,12 +6,9 @@ channels in alphabet order (``ACGT`` by default; lower-case letters are accepted
 shorter than ``input_length`` is padded with ``pad_value`` in every channel (Sei takes 4096 bp
 padded with 0.25): centred (``pad_mode="center"``; an odd pad puts the extra position on the
 right) or after the sequence (``"right"``). A longer sequence, or a letter outside the
-alphabet, is an error naming the sequence. The model must return ``(batch, outputs)``.
-
-Output selection. ``columns`` picks output indices; or ``names_file`` (one name per output
-column, one per line) with ``select`` picks every column whose name contains ``select``. The
-picked columns are averaged with ``reduce="mean"`` (Sei-style promoter activity is the mean of
-the H3K4me3 columns) or kept with ``reduce="none"``. Without a selection every column is kept.
+alphabet, is an error naming the sequence. The model must return ``(batch, outputs)``, of which
+:mod:`seqflow.oracle.selection` picks the reported columns (Sei-style promoter activity is the
+mean of the H3K4me3 columns).
 
 Loading TorchScript runs code from the file: load only files you trust.
 """
@@ -52,19 +49,15 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True, eq=False)
 class ExternalOracle:
-    """A TorchScript model scoring one-hot sequences; see the module docstring for the contract.
+    """A TorchScript model scoring one-hot sequences, under the module docstring's contract.
 
     Attributes:
         module: the loaded TorchScript module (eval mode, CPU).
         source: its file, named in error messages.
-        input_length: the sequence length the model takes.
-        letters: the alphabet in channel order.
-        layout: ``NLC`` or ``NCL``.
-        pad_value: value of every channel at a padding position.
-        pad_mode: ``center`` or ``right``.
+        input_length, letters, layout, pad_value, pad_mode, reduce: as given to :meth:`load`
+            (``letters`` as ``alphabet``).
         width: columns of the model's raw output.
         columns: the selected columns, or None for all.
-        reduce: ``mean`` or ``none``.
         output_names: names of the columns :meth:`predict` returns.
     """
 
@@ -102,21 +95,15 @@ class ExternalOracle:
     ) -> ExternalOracle:
         """Load a TorchScript file (``torch.jit.load``, on the CPU) and check its output.
 
-        TorchScript runs code stored in the file: load only files you trust. The model is run
-        once on an all-padding input to learn its output width, so a wrong names file or column
-        fails here rather than at the first prediction.
+        The model is run once on an all-padding input to learn its output width, so a wrong
+        names file or column fails here rather than at the first prediction.
 
         Args:
             path: the ``.pt`` TorchScript file.
-            input_length: the sequence length the model takes.
-            alphabet: letters in channel order.
-            layout: ``NLC`` (batch, length, channels) or ``NCL`` (batch, channels, length).
-            pad_value: value of every channel at a padding position.
-            pad_mode: ``center`` or ``right``.
-            columns: output column indices to keep.
-            names_file: a text file naming each output column, one per line.
-            select: keep the columns whose name contains this (needs ``names_file``).
-            reduce: ``mean`` (average the selected columns into one) or ``none``.
+            input_length, alphabet, layout, pad_value, pad_mode: the input contract (see the
+                module docstring).
+            columns, names_file, select, reduce: the output selection (see
+                :mod:`seqflow.oracle.selection`).
 
         Raises:
             CheckpointError: the file is missing or not TorchScript.
@@ -200,14 +187,8 @@ class ExternalOracle:
         return y if self.columns is None else y[:, list(self.columns)]
 
     def predict(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """Selected (and reduced) outputs of the model for ``seqs``.
-
-        Args:
-            seqs: N sequences, at most ``input_length`` letters of the alphabet.
-            batch_size: sequences per call of the model.
-
-        Returns:
-            shape (N, len(output_names)), float32.
+        """Selected (and reduced) outputs of the model for N sequences of at most
+        ``input_length`` letters, ``batch_size`` per call: shape (N, len(output_names)), float32.
         """
         y = self._selected(self._batches(seqs, batch_size, self.module.forward))
         if self.columns is not None and self.reduce == "mean":
@@ -215,11 +196,8 @@ class ExternalOracle:
         return y.numpy()
 
     def embed(self, seqs: list[str], batch_size: int = 256) -> np.ndarray:
-        """The module's ``embed`` method if it has one, else the selected (unreduced) outputs.
-
-        Returns:
-            shape (N, D), float32.
-        """
+        """The module's ``embed`` method if it has one, else the selected (unreduced) outputs:
+        shape (N, D), float32."""
         method = getattr(self.module, "embed", None)
         if method is None or isinstance(method, torch.nn.Module):
             return self._selected(self._batches(seqs, batch_size, self.module.forward)).numpy()

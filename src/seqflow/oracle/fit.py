@@ -67,8 +67,7 @@ class OracleFitReport:
         target: the table column trained on, ``label`` or ``value``.
         metric_name: ``accuracy`` (classifier) or ``r2`` (regressor).
         metric: that metric on the held-out records.
-        n_train: records trained on.
-        n_valid: records held out.
+        n_train, n_valid: records trained on and held out.
         steps: optimiser steps taken.
         seconds: wall time of the whole fit.
         loss: training loss of the last step (cross-entropy, or MSE in standardised units).
@@ -159,14 +158,9 @@ def fit_oracle(
             with ``alphabet.size``; ``labels`` (N,) or ``values`` (N,) as the target.
         target: ``label`` (classifier) or ``value`` (regressor).
         valid_frac: fraction of records held out for the reported metric.
-        steps: optimiser steps.
-        batch_size: records per step.
-        lr: peak learning rate of AdamW.
+        steps, batch_size, lr: optimiser steps, records per step, peak learning rate.
         seed: seeds the weights, the held-out split and the minibatch order.
-        hidden: CNN channels (and embedding width).
-        depth: residual blocks.
-        kernel_size: odd convolution width.
-        pool: max-pool width after the input convolution (1: none).
+        hidden, depth, kernel_size, pool: the network's size (:class:`NetworkConfig`).
         log_every: steps between progress reports (the last step always reports).
         on_progress: called with an :class:`OracleProgress`; nothing is printed.
 

@@ -3,11 +3,10 @@
 ``h_0 = maxpool(relu(conv(x)))`` (windows of ``pool`` positions), then ``depth`` residual blocks
 ``h <- h + relu(conv_dilated(h))`` with dilations 1, 2, 4, ..., features averaged over the
 sequence's own positions, and one linear layer. The max-pool keeps a motif detector's peak and
-makes the blocks ``pool`` times cheaper (on 2 CPU cores training ran ~2.7x faster with
-``pool=4`` than without). Padding positions (all-zero one-hot rows) are zeroed after every
-layer and left out of the average; features are >= 0, so a pooling window that straddles the
-end keeps its sequence part's maximum. A sequence thus gives the same output however much
-padding follows it.
+makes the blocks ``pool`` times cheaper (training ~2.7x faster on 2 CPU cores with ``pool=4``).
+Padding positions (all-zero one-hot rows) are zeroed after every layer and left out of the
+average; as features are >= 0, a pooling window across the end keeps the sequence's maximum, so
+a sequence gives the same output however much padding follows it.
 """
 
 from __future__ import annotations
@@ -59,13 +58,8 @@ class NetworkConfig:
 
 
 class OracleCNN(nn.Module):
-    """Map one-hot sequences to ``outputs`` numbers (class logits or standardised values).
-
-    Args:
-        letters: alphabet size K (input channels).
-        outputs: output columns.
-        config: channels, blocks and kernel width.
-    """
+    """Map one-hot sequences over ``letters`` (K) channels to ``outputs`` numbers (class
+    logits or standardised values), with the sizes of ``config``."""
 
     def __init__(self, letters: int, outputs: int, config: NetworkConfig) -> None:
         super().__init__()
@@ -79,14 +73,8 @@ class OracleCNN(nn.Module):
         self.pool = config.pool
 
     def features(self, x: Tensor) -> Tensor:
-        """Penultimate features: the masked average of the last convolution's channels.
-
-        Args:
-            x: one-hot sequences, shape (batch, length, K); all-zero rows are padding.
-
-        Returns:
-            shape (batch, hidden).
-        """
+        """Penultimate features, the masked average of the last convolution's channels, of
+        one-hot ``x`` (batch, length, K) with all-zero padding rows: shape (batch, hidden)."""
         mask = (x.abs().sum(dim=-1) > 0).to(x.dtype)[:, None, :]  # (batch, 1, length)
         h = torch.relu(self.inp(x.transpose(1, 2))) * mask
         if self.pool > 1:

@@ -76,17 +76,13 @@ def select_columns(
     Args:
         width: columns of the model's output.
         source: the model file, named in error messages.
-        columns: indices to keep, or None.
-        names_file: file naming every output column, or None.
-        select: substring of the names to keep (needs ``names_file``), or None.
-        reduce: ``mean`` or ``none``.
+        columns, names_file, select, reduce: the selection (see the module docstring);
+            ``reduce`` is checked by the caller.
 
     Raises:
         InvalidInputError: the names file lists a different number of columns, an index is out
             of range, ``select`` matches nothing or lacks a names file, or both ways are given.
     """
-    if reduce not in REDUCTIONS:
-        raise InvalidInputError(f"reduce {reduce!r}: must be one of {', '.join(REDUCTIONS)}")
     if columns is not None and select is not None:
         raise InvalidInputError(f"{source}: give columns or select, not both")
     if select is not None and names_file is None:

@@ -1,12 +1,10 @@
-"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
+"""Atomic file writes (a temporary file beside the target, then ``os.replace``) and the
+checksummed safetensors files of checkpoints and oracles.
 
-A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed, and an OS error becomes one :class:`OutputError`
-line naming the file. A writer killed outright (``kill -9``) leaves its temporary file; the
-next write into that folder removes it (its name carries the writer's PID). This module is a
-leaf: it imports only ``errors`` and ``_version`` (and torch/safetensors for the safetensors
-files of checkpoints and oracles: :func:`save_tensors`, :func:`read_tensors`,
-:func:`check_format`).
+A reader never sees a half-written file; a failure (an exception, Ctrl-C) removes the temporary
+file and turns an OS error into one :class:`OutputError` line naming the file. A writer killed
+outright (``kill -9``) leaves its temporary file, which the next write into that folder removes
+(the name carries the writer's PID). Of seqflow, it imports only ``errors`` and ``_version``.
 """
 
 from __future__ import annotations
@@ -41,13 +39,9 @@ _SCHEME = "blake2b-128+metadata:"
 
 
 def _temp_beside(target: Path, made: list[Path]) -> None:
-    """Create an empty, hidden temporary file in the target's folder (umask applies), named
-    after the target and its writer (``.NAME.PID-HOST-RANDOM.tmp``), after removing the
-    temporary files that dead writers on this host left in that folder.
-
-    The name is appended to ``made`` *before* the file is created, so a signal that unwinds
-    between the creation and the caller's clean-up cannot leave the file behind (the name
-    carries this process's PID: a file of that name is this writer's)."""
+    """Create an empty temporary file ``.NAME.PID-HOST-RANDOM.tmp`` beside ``target`` (after
+    removing dead writers' ones there), its path appended to ``made`` *before* it is created,
+    so that a signal right after the creation cannot leave it behind."""
     if target.is_dir():
         raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
     folder = target.parent
@@ -76,9 +70,7 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Pa
     host, is no longer alive, and those of older seqflow versions, whose names carry no
     writer. Returns what was removed."""
     removed: list[Path] = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
+    root = Path(folder)  # not a folder: globs find nothing
     for path in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
         found = _TEMP_PATTERN.match(path.name)
         if found and path.is_file() and _writer_is_dead(found["pid"], found["host"]):
@@ -99,10 +91,8 @@ def _writer_is_dead(pid: str | None, host: str | None) -> bool:
         return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, another user's
-        return False
+    except OSError as error:  # EPERM: alive, another user's
+        return isinstance(error, ProcessLookupError)
     return False
 
 
@@ -138,10 +128,8 @@ def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
 
-    Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
-
-    A target that exists but is not a regular file (``/dev/null``, ``/dev/stdout``, a named
-    pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
+    A target that exists but is not a regular file (``/dev/null``, a named pipe) is yielded as
+    it is: renaming over it would replace the device or pipe with a file.
 
     Raises:
         InvalidInputError: ``path`` is a folder or its folder is missing.
@@ -168,36 +156,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_write(path: str | Path, *, encoding: str = "utf-8") -> Iterator[TextIO]:
-    """Yield a text handle whose content atomically becomes ``path`` when the block ends.
-
-    Newlines are written as ``\\n`` on every platform.
-    """
-    with atomic_path(path) as temp, open(temp, "w", encoding=encoding, newline="\n") as handle:
+def atomic_write(path: str | Path) -> Iterator[TextIO]:
+    """Yield a UTF-8 text handle (``\\n`` newlines) whose content atomically becomes ``path``."""
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8", newline="\n") as handle:
         yield handle
 
 
 @contextmanager
 def open_output(path: str | Path | None) -> Iterator[TextIO]:
-    """Yield a text handle for an output the user named: ``None`` or ``-`` is standard output, a
-    name ending in ``.gz`` is gzip (empty name and mtime 0 in its header: the same text gives
-    the same bytes), anything else plain text; files are written atomically
-    (:func:`atomic_path`)."""
+    """Yield a UTF-8 text handle for an output the user named: ``None`` or ``-`` is standard
+    output, a name ending in ``.gz`` is gzip (empty name and mtime 0 in its header: the same text
+    gives the same bytes), anything else plain text; files are written atomically."""
     if path is None or str(path) == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
-    if not str(path).endswith(".gz"):
-        with atomic_write(path) as handle:
+    with atomic_path(path) as temp, open(temp, "wb") as raw:
+        gz = str(path).endswith(".gz")
+        binary = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
+        with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as handle:
             yield handle
-        return
-    with (
-        atomic_path(path) as temp,
-        open(temp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as packed,
-        io.TextIOWrapper(packed, encoding="utf-8", newline="\n") as handle,
-    ):
-        yield handle
 
 
 def save_tensors(
@@ -205,8 +183,7 @@ def save_tensors(
     make_folder: bool = False,
 ) -> None:  # fmt: skip
     """Write a safetensors file atomically, with the umask's permissions (``save_file`` alone
-    would make it 0600). Tensors sharing memory (one tensor under two names) are copied first,
-    since safetensors refuses shared memory.
+    would make it 0600), its checksum added to ``metadata``; tensors sharing memory are copied.
 
     Args:
         tensors: name -> tensor (any device; written from CPU copies).
@@ -229,8 +206,7 @@ def tensor_checksum(tensors: dict[str, Any]) -> str:
     """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order.
 
     The safetensors format checks only its header; this covers the data, so a flipped byte
-    or a file spliced from two checkpoints is caught before any weight is used. It hashes
-    about 1 GB/s, a small cost beside writing the file.
+    or a file spliced from two checkpoints is caught before any weight is used.
     """
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(tensors):
@@ -271,7 +247,10 @@ def verify_checksum(
         if recorded != file_checksum(tensors, meta):
             raise mismatch
         return
-    version = _version_of(meta)
+    try:
+        version = int(meta.get("format_version", 0))
+    except ValueError:  # garbled: counts as newer than any, check_format names the problem
+        version = 2**31
     if version > newest or "format" not in meta:  # check_format refuses these
         return
     if version == newest:
@@ -286,17 +265,6 @@ def verify_checksum(
         "seqflow: its metadata is not covered by a checksum; read as it is",
         stacklevel=4,
     )
-
-
-def _version_of(meta: dict[str, str]) -> int:
-    """The ``format_version`` of header metadata; 0 without one, and a garbled one counts as
-    newer than any (:func:`check_format` names the problem)."""
-    if "format_version" not in meta:
-        return 0
-    try:
-        return int(meta["format_version"])
-    except ValueError:
-        return 2**31
 
 
 def read_tensors(

@@ -1,8 +1,7 @@
 """Records gathered while a file streams in, then laid out as a padded :class:`SequenceTable`.
 
-Sequence letters are appended as ASCII bytes to one ``bytearray`` (records may differ in
-length; ``ends`` holds where each one stops), and everything else a record carries goes into
-typed ``array`` columns, so no Python object per record outlives its line of the file.
+Letters go as ASCII bytes into one ``bytearray``, the rest of a record into typed ``array``
+columns, so no Python object per record outlives its line of the file.
 """
 
 from __future__ import annotations
@@ -37,19 +36,12 @@ class RecordBuffer:
         self.crop = crop
         self.strict = strict
         self.cropped = 0
-        self.data = bytearray()
-        self.ends = array("q")
-        self.lines = array("q")
-        self.seq_lines = array("q")
-        self.widths = array("q")
-        self.id_data = bytearray()
-        self.id_ends = array("q")
-        self.id_hashes = array("q")
-        self.label_codes = array("q")
+        self.data, self.id_data = bytearray(), bytearray()  # letters, ids (UTF-8)
+        self.ends, self.id_ends = array("q"), array("q")  # where each record / id stops
+        self.lines, self.seq_lines, self.widths = array("q"), array("q"), array("q")
+        self.id_hashes, self.label_codes = array("q"), array("q")
         self.label_index: dict[str, int] = {}
-        self.values = array("d")
-        self.signal = array("f")
-        self.splits = array("b")
+        self.values, self.signal, self.splits = array("d"), array("f"), array("b")
 
     @property
     def n(self) -> int:
@@ -139,7 +131,7 @@ class RecordBuffer:
         return {chr(b): int(counts[b]) for b in np.flatnonzero(counts)}
 
 
-def _pad(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray:
+def pad_rows(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray:
     """Rows of ``flat`` (concatenated records of ``lengths``) padded to the longest: (N, L)."""
     n, longest = len(lengths), int(lengths.max())
     if (lengths == longest).all():
@@ -190,7 +182,7 @@ def assemble(
         return None if array is None else torch.from_numpy(array)
 
     return SequenceTable(
-        tokens=torch.from_numpy(_pad(flat, lengths, alphabet.size)),
+        tokens=torch.from_numpy(pad_rows(flat, lengths, alphabet.size)),
         ids=RecordIds(id_data, id_ends),
         alphabet=alphabet,
         labels=tensor(labels),
@@ -198,7 +190,7 @@ def assemble(
         source=buffer.source,
         lengths=torch.from_numpy(lengths),
         values=tensor(None if values is None else values.astype(np.float32)),
-        signal=tensor(None if signal is None else _pad(signal, lengths, 0.0)[..., None]),
+        signal=tensor(None if signal is None else pad_rows(signal, lengths, 0.0)[..., None]),
         splits=tensor(splits),
         record_index=torch.from_numpy(np.flatnonzero(keep).astype(np.int64)),
         report=report,
@@ -207,10 +199,7 @@ def assemble(
 
 def duplicates(buffer: RecordBuffer, keep: np.ndarray) -> tuple[int, int]:
     """How many kept records (``keep`` shape (N,), bool) repeat an earlier kept record's id,
-    and the buffer index of the first that does (-1: none).
-
-    Ids are compared only within groups of equal hash: one sort of N integers plus a string
-    comparison per colliding record.
+    and the buffer index of the first that does (-1: none); only ids of equal hash are compared.
     """
     kept = np.flatnonzero(keep)
     hashes = np.frombuffer(buffer.id_hashes, dtype=np.int64)[kept]

@@ -1,8 +1,5 @@
-"""From gathered bytes to tokens: the ``auto`` alphabet, mixed-alphabet check, invalid letters.
-
-Everything works on the flat bytes of a :class:`RecordBuffer`, a chunk of records at a time
-(per-record sums by ``np.add.reduceat``); tokens replace the bytes in place.
-"""
+"""From gathered bytes to tokens: the ``auto`` alphabet, mixed-alphabet check, invalid letters;
+on the bytes of a :class:`RecordBuffer`, a chunk of records at a time, tokens replacing them."""
 
 from __future__ import annotations
 
@@ -83,10 +80,9 @@ def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
 def tokenise(
     buffer: RecordBuffer, alphabet: Alphabet, policy: str, seed: int, hint: str = ""
 ) -> PolicyOutcome:
-    """Turn the buffer's bytes into tokens in place, handling letters outside ``alphabet`` by
-    ``policy``: ``error`` (raise at the first, ``hint`` appended), ``skip`` (mark its record to be
-    dropped) or ``replace`` (a letter drawn uniformly from the alphabet, in file order, by
-    ``numpy.random.default_rng(seed)``).
+    """Turn the buffer's bytes into tokens in place; letters outside ``alphabet`` by ``policy``:
+    ``error`` (raise at the first, ``hint`` appended), ``skip`` (drop its record) or ``replace``
+    (a letter drawn uniformly, in file order, by ``numpy.random.default_rng(seed)``).
 
     Raises:
         InvalidInputError: ``error`` and an invalid letter: names its record, line and position.
@@ -103,8 +99,7 @@ def tokenise(
                 k = int(np.searchsorted(offsets, local, side="right")) - 1
                 position = local - int(offsets[k]) + 1
                 where = buffer.letter_where(a + k, position)
-                err = invalid_letter_error(where, chr(block[local]), position, alphabet)
-                raise InvalidInputError(f"{err}{hint}")
+                raise invalid_letter_error(where, chr(block[local]), position, alphabet, hint)
             invalid[a:b] = np.logical_or.reduceat(bad, offsets)
             if policy == "replace":
                 count = int(bad.sum())

@@ -32,9 +32,8 @@ from seqflow._version import __version__
 from seqflow.errors import CheckpointError, InvalidInputError, OutputError, no_such
 
 CHECKSUM_KEY = "checksum"
-"""Metadata key of the checksum in every safetensors file seqflow writes: of the tensors and
-the other metadata (``blake2b-128+metadata:``), or of the tensors alone in files of older
-formats (``blake2b-128:``)."""
+"""Metadata key of the checksum of tensors and metadata (``blake2b-128+metadata:``; older
+formats: ``blake2b-128:``, of the tensors alone) in every safetensors file seqflow writes."""
 _SCHEME = "blake2b-128+metadata:"
 
 
@@ -65,10 +64,8 @@ _TEMP_PATTERN = re.compile(r"^\..+\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})-)?[
 
 
 def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders
-    when ``recursive``): those named by :func:`atomic_path` whose writer, a process of this
-    host, is no longer alive, and those of older seqflow versions, whose names carry no
-    writer. Returns what was removed."""
+    """Delete and return the temporary files in ``folder`` (and its subfolders when
+    ``recursive``) of writers of this host no longer alive, or of older seqflow versions."""
     removed: list[Path] = []
     root = Path(folder)  # not a folder: globs find nothing
     for path in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
@@ -83,8 +80,8 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Pa
 
 
 def _writer_is_dead(pid: str | None, host: str | None) -> bool:
-    """Whether the writer a temporary file names is gone (unnamed writers count as gone; on
-    other hosts, or where processes cannot be probed, writers count as alive)."""
+    """Whether the writer a temporary file names is gone (an unnamed one is; one on another
+    host, or where processes cannot be probed, counts as alive)."""
     if pid is None:
         return True
     if host != _HOST or os.name != "posix":
@@ -110,9 +107,8 @@ def os_cause(error: BaseException) -> str:
 @contextmanager
 def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
     """Turn an OS error while writing ``name`` into one :class:`OutputError` line, ``cannot
-    write NAME: CAUSE``. Errors that name a file other than ``name`` or ``paths`` (a file read
-    meanwhile), those already reported, and broken pipes (the reader left: see the CLI) pass
-    through unchanged."""
+    write NAME: CAUSE``; errors naming another file than ``name`` or ``paths``, those already
+    reported, and broken pipes (the reader left: see the CLI) pass through."""
     try:
         yield
     except (BrokenPipeError, OutputError):
@@ -188,13 +184,18 @@ def save_tensors(
     Args:
         tensors: name -> tensor (any device; written from CPU copies).
         metadata: string metadata for the header.
-        make_folder: create the parent folder when missing (else a missing folder is an
-            :class:`InvalidInputError`).
+        make_folder: create a missing parent folder (else :class:`InvalidInputError`).
     """
     target = Path(path)
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
-    plain = _unshared(tensors)
+    plain: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().contiguous().cpu()
+        pointer = tensor.untyped_storage().data_ptr() if tensor.numel() else -1
+        plain[key] = tensor.clone() if pointer in seen else tensor
+        seen.add(pointer)
     metadata = {**metadata, CHECKSUM_KEY: file_checksum(plain, metadata)}
     with atomic_path(target) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)
@@ -203,11 +204,8 @@ def save_tensors(
 
 
 def tensor_checksum(tensors: dict[str, Any]) -> str:
-    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order.
-
-    The safetensors format checks only its header; this covers the data, so a flipped byte
-    or a file spliced from two checkpoints is caught before any weight is used.
-    """
+    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order: a
+    flipped byte or a file spliced from two is caught (safetensors checks only its header)."""
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(tensors):
         value = tensors[name].detach().contiguous().cpu()
@@ -232,12 +230,9 @@ def verify_checksum(
     tensors: dict[str, Any], metadata: dict[str, str] | None, source: str, *, newest: int
 ) -> None:
     """Raise :class:`CheckpointError` when the file's checksum does not match its tensors and
-    metadata, or when a file of format ``newest`` (the one seqflow writes now) has none.
-
-    Files of older formats (a ``format_version`` below ``newest``, or none) cover only their
-    tensors, or carry no checksum at all: they are read with a warning. A file of a newer
-    format is left to :func:`check_format` to refuse.
-    """
+    metadata, or a file of format ``newest`` (the one seqflow writes now) has none. Older
+    formats (checksum of the tensors only, or none) are read with a warning; newer ones are
+    left to :func:`check_format` to refuse."""
     meta = metadata or {}
     recorded = meta.get(CHECKSUM_KEY)
     mismatch = CheckpointError(
@@ -271,9 +266,8 @@ def read_tensors(
     path: str | Path, kind: str, *, newest: int
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The tensors and header metadata of the safetensors file of a ``kind`` (e.g.
-    ``checkpoint``) whose format seqflow writes as version ``newest``, its checksum verified
-    (:func:`verify_checksum`); :class:`CheckpointError` when the file is missing, unreadable
-    or damaged."""
+    ``checkpoint``) of format version ``newest``, checksum verified; :class:`CheckpointError`
+    when the file is missing, unreadable or damaged."""
     source = str(path)
     if not Path(path).is_file():
         raise CheckpointError(f"{source}: {no_such(path, kind + ' file')}")
@@ -307,16 +301,3 @@ def check_format(
             f"reads format <= {newest}); upgrade seqflow"
         )
     return meta
-
-
-def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for key, value in tensors.items():
-        v = value.detach().contiguous().cpu()
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        if ptr in seen:
-            v = v.clone()
-        seen.add(ptr)
-        out[key] = v
-    return out

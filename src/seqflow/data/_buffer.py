@@ -21,8 +21,7 @@ _CHUNK_BYTES = 1 << 18
 """Letters handled per vectorised step; numpy's temporaries (int64 casts in ``bincount`` and
 ``reduceat``) take up to 8 bytes per letter, so this bounds them to about 2 MB."""
 
-NON_ASCII = 0
-"""Byte stored for a non-ASCII character when invalid letters are skipped or replaced."""
+NON_ASCII = 0  # byte stored for a non-ASCII letter when invalid letters are skipped or replaced
 
 
 class RecordBuffer:
@@ -171,10 +170,8 @@ def assemble(
 
     names = tuple(sorted(buffer.label_index))
     labels = column(buffer.label_codes, np.int64)
-    if labels is not None:
-        order = np.empty(len(names), dtype=np.int64)
-        order[[buffer.label_index[name] for name in names]] = np.arange(len(names))
-        labels = order[labels]
+    if labels is not None:  # codes in order of appearance -> ranks among the sorted names
+        labels = np.argsort(np.argsort(list(buffer.label_index))).astype(np.int64)[labels]
     values = column(buffer.values, np.float64)
     splits = column(buffer.splits, np.int8)
 

@@ -18,7 +18,7 @@ import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, NamedTuple, TextIO
 
@@ -26,14 +26,10 @@ import numpy as np
 
 from seqflow.errors import InvalidInputError, no_such
 
-HEAD_BYTES = 8192
-"""How much of the (decompressed) start of a file is checked for binary content and sniffed."""
-SHOWN_CHARS = 60
-"""Longest id or cell text quoted whole in an error message (longer ones are cut)."""
-
+HEAD_BYTES = 8192  # the (decompressed) start of a file checked for binary content and sniffed
+SHOWN_CHARS = 60  # longest id or cell text quoted whole in an error message
 GZIP_MAGIC = b"\x1f\x8b"
-GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
-"""What a damaged or truncated gzip stream raises while it is read."""
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)  # of a damaged or truncated stream
 
 MAX_DECOMPRESSED_RATIO = 64
 """A gzip file may decompress to this many times its compressed size, or to
@@ -41,16 +37,14 @@ MAX_DECOMPRESSED_RATIO = 64
 ``SEQFLOW_MAX_DECOMPRESSED`` replaces both by a fixed size in bytes, with an optional ``K``,
 ``M``, ``G`` or ``T`` (powers of 1024), e.g. ``100G`` to read a larger file; ``0``: no limit."""
 
-MAX_DECOMPRESSED_FLOOR = 2 << 30
-"""The decompressed size always allowed (2 GiB), however small the compressed file."""
+MAX_DECOMPRESSED_FLOOR = 2 << 30  # decompressed bytes always allowed (2 GiB)
 
 STREAM_RATIO = 128
 """Most decompressed bytes per compressed byte consumed so far, once :data:`STREAM_FLOOR`
 bytes are out (very repetitive sequence files reach about 50, gzip at most about 1030), so a
 bomb stops early with flat memory; not checked when ``SEQFLOW_MAX_DECOMPRESSED`` is set."""
 
-STREAM_FLOOR = 32 << 20
-"""Decompressed bytes (32 MiB) always read before the running ratio is checked."""
+STREAM_FLOOR = 32 << 20  # decompressed bytes (32 MiB) read before the running ratio is checked
 
 LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
 
@@ -60,12 +54,8 @@ _SIZE = re.compile(r"\s*(\d{1,15})\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 
 def _size_text(n: int) -> str:
     """``n`` bytes for a message: ``512 bytes``, ``64.0 MiB``, ``2.0 GiB``."""
-    value, unit = float(n), "bytes"
-    for larger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, larger
-    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+    power = min(4, (n.bit_length() - 1) // 10) if n >= 1024 else 0  # 1024**power <= n
+    return f"{n} bytes" if power == 0 else f"{n / 1024**power:.1f} {'KMGT'[power - 1]}iB"
 
 
 def max_decompressed(name: str) -> Callable[[int], int | None]:
@@ -282,7 +272,7 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
             or (while the text is read) a gzip stream decompressing past the limit.
     """
     binary, name, owned = _open_binary(path)
-    try:
+    with binary if owned else nullcontext():
         head = binary.read(HEAD_BYTES)
         stream: IO[bytes] = binary
         if head.startswith(GZIP_MAGIC):
@@ -295,6 +285,3 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
         replayed = io.BufferedReader(_Replayed(head, stream))
         handle = io.TextIOWrapper(replayed, encoding="utf-8-sig", newline="")
         yield TextSource(handle, name, text)
-    finally:
-        if owned:
-            binary.close()

@@ -12,17 +12,10 @@ from seqflow.data._source import quote
 from seqflow.data.alphabet import INVALID, Alphabet, detect_alphabet, invalid_letter_error
 from seqflow.errors import InvalidInputError
 
-POLICIES = ("error", "skip", "replace")
-"""What ``on_invalid`` may be."""
-
-MIXED_MIN_LENGTH = 10
-"""Records shorter than this do not count in the mixed-alphabet check."""
-
-NUCLEOTIDE_LIKE = 0.9
-"""A record whose share of A, C, G, T, U, N is at least this looks like nucleotides."""
-
-PROTEIN_LIKE = 0.6
-"""A record whose share of A, C, G, T, U, N is below this looks like protein."""
+POLICIES = ("error", "skip", "replace")  # what on_invalid may be
+MIXED_MIN_LENGTH = 10  # records shorter than this do not count in the mixed-alphabet check
+NUCLEOTIDE_LIKE = 0.9  # a record with at least this share of A, C, G, T, U, N: nucleotides
+PROTEIN_LIKE = 0.6  # a record with less than this share of A, C, G, T, U, N: protein
 
 _NUCLEOTIDE_BYTES = np.zeros(256, dtype=np.uint8)
 _NUCLEOTIDE_BYTES[list(b"ACGTUNacgtun")] = 1

@@ -144,8 +144,8 @@ def resolve_alphabet(spec: str, *, where: str = "") -> Alphabet:
     :func:`~seqflow.data.read_sequences` from the letters of the file).
 
     Args:
-        spec: ``dna``, ``rna``, ``protein`` (case-insensitive), or custom letters such as
-            ``"ACGTN"`` (at least 2 unique letters; names win, so ``"dna"`` is DNA, not D, N, A).
+        spec: ``dna``, ``rna``, ``protein`` (any case), or custom letters such as ``"ACGTN"``
+            (at least 2 unique letters; names win, so ``"dna"`` is DNA, not D, N, A).
         where: prefix for error messages, e.g. the file name.
 
     Returns:

@@ -70,10 +70,8 @@ def source_stamp(path: Path) -> dict[str, Any]:
 
 
 def cache_roots(setting: str, path: str | Path) -> list[Path]:
-    """Folders where ``path``'s entries are looked for, in order; empty: do not cache.
-
-    Standard input, pipes and other non-regular files are never cached.
-    """
+    """Folders where ``path``'s entries are looked for, in order; empty: do not cache (always
+    so for standard input, pipes and other non-regular files)."""
     if str(path) == "-" or setting == "off":
         return []
     try:

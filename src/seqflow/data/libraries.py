@@ -1,7 +1,7 @@
 """Library-mode input: sequences grouped into libraries (sets of sequences), from one CSV/TSV
 file with a set column naming each row's library, or from one file per library (a folder of
 FASTA/FASTQ files, or a list of paths of any format; the library name is the file name without
-its sequence suffix and ``.gz``). Sequences are read by :func:`~seqflow.data.read_sequences`."""
+its sequence suffix and ``.gz``)."""
 
 from __future__ import annotations
 
@@ -93,11 +93,8 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
-    """One table of the rows of ``tables``, records numbered file after file.
-
-    Raises:
-        InvalidInputError: a table's alphabet differs from the first's (as one file's cannot).
-    """
+    """One table of the rows of ``tables``, records numbered file after file; an
+    :class:`InvalidInputError` when a table's alphabet differs from the first's."""
     first = tables[0]
     for t in tables[1:]:
         if t.alphabet != first.alphabet:

@@ -115,10 +115,8 @@ def read_sequences(
         path: the file; ``"-"`` reads standard input.
         alphabet: ``auto`` (dna, rna or protein from every letter of the file, see
             :func:`~seqflow.data.alphabet.detect_alphabet`; a file mixing nucleotide and protein
-            records is refused), a built-in name, or custom letters such as ``"ACGTN"``;
-            letters are case-insensitive.
-        fmt: ``auto`` (from the suffix, else from the content), ``fasta``, ``fastq``, ``csv``
-            or ``tsv``.
+            records is refused), a built-in name, or custom letters such as ``"ACGTN"`` (any case).
+        fmt: ``auto`` (from the suffix, else the content), ``fasta``, ``fastq``, ``csv``, ``tsv``.
         seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
         label_col: CSV/TSV column of class labels.
         value_col: CSV/TSV column of one finite number per record.

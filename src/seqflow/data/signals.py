@@ -122,10 +122,7 @@ def read_signal(
         raise InvalidInputError(
             f"{name}: unknown signal file type {suffix or '(none)'!r}; use {', '.join(SUFFIXES)}"
         )
-    if suffix in (".npy", ".npz"):
-        array = _load_array(file, name)
-    else:
-        array = _load_text(file, name, length)
+    array = _load_array(file, name) if suffix in _MAGIC else _load_text(file, name, length)
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{name}: signal dtype {array.dtype} is not numeric")
     if array.ndim == 2:

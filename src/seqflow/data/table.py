@@ -14,8 +14,7 @@ from seqflow.data.alphabet import Alphabet
 SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST = 0, 1, 2
 """Codes of :attr:`SequenceTable.splits`."""
 
-_ITER_IDS = 1 << 16
-"""Offsets turned into Python ints at a time while iterating over ids."""
+_ITER_IDS = 1 << 16  # offsets turned into Python ints at a time while iterating over ids
 
 
 class DuplicateIdWarning(UserWarning):

@@ -69,8 +69,7 @@ def write_fasta(
 
     Args:
         records: pairs of header (text after ``>``, e.g. ``"seq1 cell_type=K562"``) and sequence.
-        path: output file, written atomically (no partial file on error; gzip when it ends in
-            ``.gz``); ``None`` or ``"-"`` writes to standard output.
+        path: output file (atomic, gzip for ``.gz``), or ``None`` or ``"-"`` for standard output.
         width: letters per sequence line; 0 keeps each sequence on one line.
 
     Returns:
@@ -118,8 +117,7 @@ def write_table(
 
     Args:
         rows: one dict per record; missing keys are empty cells (``null`` in JSON).
-        path: output file, written atomically (gzip when it ends in ``.gz``); ``None`` or
-            ``"-"`` writes to standard output.
+        path: output file (atomic, gzip for ``.gz``), or ``None`` or ``"-"`` for standard output.
         fmt: ``csv``, ``tsv`` or ``jsonl``.
         columns: the fields written, in order.
 

@@ -48,12 +48,8 @@ class RecordBuffer:
         return len(self.ends)
 
     def add(self, record: RawRecord) -> None:
-        """Append one record, cropping it to ``max_length`` when asked.
-
-        Raises:
-            InvalidInputError: the record is longer than ``max_length`` without ``crop``, or
-                (strict) holds a non-ASCII letter.
-        """
+        """Append one record, cut to ``max_length`` with ``crop``; an :class:`InvalidInputError`
+        when it is longer without ``crop`` or (``strict``) holds a non-ASCII letter."""
         seq, signal = record.seq, record.signal
         if self.max_length is not None and len(seq) > self.max_length:
             if not self.crop:

@@ -140,12 +140,9 @@ def _cell(row: list[str], index: int | None) -> str:
 
 
 def table_rows(lines: TextSource, delimiter: str) -> Iterator[list[str]]:
-    """The header's names (stripped), then every non-blank data row; ``#`` comments and blank
-    lines before the header are skipped.
-
-    Raises:
-        InvalidInputError: no header row, or a malformed row.
-    """
+    """The header's names (stripped), then every non-blank data row (``#`` comments and blank
+    lines before the header skipped); an :class:`InvalidInputError` for no header or a
+    malformed row."""
     body = dropwhile(lambda text: text.startswith("#") or not text.strip(), lines)
     rows = csv.reader(body, delimiter=delimiter, strict=True)
     try:

@@ -44,11 +44,8 @@ def _record(
 
 def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
     """Yield the records of a FASTA file in order (text before the first ``>`` is ignored, as by
-    Biopython), noting line widths so that an invalid letter can be traced to its own line.
-
-    Raises:
-        InvalidInputError: a record has an empty sequence.
-    """
+    Biopython), noting line widths so that an invalid letter can be traced to its own line; a
+    record with an empty sequence is an :class:`InvalidInputError`."""
     pending: deque[list[int]] = deque()
 
     def tracked() -> Iterator[str]:

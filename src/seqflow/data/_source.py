@@ -59,11 +59,8 @@ def _size_text(n: int) -> str:
 
 
 def max_decompressed(name: str) -> Callable[[int], int | None]:
-    """The decompressed-size limit as a function of the compressed size (None: no limit).
-
-    Raises:
-        InvalidInputError: ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size.
-    """
+    """The decompressed-size limit as a function of the compressed size (None: no limit); an
+    :class:`InvalidInputError` when ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size."""
     text = os.environ.get(LIMIT_VARIABLE)
     if text is None or not text.strip():
         return lambda compressed: max(MAX_DECOMPRESSED_FLOOR, MAX_DECOMPRESSED_RATIO * compressed)
@@ -164,7 +161,8 @@ class _Replayed(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self._prefix:
-            data, self._prefix = self._prefix[: len(buffer)], self._prefix[len(buffer) :]
+            data: bytes | memoryview = self._prefix[: len(buffer)]
+            self._prefix = self._prefix[len(data) :]
         else:
             data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
@@ -265,12 +263,8 @@ class _Gunzipped(io.RawIOBase):
 
 @contextmanager
 def open_text(path: str | Path) -> Iterator[TextSource]:
-    """Open ``path`` (``"-"`` for stdin) as text, decompressing gzip found by its magic bytes.
-
-    Raises:
-        InvalidInputError: missing file, folder, empty, binary, other compression, not UTF-8,
-            or (while the text is read) a gzip stream decompressing past the limit.
-    """
+    """Open ``path`` (``"-"`` for stdin) as text, decompressing gzip found by its magic bytes;
+    each problem of the module docstring is an :class:`InvalidInputError`."""
     binary, name, owned = _open_binary(path)
     with binary if owned else nullcontext():
         head = binary.read(HEAD_BYTES)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from seqflow.data._buffer import RecordBuffer, assemble, duplicates
+from seqflow.data._buffer import POLICIES, RecordBuffer, assemble, detect, duplicates, tokenise
 from seqflow.data._delimited import Columns, iter_table
 from seqflow.data._fasta import iter_fasta, iter_fastq
 from seqflow.data._source import GZIP_ERRORS, TextSource, open_text, quote
-from seqflow.data._tokenise import POLICIES, detect, tokenise
 from seqflow.data.alphabet import resolve_alphabet
 from seqflow.data.table import DuplicateIdWarning, ReadReport, SequenceTable
 from seqflow.errors import InvalidInputError

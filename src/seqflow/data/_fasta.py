@@ -33,8 +33,7 @@ def _record(
     lines: TextSource, title: str, k: int, seq: str, header: int, seq_line: int, width: int
 ) -> RawRecord:
     """Record ``k`` (1-based): its id is the first word of ``title``, else ``record{k}``."""
-    words = title.split(maxsplit=1)
-    record_id = words[0] if words else f"record{k}"
+    record_id = (title.split(maxsplit=1) or [f"record{k}"])[0]
     if not seq:
         raise InvalidInputError(
             f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"

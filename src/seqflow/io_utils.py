@@ -1,12 +1,10 @@
-"""Atomic file writes: write a temporary file beside the target, then ``os.replace`` it.
+"""Atomic file writes (a temporary file beside the target, then ``os.replace``) and the
+checksummed safetensors files of checkpoints and oracles.
 
-A reader never sees a half-written file, and a failure (an exception, Ctrl-C) leaves the target
-as it was: the temporary file is removed, and an OS error becomes one :class:`OutputError`
-line naming the file. A writer killed outright (``kill -9``) leaves its temporary file; the
-next write into that folder removes it (its name carries the writer's PID). This module is a
-leaf: it imports only ``errors`` and ``_version`` (and torch/safetensors for the safetensors
-files of checkpoints and oracles: :func:`save_tensors`, :func:`read_tensors`,
-:func:`check_format`).
+A reader never sees a half-written file; a failure (an exception, Ctrl-C) removes the temporary
+file and turns an OS error into one :class:`OutputError` line naming the file. A writer killed
+outright (``kill -9``) leaves its temporary file, which the next write into that folder removes
+(the name carries the writer's PID). Of seqflow, it imports only ``errors`` and ``_version``.
 """
 
 from __future__ import annotations
@@ -34,20 +32,15 @@ from seqflow._version import __version__
 from seqflow.errors import CheckpointError, InvalidInputError, OutputError, no_such
 
 CHECKSUM_KEY = "checksum"
-"""Metadata key of the checksum in every safetensors file seqflow writes: of the tensors and
-the other metadata (``blake2b-128+metadata:``), or of the tensors alone in files of older
-formats (``blake2b-128:``)."""
+"""Metadata key of the checksum of tensors and metadata (``blake2b-128+metadata:``; older
+formats: ``blake2b-128:``, of the tensors alone) in every safetensors file seqflow writes."""
 _SCHEME = "blake2b-128+metadata:"
 
 
 def _temp_beside(target: Path, made: list[Path]) -> None:
-    """Create an empty, hidden temporary file in the target's folder (umask applies), named
-    after the target and its writer (``.NAME.PID-HOST-RANDOM.tmp``), after removing the
-    temporary files that dead writers on this host left in that folder.
-
-    The name is appended to ``made`` *before* the file is created, so a signal that unwinds
-    between the creation and the caller's clean-up cannot leave the file behind (the name
-    carries this process's PID: a file of that name is this writer's)."""
+    """Create an empty temporary file ``.NAME.PID-HOST-RANDOM.tmp`` beside ``target`` (after
+    removing dead writers' ones there), its path appended to ``made`` *before* it is created,
+    so that a signal right after the creation cannot leave it behind."""
     if target.is_dir():
         raise InvalidInputError(f"{target}: is a folder, cannot write a file there")
     folder = target.parent
@@ -71,14 +64,10 @@ _TEMP_PATTERN = re.compile(r"^\..+\.(?:(?P<pid>[0-9]+)-(?P<host>[0-9a-f]{6})-)?[
 
 
 def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Path]:
-    """Delete the temporary files that killed writers left in ``folder`` (and its subfolders
-    when ``recursive``): those named by :func:`atomic_path` whose writer, a process of this
-    host, is no longer alive, and those of older seqflow versions, whose names carry no
-    writer. Returns what was removed."""
+    """Delete and return the temporary files in ``folder`` (and its subfolders when
+    ``recursive``) of writers of this host no longer alive, or of older seqflow versions."""
     removed: list[Path] = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
+    root = Path(folder)  # not a folder: globs find nothing
     for path in root.rglob(".*.tmp") if recursive else root.glob(".*.tmp"):
         found = _TEMP_PATTERN.match(path.name)
         if found and path.is_file() and _writer_is_dead(found["pid"], found["host"]):
@@ -91,18 +80,16 @@ def remove_stale_temps(folder: str | Path, *, recursive: bool = True) -> list[Pa
 
 
 def _writer_is_dead(pid: str | None, host: str | None) -> bool:
-    """Whether the writer a temporary file names is gone (unnamed writers count as gone; on
-    other hosts, or where processes cannot be probed, writers count as alive)."""
+    """Whether the writer a temporary file names is gone (an unnamed one is; one on another
+    host, or where processes cannot be probed, counts as alive)."""
     if pid is None:
         return True
     if host != _HOST or os.name != "posix":
         return False
     try:
         os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # EPERM: alive, another user's
-        return False
+    except OSError as error:  # EPERM: alive, another user's
+        return isinstance(error, ProcessLookupError)
     return False
 
 
@@ -120,9 +107,8 @@ def os_cause(error: BaseException) -> str:
 @contextmanager
 def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
     """Turn an OS error while writing ``name`` into one :class:`OutputError` line, ``cannot
-    write NAME: CAUSE``. Errors that name a file other than ``name`` or ``paths`` (a file read
-    meanwhile), those already reported, and broken pipes (the reader left: see the CLI) pass
-    through unchanged."""
+    write NAME: CAUSE``; errors naming another file than ``name`` or ``paths``, those already
+    reported, and broken pipes (the reader left: see the CLI) pass through."""
     try:
         yield
     except (BrokenPipeError, OutputError):
@@ -138,10 +124,8 @@ def reporting_writes(name: str | Path, *paths: Path) -> Iterator[None]:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
 
-    Use it for writers that want a file name, e.g. ``safetensors.torch.save_file(t, tmp)``.
-
-    A target that exists but is not a regular file (``/dev/null``, ``/dev/stdout``, a named
-    pipe) is yielded as it is: renaming over it would replace the device or pipe with a file.
+    A target that exists but is not a regular file (``/dev/null``, a named pipe) is yielded as
+    it is: renaming over it would replace the device or pipe with a file.
 
     Raises:
         InvalidInputError: ``path`` is a folder or its folder is missing.
@@ -168,36 +152,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_write(path: str | Path, *, encoding: str = "utf-8") -> Iterator[TextIO]:
-    """Yield a text handle whose content atomically becomes ``path`` when the block ends.
-
-    Newlines are written as ``\\n`` on every platform.
-    """
-    with atomic_path(path) as temp, open(temp, "w", encoding=encoding, newline="\n") as handle:
+def atomic_write(path: str | Path) -> Iterator[TextIO]:
+    """Yield a UTF-8 text handle (``\\n`` newlines) whose content atomically becomes ``path``."""
+    with atomic_path(path) as temp, open(temp, "w", encoding="utf-8", newline="\n") as handle:
         yield handle
 
 
 @contextmanager
 def open_output(path: str | Path | None) -> Iterator[TextIO]:
-    """Yield a text handle for an output the user named: ``None`` or ``-`` is standard output, a
-    name ending in ``.gz`` is gzip (empty name and mtime 0 in its header: the same text gives
-    the same bytes), anything else plain text; files are written atomically
-    (:func:`atomic_path`)."""
+    """Yield a UTF-8 text handle for an output the user named: ``None`` or ``-`` is standard
+    output, a name ending in ``.gz`` is gzip (empty name and mtime 0 in its header: the same text
+    gives the same bytes), anything else plain text; files are written atomically."""
     if path is None or str(path) == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
-    if not str(path).endswith(".gz"):
-        with atomic_write(path) as handle:
+    with atomic_path(path) as temp, open(temp, "wb") as raw:
+        gz = str(path).endswith(".gz")
+        binary = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw
+        with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="\n") as handle:
             yield handle
-        return
-    with (
-        atomic_path(path) as temp,
-        open(temp, "wb") as raw,
-        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as packed,
-        io.TextIOWrapper(packed, encoding="utf-8", newline="\n") as handle,
-    ):
-        yield handle
 
 
 def save_tensors(
@@ -205,19 +179,23 @@ def save_tensors(
     make_folder: bool = False,
 ) -> None:  # fmt: skip
     """Write a safetensors file atomically, with the umask's permissions (``save_file`` alone
-    would make it 0600). Tensors sharing memory (one tensor under two names) are copied first,
-    since safetensors refuses shared memory.
+    would make it 0600), its checksum added to ``metadata``; tensors sharing memory are copied.
 
     Args:
         tensors: name -> tensor (any device; written from CPU copies).
         metadata: string metadata for the header.
-        make_folder: create the parent folder when missing (else a missing folder is an
-            :class:`InvalidInputError`).
+        make_folder: create a missing parent folder (else :class:`InvalidInputError`).
     """
     target = Path(path)
     if make_folder:
         target.parent.mkdir(parents=True, exist_ok=True)
-    plain = _unshared(tensors)
+    plain: dict[str, Any] = {}
+    seen: set[int] = set()
+    for key, value in tensors.items():
+        tensor = value.detach().contiguous().cpu()
+        pointer = tensor.untyped_storage().data_ptr() if tensor.numel() else -1
+        plain[key] = tensor.clone() if pointer in seen else tensor
+        seen.add(pointer)
     metadata = {**metadata, CHECKSUM_KEY: file_checksum(plain, metadata)}
     with atomic_path(target) as tmp:
         mode = stat.S_IMODE(tmp.stat().st_mode)
@@ -226,12 +204,8 @@ def save_tensors(
 
 
 def tensor_checksum(tensors: dict[str, Any]) -> str:
-    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order.
-
-    The safetensors format checks only its header; this covers the data, so a flipped byte
-    or a file spliced from two checkpoints is caught before any weight is used. It hashes
-    about 1 GB/s, a small cost beside writing the file.
-    """
+    """``blake2b-128:<hex>`` of every tensor's name, dtype, shape and bytes, in name order: a
+    flipped byte or a file spliced from two is caught (safetensors checks only its header)."""
     digest = hashlib.blake2b(digest_size=16)
     for name in sorted(tensors):
         value = tensors[name].detach().contiguous().cpu()
@@ -256,12 +230,9 @@ def verify_checksum(
     tensors: dict[str, Any], metadata: dict[str, str] | None, source: str, *, newest: int
 ) -> None:
     """Raise :class:`CheckpointError` when the file's checksum does not match its tensors and
-    metadata, or when a file of format ``newest`` (the one seqflow writes now) has none.
-
-    Files of older formats (a ``format_version`` below ``newest``, or none) cover only their
-    tensors, or carry no checksum at all: they are read with a warning. A file of a newer
-    format is left to :func:`check_format` to refuse.
-    """
+    metadata, or a file of format ``newest`` (the one seqflow writes now) has none. Older
+    formats (checksum of the tensors only, or none) are read with a warning; newer ones are
+    left to :func:`check_format` to refuse."""
     meta = metadata or {}
     recorded = meta.get(CHECKSUM_KEY)
     mismatch = CheckpointError(
@@ -271,7 +242,10 @@ def verify_checksum(
         if recorded != file_checksum(tensors, meta):
             raise mismatch
         return
-    version = _version_of(meta)
+    try:
+        version = int(meta.get("format_version", 0))
+    except ValueError:  # garbled: counts as newer than any, check_format names the problem
+        version = 2**31
     if version > newest or "format" not in meta:  # check_format refuses these
         return
     if version == newest:
@@ -288,24 +262,12 @@ def verify_checksum(
     )
 
 
-def _version_of(meta: dict[str, str]) -> int:
-    """The ``format_version`` of header metadata; 0 without one, and a garbled one counts as
-    newer than any (:func:`check_format` names the problem)."""
-    if "format_version" not in meta:
-        return 0
-    try:
-        return int(meta["format_version"])
-    except ValueError:
-        return 2**31
-
-
 def read_tensors(
     path: str | Path, kind: str, *, newest: int
 ) -> tuple[dict[str, Any], dict[str, str] | None]:
     """The tensors and header metadata of the safetensors file of a ``kind`` (e.g.
-    ``checkpoint``) whose format seqflow writes as version ``newest``, its checksum verified
-    (:func:`verify_checksum`); :class:`CheckpointError` when the file is missing, unreadable
-    or damaged."""
+    ``checkpoint``) of format version ``newest``, checksum verified; :class:`CheckpointError`
+    when the file is missing, unreadable or damaged."""
     source = str(path)
     if not Path(path).is_file():
         raise CheckpointError(f"{source}: {no_such(path, kind + ' file')}")
@@ -339,16 +301,3 @@ def check_format(
             f"reads format <= {newest}); upgrade seqflow"
         )
     return meta
-
-
-def _unshared(tensors: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for key, value in tensors.items():
-        v = value.detach().contiguous().cpu()
-        ptr = v.untyped_storage().data_ptr() if v.numel() else -1
-        if ptr in seen:
-            v = v.clone()
-        seen.add(ptr)
-        out[key] = v
-    return out

@@ -1,20 +1,22 @@
-"""Records gathered while a file streams in, then laid out as a padded :class:`SequenceTable`.
+"""Records gathered while a file streams in, tokenised in place (the ``auto`` alphabet, the
+mixed-alphabet check, invalid letters; a chunk of records at a time), then laid out as a padded
+:class:`SequenceTable`.
 
-Sequence letters are appended as ASCII bytes to one ``bytearray`` (records may differ in
-length; ``ends`` holds where each one stops), and everything else a record carries goes into
-typed ``array`` columns, so no Python object per record outlives its line of the file.
+Letters go as ASCII bytes into one ``bytearray``, the rest of a record into typed ``array``
+columns, so no Python object per record outlives its line of the file.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from seqflow.data._source import RawRecord, quote
-from seqflow.data.alphabet import Alphabet, invalid_letter_error
+from seqflow.data.alphabet import INVALID, Alphabet, detect_alphabet, invalid_letter_error
 from seqflow.data.table import ReadReport, RecordIds, SequenceTable
 from seqflow.errors import InvalidInputError
 
@@ -22,8 +24,13 @@ _CHUNK_BYTES = 1 << 18
 """Letters handled per vectorised step; numpy's temporaries (int64 casts in ``bincount`` and
 ``reduceat``) take up to 8 bytes per letter, so this bounds them to about 2 MB."""
 
-NON_ASCII = 0
-"""Byte stored for a non-ASCII character when invalid letters are skipped or replaced."""
+POLICIES = ("error", "skip", "replace")  # what on_invalid may be
+NON_ASCII = 0  # byte stored for a non-ASCII letter when invalid letters are skipped or replaced
+MIXED_MIN_LENGTH = 10  # records shorter than this do not count in the mixed-alphabet check
+NUCLEOTIDE_LIKE = 0.9  # a record with at least this share of A, C, G, T, U, N: nucleotides
+PROTEIN_LIKE = 0.6  # a record with less than this share of A, C, G, T, U, N: protein
+_NUCLEOTIDE_BYTES = np.zeros(256, dtype=np.uint8)
+_NUCLEOTIDE_BYTES[list(b"ACGTUNacgtun")] = 1
 
 
 class RecordBuffer:
@@ -37,19 +44,12 @@ class RecordBuffer:
         self.crop = crop
         self.strict = strict
         self.cropped = 0
-        self.data = bytearray()
-        self.ends = array("q")
-        self.lines = array("q")
-        self.seq_lines = array("q")
-        self.widths = array("q")
-        self.id_data = bytearray()
-        self.id_ends = array("q")
-        self.id_hashes = array("q")
-        self.label_codes = array("q")
+        self.data, self.id_data = bytearray(), bytearray()  # letters, ids (UTF-8)
+        self.ends, self.id_ends = array("q"), array("q")  # where each record / id stops
+        self.lines, self.seq_lines, self.widths = array("q"), array("q"), array("q")
+        self.id_hashes, self.label_codes = array("q"), array("q")
         self.label_index: dict[str, int] = {}
-        self.values = array("d")
-        self.signal = array("f")
-        self.splits = array("b")
+        self.values, self.signal, self.splits = array("d"), array("f"), array("b")
 
     @property
     def n(self) -> int:
@@ -57,12 +57,8 @@ class RecordBuffer:
         return len(self.ends)
 
     def add(self, record: RawRecord) -> None:
-        """Append one record, cropping it to ``max_length`` when asked.
-
-        Raises:
-            InvalidInputError: the record is longer than ``max_length`` without ``crop``, or
-                (strict) holds a non-ASCII letter.
-        """
+        """Append one record, cut to ``max_length`` with ``crop``; an :class:`InvalidInputError`
+        when it is longer without ``crop`` or (``strict``) holds a non-ASCII letter."""
         seq, signal = record.seq, record.signal
         if self.max_length is not None and len(seq) > self.max_length:
             if not self.crop:
@@ -139,7 +135,90 @@ class RecordBuffer:
         return {chr(b): int(counts[b]) for b in np.flatnonzero(counts)}
 
 
-def _pad(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray:
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What the invalid-letter policy did: which records remain (``keep``, shape (N,), bool),
+    and how many records and letters it replaced."""
+
+    keep: np.ndarray
+    replaced_records: int = 0
+    replaced_letters: int = 0
+
+
+def detect(buffer: RecordBuffer) -> tuple[Alphabet, str]:
+    """The ``auto`` alphabet of the buffer, and a hint for an invalid-letter error.
+
+    Raises:
+        InvalidInputError: the file mixes nucleotide-like and protein-like records (of length
+            at least ``MIXED_MIN_LENGTH``); the message names the first of the minority kind.
+    """
+    starts, ends = buffer.bounds()
+    lengths = ends - starts
+    sums = np.empty(buffer.n, dtype=np.int64)
+    for a, b, block, offsets in buffer.chunks():
+        sums[a:b] = np.add.reduceat(_NUCLEOTIDE_BYTES[block], offsets, dtype=np.int64)
+    share = sums / np.maximum(lengths, 1)
+    counted = lengths >= MIXED_MIN_LENGTH
+    nucleotide = counted & (share >= NUCLEOTIDE_LIKE)
+    protein = counted & (share < PROTEIN_LIKE)
+    if nucleotide.any() and protein.any():
+        if nucleotide.sum() >= protein.sum():
+            minority, kind, most = protein, "protein", "nucleotides"
+        else:
+            minority, kind, most = nucleotide, "nucleotides", "protein"
+        first = int(np.argmax(minority))
+        raise InvalidInputError(
+            f"{buffer.source}:{buffer.lines[first]}: record {quote(buffer.record_id(first))} "
+            f"looks like {kind} but most records are {most} (mixed alphabets); give the "
+            "alphabet explicitly: --alphabet (alphabet=)"
+        )
+    alphabet, missing = detect_alphabet(buffer.letter_counts())
+    if not missing:
+        return alphabet, ""
+    extra = "".join(c for c in missing if c.isascii() and c.isprintable() and not c.isspace())
+    letters = alphabet.letters + extra
+    return alphabet, (
+        f"; auto-detection chose {alphabet.name}; give the letters explicitly, e.g. "
+        f"--alphabet {letters} (alphabet={letters!r}), or --on-invalid skip or replace "
+        "(on_invalid='skip' or 'replace')"
+    )
+
+
+def tokenise(
+    buffer: RecordBuffer, alphabet: Alphabet, policy: str, seed: int, hint: str = ""
+) -> PolicyOutcome:
+    """Turn the buffer's bytes into tokens in place; letters outside ``alphabet`` by ``policy``:
+    ``error`` (raise at the first, ``hint`` appended), ``skip`` (drop its record) or ``replace``
+    (a letter drawn uniformly, in file order, by ``numpy.random.default_rng(seed)``).
+
+    Raises:
+        InvalidInputError: ``error`` and an invalid letter: names its record, line and position.
+    """
+    invalid = np.zeros(buffer.n, dtype=bool)
+    rng = np.random.default_rng(seed)
+    replaced = 0
+    for a, b, block, offsets in buffer.chunks():
+        mapped = alphabet.lookup[block]
+        bad = mapped == INVALID
+        if bad.any():
+            if policy == "error":
+                local = int(np.argmax(bad))
+                k = int(np.searchsorted(offsets, local, side="right")) - 1
+                position = local - int(offsets[k]) + 1
+                where = buffer.letter_where(a + k, position)
+                raise invalid_letter_error(where, chr(block[local]), position, alphabet, hint)
+            invalid[a:b] = np.logical_or.reduceat(bad, offsets)
+            if policy == "replace":
+                count = int(bad.sum())
+                mapped[bad] = rng.integers(0, alphabet.size, size=count, dtype=np.uint8)
+                replaced += count
+        block[...] = mapped
+    if policy == "replace":
+        return PolicyOutcome(np.ones(buffer.n, dtype=bool), int(invalid.sum()), replaced)
+    return PolicyOutcome(~invalid)
+
+
+def pad_rows(flat: np.ndarray, lengths: np.ndarray, fill: float | int) -> np.ndarray:
     """Rows of ``flat`` (concatenated records of ``lengths``) padded to the longest: (N, L)."""
     n, longest = len(lengths), int(lengths.max())
     if (lengths == longest).all():
@@ -179,10 +258,8 @@ def assemble(
 
     names = tuple(sorted(buffer.label_index))
     labels = column(buffer.label_codes, np.int64)
-    if labels is not None:
-        order = np.empty(len(names), dtype=np.int64)
-        order[[buffer.label_index[name] for name in names]] = np.arange(len(names))
-        labels = order[labels]
+    if labels is not None:  # codes in order of appearance -> ranks among the sorted names
+        labels = np.argsort(np.argsort(list(buffer.label_index))).astype(np.int64)[labels]
     values = column(buffer.values, np.float64)
     splits = column(buffer.splits, np.int8)
 
@@ -190,7 +267,7 @@ def assemble(
         return None if array is None else torch.from_numpy(array)
 
     return SequenceTable(
-        tokens=torch.from_numpy(_pad(flat, lengths, alphabet.size)),
+        tokens=torch.from_numpy(pad_rows(flat, lengths, alphabet.size)),
         ids=RecordIds(id_data, id_ends),
         alphabet=alphabet,
         labels=tensor(labels),
@@ -198,7 +275,7 @@ def assemble(
         source=buffer.source,
         lengths=torch.from_numpy(lengths),
         values=tensor(None if values is None else values.astype(np.float32)),
-        signal=tensor(None if signal is None else _pad(signal, lengths, 0.0)[..., None]),
+        signal=tensor(None if signal is None else pad_rows(signal, lengths, 0.0)[..., None]),
         splits=tensor(splits),
         record_index=torch.from_numpy(np.flatnonzero(keep).astype(np.int64)),
         report=report,
@@ -207,10 +284,7 @@ def assemble(
 
 def duplicates(buffer: RecordBuffer, keep: np.ndarray) -> tuple[int, int]:
     """How many kept records (``keep`` shape (N,), bool) repeat an earlier kept record's id,
-    and the buffer index of the first that does (-1: none).
-
-    Ids are compared only within groups of equal hash: one sort of N integers plus a string
-    comparison per colliding record.
+    and the buffer index of the first that does (-1: none); only ids of equal hash are compared.
     """
     kept = np.flatnonzero(keep)
     hashes = np.frombuffer(buffer.id_hashes, dtype=np.int64)[kept]

@@ -16,23 +16,16 @@ from seqflow.data._source import RawRecord, TextSource, quote
 from seqflow.data.table import SPLIT_TEST, SPLIT_TRAIN, SPLIT_VALID
 from seqflow.errors import InvalidInputError
 
-SEQUENCE_COLUMNS = ("sequence", "seq")
-"""Default sequence column names, tried in order (case-insensitive)."""
-
-ID_COLUMNS = ("id", "name", "dhs_id")
-"""Id column names, tried in order (case-insensitive); without one, ids are ``row{n}``."""
-
-MAX_LISTED = 20
-"""Columns listed at most in an unknown-column error."""
-
-SPLIT_NAMES = {
+SEQUENCE_COLUMNS = ("sequence", "seq")  # default sequence columns, any case, in order
+ID_COLUMNS = ("id", "name", "dhs_id")  # id columns, any case, in order; else ids are row{n}
+MAX_LISTED = 20  # columns listed at most in an unknown-column error
+SPLIT_NAMES = {  # accepted split cells (any case) and their codes
     "train": SPLIT_TRAIN,
     "valid": SPLIT_VALID,
     "validation": SPLIT_VALID,
     "val": SPLIT_VALID,
     "test": SPLIT_TEST,
 }
-"""Accepted split cells (case-insensitive) and their codes."""
 
 
 @dataclass(frozen=True)
@@ -146,42 +139,10 @@ def _cell(row: list[str], index: int | None) -> str:
     return row[index].strip() if index is not None and index < len(row) else ""
 
 
-class _Layout:
-    """Where each asked-for column sits in the header."""
-
-    def __init__(self, names: list[str], columns: Columns, where: str, delimiter: str) -> None:
-        self.names = names
-        self.seq = _column(names, columns.seq, where, delimiter, "sequence")
-        self.conditions = {
-            role: _column(names, wanted, where, delimiter, role)
-            for role in _PARSERS
-            if (wanted := getattr(columns, role))
-        }
-        self.id = next((i for c in ID_COLUMNS if (i := _find_column(names, c)) is not None), None)
-
-    def record(self, row: list[str], n: int, line: int, source: str) -> RawRecord:
-        """The record of data row ``n`` (1-based) on ``line``, its cells checked and parsed."""
-        record_id = _cell(row, self.id) or f"row{n}"
-        where = f"{source}:{line}: record {quote(record_id)}"
-        seq = _cell(row, self.seq)
-        if not seq:
-            raise InvalidInputError(f"{where} has no sequence in column {self.names[self.seq]!r}")
-        conditions: dict[str, Any] = {}
-        for role, index in self.conditions.items():
-            cell, column = _cell(row, index), self.names[index]
-            if not cell and role != "split":
-                raise InvalidInputError(f"{where} has no {role} in column {column!r}")
-            conditions[role] = _PARSERS[role](cell, where, column, len(seq))
-        return RawRecord(record_id, seq, line, line, 0, **conditions)
-
-
 def table_rows(lines: TextSource, delimiter: str) -> Iterator[list[str]]:
-    """The header's names (stripped), then every non-blank data row; ``#`` comments and blank
-    lines before the header are skipped.
-
-    Raises:
-        InvalidInputError: no header row, or a malformed row.
-    """
+    """The header's names (stripped), then every non-blank data row (``#`` comments and blank
+    lines before the header skipped); an :class:`InvalidInputError` for no header or a
+    malformed row."""
     body = dropwhile(lambda text: text.startswith("#") or not text.strip(), lines)
     rows = csv.reader(body, delimiter=delimiter, strict=True)
     try:
@@ -202,9 +163,27 @@ def iter_table(lines: TextSource, *, delimiter: str, columns: Columns) -> Iterat
             an empty sequence or label cell, a bad value, signal or split cell, a malformed row.
     """
     rows = table_rows(lines, delimiter)
-    layout = _Layout(next(rows), columns, f"{lines.name}:{lines.line}", delimiter)
+    names, header = next(rows), f"{lines.name}:{lines.line}"
+    seq_index = _column(names, columns.seq, header, delimiter, "sequence")
+    condition_index = {
+        role: _column(names, wanted, header, delimiter, role)
+        for role in _PARSERS
+        if (wanted := getattr(columns, role))
+    }
+    id_index = next((i for c in ID_COLUMNS if (i := _find_column(names, c)) is not None), None)
     n = 0
     for n, row in enumerate(rows, start=1):
-        yield layout.record(row, n, lines.line, lines.name)
+        record_id = _cell(row, id_index) or f"row{n}"
+        where = f"{lines.name}:{lines.line}: record {quote(record_id)}"
+        seq = _cell(row, seq_index)
+        if not seq:
+            raise InvalidInputError(f"{where} has no sequence in column {names[seq_index]!r}")
+        conditions: dict[str, Any] = {}
+        for role, index in condition_index.items():
+            cell, column = _cell(row, index), names[index]
+            if not cell and role != "split":
+                raise InvalidInputError(f"{where} has no {role} in column {column!r}")
+            conditions[role] = _PARSERS[role](cell, where, column, len(seq))
+        yield RawRecord(record_id, seq, lines.line, lines.line, 0, **conditions)
     if n == 0:
         raise InvalidInputError(f"{lines.name}: no data rows after the header")

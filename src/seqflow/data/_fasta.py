@@ -16,14 +16,11 @@ def _layout(header: int, widths: list[int], length: int) -> tuple[int, int]:
     """Line of the first letter and letters per line (0: one line; -1: irregular wrapping),
     from the header's line, the characters on each line up to the next record, and the
     letters in the parsed sequence."""
-    lead = 0
-    while lead < len(widths) and widths[lead] == 0:
-        lead += 1
-    body = widths[lead:]
-    while body and body[-1] == 0:
-        body.pop()
+    filled = [i for i, width in enumerate(widths) if width]
+    body = widths[filled[0] : filled[-1] + 1] if filled else []
     if not body or sum(body) != length:
         return header, -1
+    lead = filled[0]
     if len(body) == 1:
         return header + 1 + lead, 0
     width = body[0]
@@ -36,8 +33,7 @@ def _record(
     lines: TextSource, title: str, k: int, seq: str, header: int, seq_line: int, width: int
 ) -> RawRecord:
     """Record ``k`` (1-based): its id is the first word of ``title``, else ``record{k}``."""
-    words = title.split(maxsplit=1)
-    record_id = words[0] if words else f"record{k}"
+    record_id = (title.split(maxsplit=1) or [f"record{k}"])[0]
     if not seq:
         raise InvalidInputError(
             f"{lines.name}:{header}: record {quote(record_id)} has an empty sequence"
@@ -46,15 +42,9 @@ def _record(
 
 
 def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
-    """Yield the records of a FASTA file in order.
-
-    The id is the first word of the header (``record{k}`` when the header is blank); text before
-    the first ``>`` is ignored, as Biopython does. The width of every sequence line is noted so
-    that an invalid letter can later be traced to its own line.
-
-    Raises:
-        InvalidInputError: a record has an empty sequence.
-    """
+    """Yield the records of a FASTA file in order (text before the first ``>`` is ignored, as by
+    Biopython), noting line widths so that an invalid letter can be traced to its own line; a
+    record with an empty sequence is an :class:`InvalidInputError`."""
     pending: deque[list[int]] = deque()
 
     def tracked() -> Iterator[str]:
@@ -71,11 +61,9 @@ def iter_fasta(lines: TextSource) -> Iterator[RawRecord]:
 
 
 class _FastqHandle:
-    """The text-handle face Biopython's FASTQ parser needs, over counted lines.
-
-    Leading blank lines are skipped; ``first`` is the line of the first header, ``last_text`` the
-    line of the last non-blank line seen, and ``done`` tells when the lines ran out.
-    """
+    """The text-handle face Biopython's FASTQ parser needs, over counted lines: ``first`` is the
+    line of the first header (leading blank lines skipped), ``last_text`` the last non-blank
+    line seen, ``done`` whether the lines ran out."""
 
     def __init__(self, lines: TextSource) -> None:
         self.lines = lines
@@ -105,10 +93,9 @@ class _FastqHandle:
 
 
 def iter_fastq(lines: TextSource) -> Iterator[RawRecord]:
-    """Yield the records of a FASTQ file in order (qualities are checked, then dropped).
-
-    A record normally spans 4 lines; a sequence wrapped over several lines is accepted, as
-    Biopython does, but its letters are then traced to the header line only.
+    """Yield the records of a FASTQ file in order (qualities are checked, then dropped); a
+    sequence wrapped over several lines is accepted, as by Biopython, but its letters are then
+    traced to the header line only.
 
     Raises:
         InvalidInputError: malformed FASTQ (Biopython's complaint, with the line it stopped at),

@@ -2,13 +2,9 @@
 
 Every problem found here becomes a one-line :class:`InvalidInputError` naming the file: missing,
 a folder, empty, binary (a NUL byte anywhere), UTF-16 or otherwise not UTF-8, compressed with
-something other than gzip, or a gzip stream decompressing past the limit of
-:func:`max_decompressed` (a "decompression bomb" would otherwise fill memory) or, past
-:data:`STREAM_FLOOR` bytes, to more than :data:`STREAM_RATIO` times the compressed bytes
-consumed so far (so a bomb stops within a second and with flat memory, not at the size
-limit). Line endings may be LF, CRLF or a lone CR. The input is streamed: only its head is read
-ahead (to sniff and check it) and then replayed, so standard input is never held in memory as a
-whole.
+something other than gzip, or a gzip "decompression bomb" (:data:`MAX_DECOMPRESSED_RATIO`,
+:data:`STREAM_RATIO`). Line endings may be LF, CRLF or a lone CR. Only the head is read ahead
+(to sniff and check it) and then replayed, so standard input is never held in memory whole.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, NamedTuple, TextIO
 
@@ -30,34 +26,25 @@ import numpy as np
 
 from seqflow.errors import InvalidInputError, no_such
 
-HEAD_BYTES = 8192
-"""How much of the (decompressed) start of a file is checked for binary content and sniffed."""
-SHOWN_CHARS = 60
-"""Longest id or cell text quoted whole in an error message (longer ones are cut)."""
-
+HEAD_BYTES = 8192  # the (decompressed) start of a file checked for binary content and sniffed
+SHOWN_CHARS = 60  # longest id or cell text quoted whole in an error message
 GZIP_MAGIC = b"\x1f\x8b"
-GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
-"""What a damaged or truncated gzip stream raises while it is read."""
+GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)  # of a damaged or truncated stream
 
 MAX_DECOMPRESSED_RATIO = 64
-"""A gzip file may decompress to at most this many times its compressed size, or to
-``MAX_DECOMPRESSED_FLOOR`` bytes, whichever is larger (sequence files compress 3 to 10 times).
+"""A gzip file may decompress to this many times its compressed size, or to
+:data:`MAX_DECOMPRESSED_FLOOR` bytes when larger (sequence files compress 3 to 10 times).
+``SEQFLOW_MAX_DECOMPRESSED`` replaces both by a fixed size in bytes, with an optional ``K``,
+``M``, ``G`` or ``T`` (powers of 1024), e.g. ``100G`` to read a larger file; ``0``: no limit."""
 
-The environment variable ``SEQFLOW_MAX_DECOMPRESSED`` replaces both with a fixed number of
-bytes: digits with an optional ``K``, ``M``, ``G`` or ``T`` suffix (powers of 1024), e.g.
-``SEQFLOW_MAX_DECOMPRESSED=100G`` to read a larger file, or ``=0`` for no limit."""
-
-MAX_DECOMPRESSED_FLOOR = 2 << 30
-"""The decompressed size always allowed (2 GiB), however small the compressed file."""
+MAX_DECOMPRESSED_FLOOR = 2 << 30  # decompressed bytes always allowed (2 GiB)
 
 STREAM_RATIO = 128
 """Most decompressed bytes per compressed byte consumed so far, once :data:`STREAM_FLOOR`
-bytes are out: sequence files compress 3 to 10 times, very repetitive ones (one sequence many
-times over) about 50; gzip's own maximum is about 1030. Not checked when
-``SEQFLOW_MAX_DECOMPRESSED`` is set."""
+bytes are out (very repetitive sequence files reach about 50, gzip at most about 1030), so a
+bomb stops early with flat memory; not checked when ``SEQFLOW_MAX_DECOMPRESSED`` is set."""
 
-STREAM_FLOOR = 32 << 20
-"""Decompressed bytes (32 MiB) always read before the running ratio is checked."""
+STREAM_FLOOR = 32 << 20  # decompressed bytes (32 MiB) read before the running ratio is checked
 
 LIMIT_VARIABLE = "SEQFLOW_MAX_DECOMPRESSED"
 
@@ -67,20 +54,13 @@ _SIZE = re.compile(r"\s*(\d{1,15})\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 
 def _size_text(n: int) -> str:
     """``n`` bytes for a message: ``512 bytes``, ``64.0 MiB``, ``2.0 GiB``."""
-    value, unit = float(n), "bytes"
-    for larger in ("KiB", "MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, larger
-    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+    power = min(4, (n.bit_length() - 1) // 10) if n >= 1024 else 0  # 1024**power <= n
+    return f"{n} bytes" if power == 0 else f"{n / 1024**power:.1f} {'KMGT'[power - 1]}iB"
 
 
 def max_decompressed(name: str) -> Callable[[int], int | None]:
-    """The decompressed-size limit as a function of the compressed size (None: no limit).
-
-    Raises:
-        InvalidInputError: ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size.
-    """
+    """The decompressed-size limit as a function of the compressed size (None: no limit); an
+    :class:`InvalidInputError` when ``SEQFLOW_MAX_DECOMPRESSED`` is set but not a size."""
     text = os.environ.get(LIMIT_VARIABLE)
     if text is None or not text.strip():
         return lambda compressed: max(MAX_DECOMPRESSED_FLOOR, MAX_DECOMPRESSED_RATIO * compressed)
@@ -181,12 +161,10 @@ class _Replayed(io.RawIOBase):
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            self.given += n
-            return n
-        data = self._rest.read(len(buffer))
+            data: bytes | memoryview = self._prefix[: len(buffer)]
+            self._prefix = self._prefix[len(data) :]
+        else:
+            data = self._rest.read(len(buffer))
         buffer[: len(data)] = data
         self.given += len(data)
         return len(data)
@@ -243,11 +221,9 @@ def _check_head(head: bytes, name: str, complete: bool) -> str:
 
 
 class _Gunzipped(io.RawIOBase):
-    """The decompressed bytes of ``compressed``, stopping with an :class:`InvalidInputError`
-    once they pass :func:`max_decompressed` of the compressed size (of a regular file; of the
-    bytes given so far for a pipe), or, past :data:`STREAM_FLOOR` bytes, :data:`STREAM_RATIO`
-    times the compressed bytes consumed so far (unless ``SEQFLOW_MAX_DECOMPRESSED`` sets the
-    limit)."""
+    """The decompressed bytes of ``compressed``, an :class:`InvalidInputError` once they pass a
+    limit: :func:`max_decompressed` of the compressed size (of a regular file; of the bytes
+    given so far for a pipe), or the running :data:`STREAM_RATIO`."""
 
     def __init__(self, compressed: _Replayed, binary: IO[bytes], name: str) -> None:
         super().__init__()
@@ -269,35 +245,28 @@ class _Gunzipped(io.RawIOBase):
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         n = self._inner.readinto(buffer)
         self.produced += n
-        if self._streamed_ratio and self.produced > STREAM_FLOOR:
-            consumed = max(1, self._compressed.given)
-            if self.produced > STREAM_RATIO * consumed:
-                raise InvalidInputError(
-                    f"{self._name}: gzip data decompresses to more than {STREAM_RATIO} times its "
-                    f"size ({_size_text(self.produced)} from {_size_text(consumed)}; a "
-                    f"decompression bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) "
-                    "to read it"
-                )
+        consumed = max(1, self._compressed.given)
+        if self._streamed_ratio and self.produced > max(STREAM_FLOOR, STREAM_RATIO * consumed):
+            sizes = f"{_size_text(self.produced)} from {_size_text(consumed)}; "
+            raise self._bomb(f"{STREAM_RATIO} times its size", sizes)
         limit = self._limit(max(self._size, self._compressed.given))
         if limit is not None and self.produced > limit:
-            raise InvalidInputError(
-                f"{self._name}: gzip data decompresses to more than {_size_text(limit)} (a "
-                f"decompression bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) to "
-                "read it"
-            )
+            raise self._bomb(_size_text(limit))
         return n
+
+    def _bomb(self, limit: str, sizes: str = "") -> InvalidInputError:
+        return InvalidInputError(
+            f"{self._name}: gzip data decompresses to more than {limit} ({sizes}a decompression "
+            f"bomb?); set {LIMIT_VARIABLE} (e.g. 100G, 0 for no limit) to read it"
+        )
 
 
 @contextmanager
 def open_text(path: str | Path) -> Iterator[TextSource]:
-    """Open ``path`` (``"-"`` for stdin) as text, decompressing gzip found by its magic bytes.
-
-    Raises:
-        InvalidInputError: missing file, folder, empty, binary, other compression, not UTF-8,
-            or (while the text is read) a gzip stream decompressing past the limit.
-    """
+    """Open ``path`` (``"-"`` for stdin) as text, decompressing gzip found by its magic bytes;
+    each problem of the module docstring is an :class:`InvalidInputError`."""
     binary, name, owned = _open_binary(path)
-    try:
+    with binary if owned else nullcontext():
         head = binary.read(HEAD_BYTES)
         stream: IO[bytes] = binary
         if head.startswith(GZIP_MAGIC):
@@ -310,6 +279,3 @@ def open_text(path: str | Path) -> Iterator[TextSource]:
         replayed = io.BufferedReader(_Replayed(head, stream))
         handle = io.TextIOWrapper(replayed, encoding="utf-8-sig", newline="")
         yield TextSource(handle, name, text)
-    finally:
-        if owned:
-            binary.close()

@@ -1,8 +1,7 @@
 """Alphabets: the letters of a sequence family and their token indices.
 
-A token is the 0-based index of a letter in :attr:`Alphabet.letters`; tokens are stored as
-``uint8``. Encoding and decoding go through 256-entry numpy lookup tables, so a batch of
-sequences is converted in one vectorised step, never letter by letter in Python.
+A token is the 0-based index of a letter in :attr:`Alphabet.letters`, stored as ``uint8``;
+encoding and decoding go through 256-entry numpy lookup tables, a batch in one vectorised step.
 """
 
 from __future__ import annotations
@@ -66,14 +65,8 @@ class Alphabet:
         return table
 
     def decode_batch(self, tokens: Any) -> list[str]:
-        """Turn tokens back into strings of upper-case letters, one table lookup for the batch.
-
-        Args:
-            tokens: integer tokens, shape (batch, length); numpy array or torch tensor.
-
-        Returns:
-            ``batch`` strings, each of ``length`` letters.
-        """
+        """Turn integer tokens, shape (batch, length), numpy or torch, into ``batch`` strings of
+        ``length`` upper-case letters."""
         if hasattr(tokens, "detach"):
             tokens = tokens.detach().cpu().numpy()
         array = np.asarray(tokens)
@@ -110,13 +103,12 @@ BUILTIN: dict[str, Alphabet] = {a.name: a for a in (DNA, RNA, PROTEIN)}
 
 
 def invalid_letter_error(
-    where: str, letter: str, position: int, alphabet: Alphabet | None
+    where: str, letter: str, position: int, alphabet: Alphabet | None, hint: str = ""
 ) -> InvalidInputError:
     """The one-line error for a letter outside the alphabet (``position`` is 1-based)."""
-    prefix = f"{where}: " if where else ""
     allowed = f"alphabet {alphabet.describe()}" if alphabet else "sequences must be ASCII letters"
     return InvalidInputError(
-        f"{prefix}invalid letter {letter!r} at position {position} ({allowed})"
+        f"{where}: invalid letter {letter!r} at position {position} ({allowed}){hint}"
     )
 
 
@@ -128,11 +120,10 @@ NUCLEOTIDE_SHARE = 0.75
 
 
 def detect_alphabet(counts: Mapping[str, int]) -> tuple[Alphabet, list[str]]:
-    """Pick the built-in alphabet for ``auto`` from letter counts (case-insensitive).
-
-    Sequences are nucleotides when their letters are all IUPAC nucleotide codes or when A, C, G,
-    T, U make up at least ``NUCLEOTIDE_SHARE`` of them; then the choice is DNA or RNA (DNA on a
-    tie), else protein. So DNA with ``N`` is reported, not silently read as protein.
+    """Pick the built-in alphabet for ``auto`` from letter counts (case-insensitive): DNA or RNA
+    (DNA on a tie) when the letters are all IUPAC nucleotide codes or A, C, G, T, U make up at
+    least ``NUCLEOTIDE_SHARE`` of them (so DNA with ``N`` is reported, not read as protein),
+    else protein.
 
     Returns:
         the alphabet and the sorted upper-case letters it lacks (empty when it fits).
@@ -141,16 +132,11 @@ def detect_alphabet(counts: Mapping[str, int]) -> tuple[Alphabet, list[str]]:
     for letter, count in counts.items():
         upper[letter.upper()] += count
     letters = {c for c, count in upper.items() if count > 0}
-    total = sum(upper.values()) or 1
-    share = sum(upper[c] for c in "ACGTU") / total
+    share = sum(upper[c] for c in "ACGTU") / (sum(upper.values()) or 1)
     nucleotide = letters <= set(IUPAC_NUCLEOTIDES) or share >= NUCLEOTIDE_SHARE
     candidates = (DNA, RNA) if nucleotide else (PROTEIN,)
-    best, missing = candidates[0], sorted(letters - set(candidates[0].letters))
-    for alphabet in candidates[1:]:
-        lacking = sorted(letters - set(alphabet.letters))
-        if len(lacking) < len(missing):
-            best, missing = alphabet, lacking
-    return best, missing
+    best = min(candidates, key=lambda alphabet: len(letters - set(alphabet.letters)))
+    return best, sorted(letters - set(best.letters))
 
 
 def resolve_alphabet(spec: str, *, where: str = "") -> Alphabet:
@@ -158,8 +144,8 @@ def resolve_alphabet(spec: str, *, where: str = "") -> Alphabet:
     :func:`~seqflow.data.read_sequences` from the letters of the file).
 
     Args:
-        spec: ``dna``, ``rna``, ``protein`` (case-insensitive), or custom letters such as
-            ``"ACGTN"`` (at least 2 unique letters; names win, so ``"dna"`` is DNA, not D, N, A).
+        spec: ``dna``, ``rna``, ``protein`` (any case), or custom letters such as ``"ACGTN"``
+            (at least 2 unique letters; names win, so ``"dna"`` is DNA, not D, N, A).
         where: prefix for error messages, e.g. the file name.
 
     Returns:

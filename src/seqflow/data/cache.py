@@ -1,18 +1,16 @@
 """A tokenised on-disk cache of sequence files, opened again as memory maps.
 
-After a file is read, its :class:`SequenceTable` is stored as ``.npy`` arrays plus a JSON
-manifest in ``<root>/<file name>-<key>/`` (the key hashes the file's absolute path and the reader
-options). The next read opens the arrays with ``np.load(mmap_mode="c")``: nothing is tokenised or
-copied, pages are file backed (page cache, not anonymous memory), and copy-on-write keeps the
-tensors writable while the cache file is never written. An entry is used only when the cache
-format, seqflow version, options and the file's size, ``mtime_ns`` and fingerprint all match;
-otherwise, or when it is damaged (a logged warning, never an error), it is rebuilt. Entries are
-built in a temporary folder and published with ``os.replace``, so no reader sees half an entry.
+A read :class:`SequenceTable` is stored as ``.npy`` arrays plus a JSON manifest in
+``<root>/<file name>-<key>/`` (the key hashes the file's absolute path and the reader options).
+The next read maps the arrays (``np.load(mmap_mode="c")``): nothing is tokenised or copied, pages
+are file backed, and copy-on-write keeps the tensors writable. An entry is used only when the
+cache format, seqflow version, options and the file's size, ``mtime_ns`` and fingerprint all
+match; else, or when it is damaged (a logged warning, never an error), it is rebuilt in a
+temporary folder and published with ``os.replace``, so no reader sees half an entry.
 
 ``cache`` settings: ``auto`` (the default) caches files of at least :data:`AUTO_MIN_BYTES` in
-``.seqflow-cache/`` beside the file, or in the user cache folder when that one is not
-writable; ``on`` does the same for any size; ``off`` never caches; anything else is a folder to
-cache in, whatever the size.
+``.seqflow-cache/`` beside the file, or in the user cache folder when that one is not writable;
+``on`` does the same for any size; ``off`` never caches; anything else is a folder to cache in.
 """
 
 from __future__ import annotations
@@ -55,13 +53,9 @@ log = logging.getLogger(__name__)
 
 
 def source_stamp(path: Path) -> dict[str, Any]:
-    """What identifies the content of the regular file ``path`` without reading all of it.
-
-    The fingerprint is a BLAKE2b hash of the size and the first and last MiB (hashing a 10 GB
-    file would cost about as much as tokenising it). With the size and ``mtime_ns`` it catches
-    every ordinary edit; an edit of the middle that keeps the size and restores the mtime on
-    purpose is not caught (remove the entry or pass ``cache="off"`` after such surgery).
-    """
+    """What identifies the content of the regular file ``path`` without reading all of it: its
+    size, ``mtime_ns`` and a BLAKE2b fingerprint of the size and the first and last MiB (an edit
+    of the middle that keeps the size and restores the mtime on purpose is not caught)."""
     with open(path, "rb") as handle:
         info = os.fstat(handle.fileno())
         digest = hashlib.blake2b(str(info.st_size).encode(), digest_size=16)
@@ -76,10 +70,8 @@ def source_stamp(path: Path) -> dict[str, Any]:
 
 
 def cache_roots(setting: str, path: str | Path) -> list[Path]:
-    """Folders where ``path``'s entries are looked for, in order; empty: do not cache.
-
-    Standard input, pipes and other non-regular files are never cached.
-    """
+    """Folders where ``path``'s entries are looked for, in order; empty: do not cache (always
+    so for standard input, pipes and other non-regular files)."""
     if str(path) == "-" or setting == "off":
         return []
     try:
@@ -128,10 +120,7 @@ def read_cached(
         wanted["seed"] = None  # only the replace policy draws
     digest = json.dumps({"path": str(source), "options": wanted}, sort_keys=True).encode()
     name = f"{source.name[:64]}-{hashlib.blake2b(digest, digest_size=8).hexdigest()}"
-    expect = {
-        "format": CACHE_FORMAT, "seqflow": __version__, "options": wanted,
-        "source": stamp,
-    }  # fmt: skip
+    expect = {"format": CACHE_FORMAT, "seqflow": __version__, "options": wanted, "source": stamp}
     for root in roots:
         table = _open(root / name, expect, str(path))
         if table is not None:
@@ -169,8 +158,7 @@ def read_cached(
 def _arrays(table: SequenceTable) -> dict[str, np.ndarray]:
     """The table's arrays by file name (numpy views of its tensors, not copies)."""
     ids_data, ids_ends = table.ids.arrays()  # type: ignore[attr-defined]  # RecordIds
-    tensors = {key: getattr(table, key) for key in ("tokens", "lengths", "record_index")}
-    tensors.update({key: getattr(table, key) for key in _OPTIONAL})
+    tensors = {key: getattr(table, key) for key in (*_REQUIRED[:3], *_OPTIONAL)}
     arrays = {key: tensor.numpy() for key, tensor in tensors.items() if tensor is not None}
     return {**arrays, "ids_data": ids_data, "ids_ends": ids_ends}
 
@@ -218,10 +206,8 @@ def _publish(temp: Path, target: Path) -> None:
 def _open(
     entry: Path, expect: dict[str, Any], source: str, *, replay: bool = True
 ) -> SequenceTable | None:
-    """The table of ``entry``, or None when it is missing, stale (log) or damaged (warning).
-
-    With ``replay``, the duplicate-id warning of the first read is warned again.
-    """
+    """The table of ``entry``, or None when it is missing, stale (log) or damaged (warning);
+    with ``replay``, the duplicate-id warning of the first read is warned again."""
     if not entry.is_dir():
         return None
     try:

@@ -1,7 +1,7 @@
 """Library-mode input: sequences grouped into libraries (sets of sequences), from one CSV/TSV
 file with a set column naming each row's library, or from one file per library (a folder of
 FASTA/FASTQ files, or a list of paths of any format; the library name is the file name without
-its sequence suffix and ``.gz``). Sequences are read by :func:`~seqflow.data.read_sequences`."""
+its sequence suffix and ``.gz``)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqflow.data._delimited import _column, table_rows
+from seqflow.data._delimited import _cell, _column, table_rows
 from seqflow.data._source import open_text, quote
-from seqflow.data.readers import _SUFFIXES, read_sequences
+from seqflow.data.readers import _SUFFIXES, read_sequences, split_suffix
 from seqflow.data.table import SequenceTable
 from seqflow.errors import InvalidInputError
 
@@ -50,12 +50,10 @@ class LibraryTable:
 
 def _group_codes(codes: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Rows of each code (one code per row), keyed by name, in order of first appearance."""
-    present, first = np.unique(codes, return_index=True)
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=len(names))[present]
-    parts = np.split(order, np.cumsum(counts)[:-1])
-    by_first = np.argsort(first, kind="stable")
-    return {names[int(present[i])]: parts[i].astype(np.int64) for i in by_first}
+    order = np.argsort(codes, kind="stable").astype(np.int64)
+    parts = np.split(order, np.cumsum(np.bincount(codes, minlength=len(names)))[:-1])
+    present = sorted((part[0], code) for code, part in enumerate(parts) if len(part))
+    return {names[code]: parts[code] for _, code in present}
 
 
 def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, dict[str, str]]:
@@ -68,7 +66,7 @@ def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, 
         index = _column(header, set_col, f"{source.name}:{source.line}", delimiter, "set")
         column = header[index]
         for row in rows:
-            value = row[index].strip() if index < len(row) else ""
+            value = _cell(row, index)
             if not value:
                 raise InvalidInputError(
                     f"{source.name}:{source.line}: empty set value in column {column!r}"
@@ -80,19 +78,12 @@ def _set_column(path: str | Path, set_col: str, delimiter: str) -> tuple[array, 
     return codes, places
 
 
-def _library_name(path: Path) -> str:
-    """The file name without ``.gz`` and one sequence suffix (``lib1.fa.gz`` -> ``lib1``)."""
-    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    stem, suffix = Path(name).stem, Path(name).suffix.lower()
-    return stem if suffix in _SUFFIXES else name
-
-
 def _folder_files(folder: Path) -> list[Path]:
     suffixes = {s for s, fmt in _SUFFIXES.items() if fmt in FOLDER_FORMATS}
     files = sorted(
         p for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".")
-        and Path(p.name.removesuffix(".gz")).suffix.lower() in suffixes
+        and split_suffix(p.name)[1] in FOLDER_FORMATS
     )  # fmt: skip
     if not files:
         raise InvalidInputError(
@@ -102,11 +93,8 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 def _concatenate(tables: list[SequenceTable], source: str) -> SequenceTable:
-    """One table of the rows of ``tables``, records numbered file after file.
-
-    Raises:
-        InvalidInputError: a table's alphabet differs from the first's (as one file's cannot).
-    """
+    """One table of the rows of ``tables``, records numbered file after file; an
+    :class:`InvalidInputError` when a table's alphabet differs from the first's."""
     first = tables[0]
     for t in tables[1:]:
         if t.alphabet != first.alphabet:
@@ -172,7 +160,7 @@ def _read_set_file(path: str | Path, set_col: str, min_size: int, **options: Any
 def _read_files(paths: list[Path], source: str, min_size: int, **options: Any) -> LibraryTable:
     places: dict[str, str] = {}
     for path in paths:
-        name = _library_name(path)
+        name = split_suffix(path.name)[0]
         if name in places:
             raise InvalidInputError(
                 f"{path}: library {quote(name)} already read from {places[name]}"

@@ -1,9 +1,6 @@
-"""Transcription-factor motifs: JASPAR matrices, synthetic motif libraries and motif purity.
-
-Used to build and judge library-level generation on DNA (tokens in the order ``ACGT`` of the
-built-in DNA alphabet): a library made from one motif should come back as a library dominated
-by that motif. Matrices are read with Biopython's ``Bio.motifs`` JASPAR parser.
-"""
+"""Transcription-factor motifs: JASPAR matrices, synthetic motif libraries and motif purity,
+to build and judge library-level generation on DNA (tokens 0-3 for ``ACGT``, as in the built-in
+DNA alphabet): a library made from one motif should come back dominated by that motif."""
 
 from __future__ import annotations
 
@@ -44,17 +41,10 @@ class Motif:
         """Motif width K."""
         return int(self.pwm.shape[0])
 
-    def log_odds(self) -> Tensor:
-        """``log2(p / 0.25)`` of the pseudocount-smoothed PWM, shape ``(K, 4)``."""
-        p = (1.0 - 4.0 * SCORE_PSEUDO) * self.pwm + SCORE_PSEUDO
-        return torch.log2(p / 0.25)
-
 
 def read_jaspar(path: Path | str) -> list[Motif]:
-    """Read count matrices in JASPAR format (``>ID NAME`` then rows ``A [ ... ]``).
-
-    Lines starting with ``#`` are comments (a source and licence header) and are skipped.
-    """
+    """Read count matrices in JASPAR format (``>ID NAME`` then rows ``A [ ... ]``) with
+    Biopython's parser; lines starting with ``#`` (a source and licence header) are skipped."""
     path = Path(path)
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
     try:
@@ -78,7 +68,7 @@ class SyntheticLibraries:
     """Libraries built from motifs by :func:`synthetic_libraries`.
 
     Attributes:
-        tokens: shape ``(n_libraries, size, length)``, int64, letters ``ACGT`` as 0-3.
+        tokens: shape ``(n_libraries, size, length)``, int64.
         motif: the motif index of every library, shape ``(n_libraries,)``.
         density: each library's probability that a sequence carries the motif, ``(n,)``.
     """
@@ -126,18 +116,17 @@ def synthetic_libraries(
 
 
 def motif_scores(tokens: Tensor, motifs: list[Motif]) -> Tensor:
-    """Best relative PWM score of every sequence for every motif, shape ``(N, M)``.
-
-    The log-odds score of the best window (forward strand), rescaled by the motif's own range
-    to ``(score - min) / (max - min)`` in ``[0, 1]`` (1: the consensus).
+    """Best relative PWM score of every sequence for every motif, shape ``(N, M)``: the
+    log-odds score ``log2(p / 0.25)`` of the best window (forward strand), rescaled by the
+    motif's own range to ``(score - min) / (max - min)`` in ``[0, 1]`` (1: the consensus).
 
     Args:
-        tokens: sequences, shape ``(N, length)``, letters ``ACGT`` as 0-3.
+        tokens: sequences, shape ``(N, length)``.
     """
     onehot = torch.nn.functional.one_hot(tokens.long(), 4).to(torch.float64)  # (N, L, 4)
     out = []
     for mot in motifs:
-        lo = mot.log_odds()
+        lo = torch.log2(((1.0 - 4.0 * SCORE_PSEUDO) * mot.pwm + SCORE_PSEUDO) / 0.25)  # (K, 4)
         windows = onehot.unfold(1, mot.length, 1)  # (N, L-K+1, 4, K)
         score = torch.einsum("nwak,ka->nw", windows, lo).amax(dim=1)
         best, worst = lo.amax(dim=1).sum(), lo.amin(dim=1).sum()
@@ -148,17 +137,14 @@ def motif_scores(tokens: Tensor, motifs: list[Motif]) -> Tensor:
 def motif_hits(tokens: Tensor, motifs: list[Motif], threshold: float = 0.7) -> Tensor:
     """Best-scoring motif of every sequence among those scoring at least ``threshold`` (see
     :func:`motif_scores`), or -1 when none does; shape ``(N,)``."""
-    scores = motif_scores(tokens, motifs)
-    best = scores.max(dim=1)
+    best = motif_scores(tokens, motifs).max(dim=1)
     return torch.where(best.values >= threshold, best.indices, -1)
 
 
 def motif_purity(tokens: Tensor, motifs: list[Motif], threshold: float = 0.7) -> float:
-    """How much one motif dominates a library.
-
-    Purity is the largest share of one motif among the sequences that hit any (see
-    :func:`motif_hits`): ``max_k #{hit = k} / #{hit != -1}``. 1 means a single-motif library; an
-    equal mixture of M motifs scores about 1/M. NaN when no sequence hits a motif.
+    """How much one motif dominates a library: the largest share of one motif among the
+    sequences that hit any (:func:`motif_hits`), ``max_k #{hit = k} / #{hit != -1}``; 1 for a
+    single-motif library, about 1/M for an equal mixture of M motifs, NaN when none hits.
 
     Args:
         tokens: one library, shape ``(size, length)``.

@@ -11,11 +11,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from seqflow.data._buffer import RecordBuffer, assemble, duplicates
+from seqflow.data._buffer import POLICIES, RecordBuffer, assemble, detect, duplicates, tokenise
 from seqflow.data._delimited import Columns, iter_table
 from seqflow.data._fasta import iter_fasta, iter_fastq
 from seqflow.data._source import GZIP_ERRORS, TextSource, open_text, quote
-from seqflow.data._tokenise import POLICIES, detect, tokenise
 from seqflow.data.alphabet import resolve_alphabet
 from seqflow.data.table import DuplicateIdWarning, ReadReport, SequenceTable
 from seqflow.errors import InvalidInputError
@@ -28,6 +27,14 @@ _SUFFIXES = {
 }  # fmt: skip
 
 
+def split_suffix(name: str) -> tuple[str, str | None]:
+    """A file name without ``.gz`` and its sequence suffix, and the format that suffix names:
+    ``lib1.FA.gz`` -> ``("lib1", "fasta")``, ``notes.md`` -> ``("notes.md", None)``."""
+    base = Path(name[:-3] if name.lower().endswith(".gz") else name)
+    fmt = _SUFFIXES.get(base.suffix.lower())
+    return (base.stem if fmt else base.name), fmt
+
+
 def _resolve_format(fmt: str, path: str | Path, source: TextSource) -> str:
     """Explicit ``fmt``, else the suffix (``.gz`` stripped), else a look at the content."""
     key = fmt.lower()
@@ -37,20 +44,14 @@ def _resolve_format(fmt: str, path: str | Path, source: TextSource) -> str:
         raise InvalidInputError(
             f"{source.name}: unknown format {fmt!r}; use auto, {', '.join(FORMATS)}"
         )
-    suffixes = [s.lower() for s in Path(str(path)).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes.pop()
-    if suffixes and suffixes[-1] in _SUFFIXES and str(path) != "-":
-        return _SUFFIXES[suffixes[-1]]
+    by_suffix = split_suffix(Path(str(path)).name)[1]
+    if by_suffix:
+        return by_suffix
     first = next((line for line in source.head.splitlines() if line.strip()), "").lstrip()
-    if first.startswith(">"):
-        return "fasta"
-    if first.startswith("@"):
-        return "fastq"
-    if "\t" in first:
-        return "tsv"
-    if "," in first:
-        return "csv"
+    if first[:1] in (">", "@"):
+        return "fasta" if first[0] == ">" else "fastq"
+    if "\t" in first or "," in first:
+        return "tsv" if "\t" in first else "csv"
     raise InvalidInputError(
         f"{source.name}: cannot tell the format (not FASTA or FASTQ, no tab or comma in the "
         "first line); set fmt to fasta, fastq, csv or tsv"
@@ -113,10 +114,8 @@ def read_sequences(
         path: the file; ``"-"`` reads standard input.
         alphabet: ``auto`` (dna, rna or protein from every letter of the file, see
             :func:`~seqflow.data.alphabet.detect_alphabet`; a file mixing nucleotide and protein
-            records is refused), a built-in name, or custom letters such as ``"ACGTN"``;
-            letters are case-insensitive.
-        fmt: ``auto`` (from the suffix, else from the content), ``fasta``, ``fastq``, ``csv``
-            or ``tsv``.
+            records is refused), a built-in name, or custom letters such as ``"ACGTN"`` (any case).
+        fmt: ``auto`` (from the suffix, else the content), ``fasta``, ``fastq``, ``csv``, ``tsv``.
         seq_col: CSV/TSV sequence column; default ``sequence`` or ``seq``.
         label_col: CSV/TSV column of class labels.
         value_col: CSV/TSV column of one finite number per record.
@@ -150,9 +149,7 @@ def read_sequences(
     columns = Columns(seq_col, label_col, value_col, signal_col, split_col)
     buffer = RecordBuffer(name, max_length=max_length, crop=crop, strict=on_invalid == "error")
     kind = _gather(path, fmt, columns, buffer)
-    hint = ""
-    if chosen is None:
-        chosen, hint = detect(buffer)
+    chosen, hint = detect(buffer) if chosen is None else (chosen, "")
     outcome = tokenise(buffer, chosen, on_invalid, seed, hint)
     kept = int(outcome.keep.sum())
     if kept == 0:

@@ -1,9 +1,6 @@
-"""Read per-position signal tracks from ``.npy``, ``.npz`` or text files.
-
-A signal file holds one row per sequence, in the order of the sequence file's records, and one
-number per position (and channel). Arrays are loaded with ``allow_pickle=False``: a file holding
-Python objects is refused, never unpickled.
-"""
+"""Read per-position signal tracks (one row per sequence, in the order of the sequence file's
+records) from ``.npy``, ``.npz`` or text files; a file holding Python objects is refused, never
+unpickled (``allow_pickle=False``)."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from seqflow.data._buffer import pad_rows
 from seqflow.data._delimited import SEPARATORS
 from seqflow.data._source import quote
 from seqflow.errors import InvalidInputError, listed, no_such
@@ -85,11 +83,7 @@ def _load_text(path: Path, name: str, length: int | None) -> np.ndarray:
         raise InvalidInputError(f"{name}: not a UTF-8 text file") from None
     if not rows:
         raise InvalidInputError(f"{name}: no signal rows")
-    width = max(len(r) for r in rows)
-    out = np.zeros((len(rows), width), dtype=np.float64)
-    for i, numbers in enumerate(rows):
-        out[i, : len(numbers)] = numbers
-    return out
+    return pad_rows(np.concatenate(rows), np.array([len(r) for r in rows]), 0.0)
 
 
 def read_signal(
@@ -102,10 +96,10 @@ def read_signal(
     """Read a signal file: one row per sequence, one number per position and channel.
 
     Args:
-        path: ``.npy`` or ``.npz`` (arrays (N, L) or (N, L, C); an ``.npz`` must hold one array
-            or one named ``signal``), or ``.txt``/``.csv``/``.tsv`` text (one row per line,
-            numbers separated by commas, tabs, spaces or semicolons, one channel; blank and
-            ``#`` lines skipped; shorter rows are zero-padded to the longest).
+        path: ``.npy`` or ``.npz`` (arrays (N, L) or (N, L, C); an ``.npz`` holds one array or
+            one named ``signal``), or ``.txt``/``.csv``/``.tsv`` text (one row per line, numbers
+            separated by commas, tabs, spaces or semicolons; blank and ``#`` lines skipped;
+            shorter rows zero-padded).
         lengths: true length of each row, shape (N,); then rows need at least
             ``max(lengths)`` values and values past each length are zeroed (and not checked).
         length: the exact number of positions every row must have.
@@ -128,10 +122,7 @@ def read_signal(
         raise InvalidInputError(
             f"{name}: unknown signal file type {suffix or '(none)'!r}; use {', '.join(SUFFIXES)}"
         )
-    if suffix in (".npy", ".npz"):
-        array = _load_array(file, name)
-    else:
-        array = _load_text(file, name, length)
+    array = _load_array(file, name) if suffix in _MAGIC else _load_text(file, name, length)
     if array.dtype.kind not in "biuf":
         raise InvalidInputError(f"{name}: signal dtype {array.dtype} is not numeric")
     if array.ndim == 2:

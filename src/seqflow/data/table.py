@@ -14,8 +14,7 @@ from seqflow.data.alphabet import Alphabet
 SPLIT_TRAIN, SPLIT_VALID, SPLIT_TEST = 0, 1, 2
 """Codes of :attr:`SequenceTable.splits`."""
 
-_ITER_IDS = 1 << 16
-"""Offsets turned into Python ints at a time while iterating over ids."""
+_ITER_IDS = 1 << 16  # offsets turned into Python ints at a time while iterating over ids
 
 
 class DuplicateIdWarning(UserWarning):
@@ -23,10 +22,8 @@ class DuplicateIdWarning(UserWarning):
 
 
 class RecordIds(Sequence[str]):
-    """Read-only record ids kept compactly: one UTF-8 buffer and the end offset of each id.
-
-    Nothing is copied: ``data`` and ``ends`` may be memory-mapped arrays (a cached table, see
-    :mod:`seqflow.data.cache`), and an id is decoded only when it is asked for.
+    """Read-only record ids kept compactly: one UTF-8 buffer and the end offset of each id, not
+    copied (they may be memory maps of :mod:`seqflow.data.cache`), an id decoded when asked for.
 
     Args:
         data: the ids' UTF-8 bytes, one after another (``bytes`` or a uint8 array).
@@ -38,8 +35,7 @@ class RecordIds(Sequence[str]):
         self._ends = np.asarray(ends, dtype=np.int64)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """The ids' bytes, shape (bytes,), uint8, and their end offsets, shape (N,), int64
-        (views of the buffers, not copies)."""
+        """Views of the ids' bytes, shape (bytes,), uint8, and end offsets, shape (N,), int64."""
         return np.frombuffer(self._data, dtype=np.uint8), self._ends
 
     def __len__(self) -> int:

@@ -1,12 +1,9 @@
 """Write sequences as FASTA, or records as CSV/TSV/JSON Lines, to a file (atomically; gzip
-for ``.gz``) or to standard output; ``key=value`` tags in FASTA headers, written and read in
-one place.
+for ``.gz``) or to standard output; ``key=value`` tags in FASTA headers, written and read here.
 
 A header is the record id followed by tags, e.g. ``sample_3 label=K562 value=1.5
 signal=rows.npy:3``: ``seqflow sample`` writes the conditions of each sequence this way, and
-``seqflow evaluate`` reads them back (``label=``, ``value=``, ``library=``). Ids and values
-are :func:`escaped` to one word each (no whitespace, no line break); numbers are written with
-``%g``.
+``seqflow evaluate`` reads them back (``label=``, ``value=``, ``library=``).
 """
 
 from __future__ import annotations
@@ -17,15 +14,13 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
 
 from seqflow.io_utils import open_output
 
 
 def format_header(record_id: str, tags: Mapping[str, object | None]) -> str:
     """``record_id`` followed by ``key=value`` for each tag whose value is not None (floats
-    as ``%g``), in the mapping's order; the id and the values :func:`escaped` (one line, one
-    word each)."""
+    as ``%g``), in the mapping's order; the id and the values :func:`escaped` to one word each."""
     words = [escaped(record_id)]
     for key, value in tags.items():
         if value is not None:
@@ -40,15 +35,9 @@ def read_header_tags(path: str | Path) -> list[dict[str, str]]:
     path = Path(path)
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as handle:  # type: ignore[operator]
-        return [
-            {key: unescaped(value) for key, value in _pairs(line[1:])}
-            for line in handle
-            if line.startswith(">")
-        ]
-
-
-def _pairs(header: str) -> Iterable[list[str]]:
-    return (word.split("=", 1) for word in header.split()[1:] if "=" in word)
+        headers = [line[1:].split()[1:] for line in handle if line.startswith(">")]
+    pairs = ([word.split("=", 1) for word in words if "=" in word] for words in headers)
+    return [{key: unescaped(value) for key, value in tags} for tags in pairs]
 
 
 _NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -73,18 +62,6 @@ def unescaped(word: str) -> str:
     return _UNESCAPE.sub(lambda m: named.get(m[1]) or chr(int(m[1][1:], 16)), word)
 
 
-def _write_records(records: Iterable[tuple[str, str]], handle: TextIO, width: int) -> int:
-    count = 0
-    for count, (header, seq) in enumerate(records, start=1):
-        if "\n" in header or "\r" in header or "\n" in seq or "\r" in seq:
-            raise ValueError(
-                f"record {count} ({header!r}): header and sequence must be single lines"
-            )
-        lines = [seq[i : i + width] for i in range(0, len(seq), width)] if width else [seq]
-        handle.write(f">{header}\n" + "\n".join(lines) + "\n")
-    return count
-
-
 def write_fasta(
     records: Iterable[tuple[str, str]], path: str | Path | None, *, width: int = 0
 ) -> int:
@@ -92,8 +69,7 @@ def write_fasta(
 
     Args:
         records: pairs of header (text after ``>``, e.g. ``"seq1 cell_type=K562"``) and sequence.
-        path: output file, written atomically (no partial file on error; gzip when it ends in
-            ``.gz``); ``None`` or ``"-"`` writes to standard output.
+        path: output file (atomic, gzip for ``.gz``), or ``None`` or ``"-"`` for standard output.
         width: letters per sequence line; 0 keeps each sequence on one line.
 
     Returns:
@@ -105,8 +81,16 @@ def write_fasta(
     """
     if width < 0:
         raise ValueError(f"width must be >= 0, got {width}")
+    count = 0
     with open_output(path) as handle:
-        return _write_records(records, handle, width)
+        for count, (header, seq) in enumerate(records, start=1):
+            if "\n" in header or "\r" in header or "\n" in seq or "\r" in seq:
+                raise ValueError(
+                    f"record {count} ({header!r}): header and sequence must be single lines"
+                )
+            lines = [seq[i : i + width] for i in range(0, len(seq), width)] if width else [seq]
+            handle.write(f">{header}\n" + "\n".join(lines) + "\n")
+    return count
 
 
 TABLE_FORMATS = ("csv", "tsv", "jsonl")
@@ -133,8 +117,7 @@ def write_table(
 
     Args:
         rows: one dict per record; missing keys are empty cells (``null`` in JSON).
-        path: output file, written atomically (gzip when it ends in ``.gz``); ``None`` or
-            ``"-"`` writes to standard output.
+        path: output file (atomic, gzip for ``.gz``), or ``None`` or ``"-"`` for standard output.
         fmt: ``csv``, ``tsv`` or ``jsonl``.
         columns: the fields written, in order.
 
@@ -143,19 +126,15 @@ def write_table(
     """
     if fmt not in TABLE_FORMATS:
         raise ValueError(f"fmt must be one of {TABLE_FORMATS}, got {fmt!r}")
-
-    def emit(handle: TextIO) -> int:
+    count = 0
+    with open_output(path) as handle:
         writer = csv.writer(handle, delimiter="," if fmt == "csv" else "\t", lineterminator="\n")
         if fmt != "jsonl":
             writer.writerow(columns)
-        count = 0
         for row in rows:
             if fmt == "jsonl":
                 handle.write(json.dumps({c: row.get(c) for c in columns}) + "\n")
             else:
                 writer.writerow([_cell(row.get(c)) for c in columns])
             count += 1
-        return count
-
-    with open_output(path) as handle:
-        return emit(handle)
+    return count

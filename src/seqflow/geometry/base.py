@@ -1,11 +1,9 @@
-"""The interface every flow geometry implements, and the registry of geometries by name.
+"""The interface every flow geometry implements.
 
 A geometry fixes where the points of a flow live (a chart of the product of L probability
-simplices), the prior, the conditional path between a prior point and a data point, the
-pairwise cost minibatch OT uses, and how a solver moves along a velocity. The trainer, the
-coupling, the sampler and the checkpoint only talk to this interface, so a geometry is one
-small module (Riemannian flow matching, Chen and Lipman 2024: choose a manifold, a prior and
-its geodesics, and the training and sampling loops are shared).
+simplices), the prior, the conditional path, the pairwise OT cost and how a solver moves. The
+trainer, coupling, sampler and checkpoint only talk to this interface, so a geometry is one
+small module (Riemannian flow matching, Chen and Lipman 2024).
 """
 
 from __future__ import annotations
@@ -28,10 +26,8 @@ class Geometry(Protocol):
     the geometry turns its output into a velocity (Dirichlet FM); otherwise the model
     regresses the path's velocity.
 
-    Implementations are parameter-free ``nn.Module`` subclasses whose sampling methods
-    (``sample_prior``, ``embed``, ``interpolate``, ``proj_tangent``, ``step``, ``normalize``,
-    ``to_domain``, ``to_simplex``, a denoiser's ``velocity``) compile with TorchScript:
-    ``seqflow export`` scripts them inside the sampler.
+    Implementations are parameter-free ``nn.Module`` subclasses whose sampling methods compile
+    with TorchScript (``seqflow export`` scripts them inside the sampler).
     """
 
     name: str
@@ -82,14 +78,13 @@ class Geometry(Protocol):
         ...
 
     def letters(self, x: Tensor) -> Tensor:
-        """The float32 distribution ``(..., K)`` of the letter a point ``x`` stands for: what
-        decoding reads (argmax, or a draw) when the model gives no posterior."""
+        """The float32 distribution ``(..., K)`` of the letter a point ``x`` stands for."""
         ...
 
 
 class PosteriorMixture(Protocol):
-    """A geometry whose velocity can be read from a posterior over the vertices: the
-    denoiser geometries and, with ``flow.target: denoiser``, the sphere and the simplex."""
+    """A geometry whose velocity can be read from a posterior over the vertices (the denoiser
+    geometries; the sphere and the simplex with ``flow.target: denoiser``)."""
 
     def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
         """The marginal velocity at ``x`` (batch, length, vocab), times ``t`` (batch,), from

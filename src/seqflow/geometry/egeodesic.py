@@ -70,11 +70,8 @@ class EGeodesic(nn.Module):
     interpolate = staticmethod(LinearSimplex.interpolate)  # V_t = (1 - t) V_0 + t V_1 in T_0
 
     def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:
-        """``C[i, j] = sum_l |V_0[i, l] - V_1(tokens[j, l])|^2`` in T_0, shape ``(B0, B1)``.
-
-        With ``V_1 = a (e_k - 1/K)`` and ``V_0`` mean-free, ``|V_0 - V_1|^2 = |V_0|^2 +
-        a^2 (1 - 1/K) - 2 a V_0[k]``: one matrix product with the one-hot code.
-        """
+        """``C[i, j] = sum_l |V_0[i, l] - V_1(tokens[j, l])|^2`` in T_0, shape ``(B0, B1)``: one
+        matrix product, as ``|V_0 - V_1|^2 = |V_0|^2 + a^2 (1 - 1/K) - 2 a V_0[k]``."""
         b0, length, k = x_0.shape
         a = self.target_scale(k)
         flat = x_0.reshape(b0, length * k)
@@ -102,10 +99,9 @@ class EGeodesic(nn.Module):
         return torch.softmax(x.float(), dim=-1).to(x.dtype)
 
     def letters(self, x: Tensor) -> Tensor:
-        """The distribution decoding draws from: ``softmax(V)`` with the smoothing undone,
-        ``(p - eps / K) / (1 - eps)`` clamped at 0 and renormalised, so that the smoothed
-        vertex ``(1 - eps) e_k + eps / K`` draws ``k`` surely (``argmax`` is unchanged; the
-        largest entry is at least ``1 / K > eps / K``, so the sum stays positive)."""
+        """``softmax(V)`` with the smoothing undone, ``(p - eps / K)`` clamped at 0 and
+        renormalised, so that the smoothed vertex draws ``k`` surely (``argmax`` is unchanged;
+        the largest entry is at least ``1 / K > eps / K``, so the sum stays positive)."""
         p = torch.softmax(x.float(), dim=-1)
         p = (p - self.smoothing / x.shape[-1]).clamp_min(0.0)
         return p / p.sum(dim=-1, keepdim=True)

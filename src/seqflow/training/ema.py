@@ -10,8 +10,7 @@ class EMA:
     """Shadow copy ``theta_ema <- theta_ema + (1 - d_n) (theta - theta_ema)``.
 
     The decay warms up as ``d_n = min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation. Updates are one fused ``_foreach_lerp_`` with no
-    host synchronisation.
+    dominated by the random initialisation; updates are one ``_foreach_lerp_``, no host sync.
 
     Args:
         model: the trained module; decay: the final decay in [0, 1).
@@ -27,12 +26,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, weight: Tensor | None = None) -> None:
-        """Move the average one step towards the current weights.
-
-        Args:
-            weight: optional scalar on the device multiplying the step (0 leaves the average
-                as it is, without a host sync: a skipped training step).
-        """
+        """Move the average one step towards the current weights; ``weight``, a scalar on the
+        device, multiplies the step (0: a skipped training step leaves the average as it is)."""
         n = self.num_updates
         d = min(self.decay, (1 + n) / (10 + n))
         self.num_updates += 1

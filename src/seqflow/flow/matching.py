@@ -44,7 +44,6 @@ class FlowMatching:
     training targets.
 
     Args:
-        coupling: how prior samples are paired with the data of a minibatch.
         vocab: alphabet size K.
         geometry: where the flow runs (prior, path, OT cost); default the positive sphere.
         sigma: noise of the Brownian-bridge paths of SB-CFM (Tong et al. 2024), ``x_t = mu_t +

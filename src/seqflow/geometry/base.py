@@ -42,44 +42,34 @@ class Geometry(Protocol):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """Prior points, shape ``shape = (batch, length, vocab)``."""
-        ...
 
     def embed(self, tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Data tokens ``(batch, length)`` as points ``(batch, length, vocab)``."""
-        ...
 
     def interpolate(self, x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
         """``x_t`` and its velocity ``u_t`` on the conditional path, t of shape ``(batch,)``."""
-        ...
 
     def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:
         """Pairwise cost from prior points ``(B0, L, K)`` to data tokens ``(B1, L)``:
         ``(B0, B1)``, the squared distance of the geometry summed over positions."""
-        ...
 
     def proj_tangent(self, x: Tensor, v: Tensor) -> Tensor:
         """Tangent part of ambient vectors ``v`` at ``x``."""
-        ...
 
     def step(self, x: Tensor, v: Tensor, h: float) -> Tensor:
         """Move from ``x`` along velocity ``v`` for time ``h`` and stay in the domain."""
-        ...
 
     def normalize(self, y: Tensor) -> Tensor:
         """An ambient point (e.g. a Runge-Kutta stage) put back on the chart."""
-        ...
 
     def to_domain(self, y: Tensor) -> Tensor:
         """The final projection of a solver's end point into the domain."""
-        ...
 
     def to_simplex(self, x: Tensor) -> Tensor:
         """Probabilities ``(..., K)`` of points ``x``."""
-        ...
 
     def letters(self, x: Tensor) -> Tensor:
         """The float32 distribution ``(..., K)`` of the letter a point ``x`` stands for."""
-        ...
 
 
 class PosteriorMixture(Protocol):
@@ -89,7 +79,6 @@ class PosteriorMixture(Protocol):
     def velocity(self, x: Tensor, t: Tensor, logits: Tensor) -> Tensor:
         """The marginal velocity at ``x`` (batch, length, vocab), times ``t`` (batch,), from
         the logits of ``p(x_1 | x_t)`` (same shape as ``x``)."""
-        ...
 
 
 class Denoiser(Geometry, PosteriorMixture, Protocol):
@@ -98,7 +87,6 @@ class Denoiser(Geometry, PosteriorMixture, Protocol):
 
     def sample_path(self, x_1: Tensor, t: Tensor, generator: torch.Generator | None) -> Tensor:
         """Points ``x_t`` drawn on the path towards data points ``x_1``, t of shape ``(batch,)``."""
-        ...
 
 
 def sum_zero(v: Tensor) -> Tensor:

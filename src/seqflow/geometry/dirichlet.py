@@ -13,11 +13,8 @@ its probabilities ``p_hat`` into the velocity
 maps to ``tau = t tau_max``. For an integer ``b`` the regularised incomplete beta function has
 the finite form ``I_x(a, b) = x^a sum_{j<b} (a)_j / j! (1 - x)^j``, so its derivative in ``a``
 is exact, ``x^a sum_j (a)_j / j! (1 - x)^j (log x + sum_{m<j} 1 / (a + m))``, with no finite
-difference (see :func:`flow_coefficient` for the numerically stable evaluation; tested against
-SciPy's ``betainc`` and mpmath).
-
-Paths do not start from a prior point, so minibatch OT has nothing to pair: the dirichlet
-geometry takes ``coupling: independent`` only.
+difference (:func:`flow_coefficient` evaluates it stably). Paths do not start from a prior
+point, so the dirichlet geometry takes ``coupling: independent`` only.
 """
 
 from __future__ import annotations
@@ -181,7 +178,7 @@ class DirichletPath(nn.Module):
 
         Args:
             x: points, shape ``(batch, length, K)``; t: times in [0, 1], shape ``(batch,)``.
-            logits: the model's output at ``x``, shape ``(batch, length, K)``.
+            logits: the model's output at ``x``, same shape as ``x``.
         """
         tau = (t * self.tau_max).reshape(-1, 1, 1)
         pc = torch.softmax(logits.float(), dim=-1).to(x.dtype) * _coefficient(x, tau)

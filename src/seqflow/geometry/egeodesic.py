@@ -19,9 +19,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
 from seqflow.geometry.simplex import LinearSimplex
+from seqflow.geometry.sphere import flat_onehot
 
 DEFAULT_SMOOTHING = 0.1
 
@@ -31,19 +31,17 @@ class EGeodesic(nn.Module):
 
     Args:
         smoothing: ``eps`` of the smoothed one-hot targets, in (0, 1).
-        prior_scale: standard deviation of the Gaussian prior in T_0.
     """
 
     name = "egeodesic"
     tangent = "sum_zero"
     denoiser = False
 
-    def __init__(self, smoothing: float = DEFAULT_SMOOTHING, prior_scale: float = 1.0) -> None:
+    def __init__(self, smoothing: float = DEFAULT_SMOOTHING) -> None:
         super().__init__()
         if not 0.0 < smoothing < 1.0:
             raise ValueError(f"smoothing must lie in (0, 1), got {smoothing}")
         self.smoothing = smoothing
-        self.prior_scale = prior_scale
 
     def target_scale(self, vocab: int) -> float:
         """``a = log(p_hi / p_lo)`` of the smoothed vertex, whose lift ``log p - mean(log p)``
@@ -58,9 +56,8 @@ class EGeodesic(nn.Module):
         device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """``P_{T_0}(sigma z)`` with ``z ~ N(0, I)``, shape ``shape``."""
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        return sum_zero(self.prior_scale * z)
+        """``P_{T_0}(z)`` with ``z ~ N(0, I)``, shape ``shape``."""
+        return sum_zero(torch.randn(shape, generator=generator, device=device, dtype=dtype))
 
     def embed(self, tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Lifted smoothed vertices ``a (e_k - 1/K)``, shape ``(batch, length, vocab)``."""

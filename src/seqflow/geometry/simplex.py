@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import T_MAX, PathSample, PositiveSphere, _tiny, per_row
+from seqflow.geometry.sphere import T_MAX, PathSample, PositiveSphere, _tiny, flat_onehot, per_row
 
 
 class LinearSimplex(nn.Module):

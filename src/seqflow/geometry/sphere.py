@@ -2,9 +2,8 @@
 
 A categorical distribution ``p`` on K letters maps to ``x = sqrt(p)`` on the unit sphere
 ``S^{K-1}``; the Fisher-Rao metric on the simplex is (four times) the round metric there
-(Davis et al. 2024, arXiv 2405.14664, Sec. 3). A sequence of length L is a point on the product
-of L such spheres, a tensor of shape ``(batch, length, vocab)``; every operation acts on the last
-axis and distances add up over positions.
+(Davis et al. 2024, arXiv 2405.14664, Sec. 3). A sequence is a point ``(batch, length, vocab)``
+on the product of L such spheres; operations act on the last axis, distances add up.
 
 Numerical safety: ``acos`` is clamped, and every ``sin(a) / sin(b)`` ratio switches to its
 small-angle limit below a dtype-keyed tolerance (``EPS``) through ``torch.where`` with a safe
@@ -19,8 +18,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-
-from seqflow.geometry._onehot import flat_onehot
 
 EPS: dict[torch.dtype, float] = {
     torch.float16: 1e-3,
@@ -56,10 +53,6 @@ def _norm(x: Tensor) -> Tensor:
     return torch.linalg.vector_norm(x, dim=-1, keepdim=True)
 
 
-def _inner(x: Tensor, y: Tensor) -> Tensor:
-    return (x * y).sum(dim=-1, keepdim=True)
-
-
 def _angle(x: Tensor, y: Tensor) -> Tensor:
     """Geodesic angle between unit vectors, shape ``(..., 1)``, in ``[0, pi]``.
 
@@ -87,12 +80,20 @@ def _theta_over_sin(theta: Tensor) -> Tensor:
 def sphere_tangent(x: Tensor, v: Tensor) -> Tensor:
     """``v - <x, v> x``: ambient vectors ``v`` (..., K) projected onto the sphere's tangent
     space at ``x`` (..., K); a function, which scripted models call without the class."""
-    return v - _inner(x, v) * x
+    return v - (x * v).sum(dim=-1, keepdim=True) * x
 
 
 def per_row(t: Tensor, like: Tensor) -> Tensor:
     """Times ``(batch,)`` reshaped to broadcast against ``like`` ``(batch, ...)``, in its dtype."""
     return t.reshape([-1] + [1] * (like.dim() - 1)).to(like.dtype)
+
+
+def flat_onehot(tokens: Tensor, vocab: int, like: Tensor) -> Tensor:
+    """``onehot(tokens)`` of integer ``tokens`` (B1, L) reshaped to ``(B1, L * vocab)`` with
+    ``like``'s dtype and device: every OT cost is linear in it, ``C = A @ flat_onehot(...).T``."""
+    length = tokens.shape[1]
+    index = tokens.long() + torch.arange(length, device=tokens.device) * vocab  # (B1, L)
+    return like.new_zeros(tokens.shape[0], length * vocab).scatter_(1, index, 1.0)
 
 
 class PathSample(NamedTuple):

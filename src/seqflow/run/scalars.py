@@ -1,12 +1,7 @@
-"""Optional scalar logs beside ``metrics.jsonl`` (``fit --log tensorboard|csv``).
-
-Each log is a progress callback writing the scalars of ``metrics.jsonl`` (``loss``,
-``valid_loss``, ``lr``, ``steps_per_second``, against ``step``):
-
-- ``tensorboard``: event files in ``RUN/tensorboard/`` (``torch.utils.tensorboard``; needs the
-  extra ``seqflow[tensorboard]``), one more file per resumed session;
-- ``csv``: ``RUN/metrics.csv``, one row per report (``valid_loss`` empty where none), appended
-  to on resume; needs nothing.
+"""Optional scalar logs beside ``metrics.jsonl`` (``fit --log tensorboard|csv``): the
+:data:`SCALARS` against ``step``, as TensorBoard events in ``RUN/tensorboard/`` (the extra
+``seqflow[tensorboard]``; one more file per resumed session) or as rows of ``RUN/metrics.csv``
+(``valid_loss`` empty where none; appended to on resume).
 """
 
 from __future__ import annotations
@@ -74,4 +69,4 @@ class ScalarLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            self.writer = None
+        self.writer = self.csv = None

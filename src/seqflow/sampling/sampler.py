@@ -79,8 +79,7 @@ def generate(
     same arguments give the same tokens on the same device (one seeded generator).
 
     Args:
-        geometry: the geometry the model was trained on.
-        target: what it learnt (``flow.target``): ``velocity`` or ``denoiser``.
+        geometry, target: the model's geometry and ``flow.target``.
         size: with a set velocity field (library mode), each item is a library of ``size``
             sequences (any size); None: single sequences.
         cond: conditions with one row (shared by all ``n`` items) or ``n`` rows; None for an
@@ -96,7 +95,7 @@ def generate(
     """
     device = device or next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    rows = _rows(cond)
+    rows = 0 if cond is None or cond.empty else next(t for t in cond if t is not None).shape[0]
     if rows not in (0, 1, n):
         raise ValueError(f"cond has {rows} rows; expected 1 or n={n}")
     model.eval()
@@ -125,9 +124,3 @@ def generate(
         if on_batch is not None:
             on_batch(b)
         yield tokens
-
-
-def _rows(cond: Condition | None) -> int:
-    if cond is None or cond.empty:
-        return 0
-    return int(next(t for t in cond if t is not None).shape[0])

@@ -93,8 +93,6 @@ def integrate(
     solver: str = "euler",
     guide: Guide = UNGUIDED,
     fixed: Tensor | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
 ) -> Tensor:
     """Solve the flow from ``x_0`` (batch, ..., vocab) at t=0 to t=1 with any solver; returns
     end points in the geometry's domain, shape of ``x_0``.
@@ -123,6 +121,6 @@ def integrate(
         return ambient(x, t.to(x.dtype).expand(batch), guide)
 
     grid = torch.tensor([0.0, 1.0], device=x_0.device, dtype=x_0.dtype)
-    x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=rtol, atol=atol,
+    x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=1e-5, atol=1e-5,
                  options={"first_step": 1.0 / steps})[-1]  # fmt: skip
     return geometry.to_domain(x_1)

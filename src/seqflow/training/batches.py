@@ -91,12 +91,9 @@ class CoupledBatchStream:
 
     Args:
         tokens: all training tokens, shape ``(N, L)``; cond: their conditions.
-        flow: supplies the prior and the coupling.
         batch_size: the global batch (capped at N); this rank gets ``batch_size / world``.
-        seed: seed of the stream's generators.
         prefetch: build batches ahead in worker threads (False: build on demand).
         pin_memory: pin the batch tensors for asynchronous copies to a GPU.
-        shard: this process's rank and the number of ranks.
         workers: threads building batches ahead when ``prefetch`` (``data.num_workers``).
     """
 
@@ -235,7 +232,6 @@ class SequenceTask:
     and validation on held-out sequences.
 
     Args:
-        flow: prior, coupling, path and loss.
         cfg: ``batch_size`` (the global batch) and ``seed`` (the stream takes ``seed + 1``).
         train: training sequences; valid: held-out sequences or None (only rank 0 validates).
         device: on CUDA batches are pinned and, with ``workers`` None, built ahead by one

@@ -25,7 +25,7 @@ class EMA:
         self._params = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def update(self, weight: Tensor | None = None) -> None:
+    def update(self, weight: Tensor) -> None:
         """Move the average one step towards the current weights; ``weight``, a scalar on the
         device, multiplies the step (0: a skipped training step leaves the average as it is)."""
         n = self.num_updates
@@ -33,9 +33,6 @@ class EMA:
         self.num_updates += 1
         shadows = [self.shadow[k] for k, _ in self._params]
         params = [p.detach() for _, p in self._params]
-        if weight is None:
-            torch._foreach_lerp_(shadows, params, 1.0 - d)
-            return
         step = weight.to(shadows[0].dtype) * (1.0 - d) if shadows else weight
         torch._foreach_lerp_(shadows, params, [step] * len(shadows))
 

@@ -74,8 +74,7 @@ class LibraryTask:
     Args:
         coupling: pairs prior clouds with libraries; its flow gives the prior, path and loss.
         cfg: ``batch_size`` (libraries in the global batch) and ``seed`` (draws take ``seed + 1``).
-        data: the libraries; size: sequences per library in a training cloud (S).
-        shard: this process's place in a ``torchrun`` job.
+        size: sequences per library in a training cloud (S).
     """
 
     def __init__(

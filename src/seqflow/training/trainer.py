@@ -1,9 +1,8 @@
 """The training loop of both modes: minibatches -> flow-matching targets -> AdamW step -> EMA.
 
-A :class:`Task` supplies the coupled minibatches (sequence mode's
-:class:`~seqflow.training.batches.SequenceTask`, library mode's
-:class:`~seqflow.training.library.LibraryTask`); times, the path, condition dropout, bf16
-autocast, DDP, ``torch.compile``, EMA, progress, stop requests and checkpoints are this one loop.
+A :class:`Task` (:class:`~seqflow.training.batches.SequenceTask`,
+:class:`~seqflow.training.library.LibraryTask`) supplies the coupled minibatches; times, path,
+condition dropout, bf16 autocast, DDP, ``torch.compile``, EMA and checkpoints are this one loop.
 It has no host synchronisation of its own: the loss is read every ``log_every`` steps, progress
 and checkpoints leave through callbacks (no file I/O here).
 
@@ -65,29 +64,23 @@ class Task(Protocol):
 
     def next_batch(self) -> CoupledBatch:
         """This rank's share of the next global minibatch, coupled, on the CPU."""
-        ...
 
     def valid_batches(
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[CoupledBatch] | None:
         """Held-out batches coupled with the CPU ``generator``'s noise, or None."""
-        ...
 
     def model_condition(self, cond: Condition) -> Any:
         """The model's third argument for a batch's conditions."""
-        ...
 
     def state_dict(self) -> dict[str, Any]:
         """The state from which the next batch is rebuilt."""
-        ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict`."""
-        ...
 
     def close(self) -> None:
         """Stop any background work."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -116,8 +109,6 @@ class Trainer:
 
     Args:
         model: the velocity field (a set model for libraries), moved to ``device``.
-        task: the minibatches, the flow and the held-out set.
-        cfg: optimisation settings.
         cond_dropout: probability of hiding an item's conditions (classifier-free guidance).
         device: where to train; bf16 autocast with ``cfg.precision: bf16``, or ``auto`` on CUDA.
         shard: this process's place in a ``torchrun`` job

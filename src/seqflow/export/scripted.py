@@ -38,8 +38,7 @@ class SamplerSpec:
         pad: the end/pad category of a variable-length model, or None.
         value_mean, value_std: standardisation of the value condition (None without one).
         steps, solver, decode, guidance, batch_size: the run's ``sample`` defaults.
-        geometry: the flow's geometry (``flow.geometry``).
-        target: what the network learnt (``flow.target``).
+        geometry, target: the run's ``flow.geometry`` and ``flow.target``.
     """
 
     letters: str

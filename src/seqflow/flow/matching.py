@@ -102,16 +102,14 @@ class FlowMatching:
         groups: Tensor | None = None,
         x_0: Tensor | None = None,
     ) -> Tensor:
-        """Draw prior samples (unless given) and pair them with the data by the coupling.
+        """Draw prior samples (unless given) and pair them with the data by the coupling: returns
+        x_0 with ``x_0[j]`` paired to ``tokens[j]``.
 
         Args:
             tokens: data tokens, shape ``(batch, length)``, integer.
             generator: generator on the tokens' device for x_0 and the coupling.
             groups: label per sequence, shape ``(batch,)``; pairs stay within a group.
             x_0: prior samples to pair, shape ``(batch, length, vocab)``; None draws them.
-
-        Returns:
-            x_0 with ``x_0[j]`` paired to ``tokens[j]``.
         """
         batch, length = tokens.shape
         if x_0 is None:

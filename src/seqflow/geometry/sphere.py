@@ -144,7 +144,8 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def velocity(x: Tensor, t: Tensor, logits: Tensor, t_max: float = T_MAX) -> Tensor:
-        """The marginal velocity of geodesic paths from a posterior over the vertices.
+        """The marginal velocity (tangent at ``x``, x's shape) of geodesic paths from a posterior
+        over the vertices.
 
         On the geodesic to ``e_k``, ``u_t = log_{x_t}(e_k) / (1 - t)`` whatever the prior point,
         so ``v = sum_k p_k log_x(e_k) / (1 - t)`` with ``p = softmax(logits)`` and
@@ -154,9 +155,6 @@ class PositiveSphere(nn.Module):
             x: points on the positive orthant, shape ``(batch, length, vocab)``.
             t: times ``(batch,)``, capped at ``t_max`` (the field is singular at 1).
             logits: the denoiser's output at ``x``, same shape as ``x``.
-
-        Returns:
-            Tangent vectors at ``x``, same shape.
         """
         p = torch.softmax(logits.float(), dim=-1).to(x.dtype)
         xc = x.clamp(0.0, 1.0)

@@ -37,8 +37,8 @@ def train_in_folder(
     handle_signals: bool = True,
     changed: dict[str, Any] | None = None,
 ) -> Progress:
-    """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes, holding
-    the folder's lock throughout.
+    """Run ``trainer`` and keep the run in ``run_dir``; returns the last progress report. Only
+    the main process writes, holding the folder's lock throughout.
 
     Writes ``config.yaml`` (``meta.config``) and the training data (``write_data(run_dir)``),
     appends every progress report to ``metrics.jsonl`` (after dropping records past the
@@ -51,9 +51,6 @@ def train_in_folder(
             checkpoints record it and its :func:`~seqflow.run.stamps.data_stamps` as of now.
         on_progress, on_step: the trainer's report and per-step callbacks (main process only).
         changed: the settings a resumed run changes, ``{key: [saved, new]}``.
-
-    Returns:
-        the trainer's last progress report.
     """
     cfg = meta.config
     stamps = data_stamps(source) if shard.main else []

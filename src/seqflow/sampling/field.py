@@ -23,14 +23,9 @@ from seqflow.models import SetVelocityField, VelocityField
 
 
 class Guide(NamedTuple):
-    """The conditions the field is evaluated for, and the guidance weight.
-
-    Attributes:
-        labels: class indices ``(batch,)`` int64, or None.
-        values: standardised values ``(batch,)``, or None.
-        signal: standardised tracks ``(batch, length, channels)``, or None.
-        weight: the guidance weight ``w`` (see module docstring).
-    """
+    """The conditions the field is evaluated for (class ``labels`` ``(batch,)`` int64,
+    standardised ``values`` ``(batch,)`` and ``signal`` ``(batch, length, channels)``, each
+    optional) and the guidance ``weight`` ``w``."""
 
     labels: Tensor | None = None
     values: Tensor | None = None

@@ -75,8 +75,9 @@ def generate(
     device: torch.device | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Tensor]:
-    """Yield generated tokens in chunks of at most ``batch_size`` sequences (or libraries); the
-    same arguments give the same tokens on the same device (one seeded generator).
+    """Yield generated tokens, int64 on the CPU, in chunks ``(chunk, length)`` (or ``(chunk,
+    size, length)``) of at most ``batch_size``; the same arguments give the same tokens on the
+    same device (one seeded generator).
 
     Args:
         geometry, target: the model's geometry and ``flow.target``.
@@ -88,10 +89,6 @@ def generate(
         fixed: category per position ``(length,)``, -1 where free: positions clamped during
             integration (:mod:`~seqflow.sampling.solvers`); None leaves all free.
         min_length: with ``pad``, positions before this one never end the sequence.
-
-    Yields:
-        Tokens on the CPU, shape ``(chunk, length)`` (``(chunk, size, length)`` with
-        ``size``), int64.
     """
     device = device or next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)

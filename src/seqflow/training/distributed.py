@@ -7,8 +7,8 @@ gloo on CPU). seqflow has no launcher of its own.
 Every rank draws the same global minibatch order, prior noise and times ``t``, and keeps its
 contiguous shard of ``batch_size / world`` items; the OT coupling runs within each shard with a
 per-rank, per-batch seed, and DistributedDataParallel averages the gradients. With the
-independent coupling a run on N processes computes the same steps as one process with the same
-global batch, up to the order of floating-point sums.
+independent coupling on the Fisher geometry a run on N processes computes the same steps as one
+process with the same global batch, up to the order of floating-point sums.
 """
 
 from __future__ import annotations
@@ -26,12 +26,8 @@ from seqflow.errors import ConfigError
 
 @dataclass(frozen=True)
 class Shard:
-    """This process's place in a data-parallel run.
-
-    Attributes:
-        rank: global rank in ``[0, world)``; world: number of processes.
-        local_rank: rank on this node (picks the GPU).
-    """
+    """This process's place in a data-parallel run: global ``rank`` in ``[0, world)`` of
+    ``world`` processes, and ``local_rank`` on this node (picks the GPU)."""
 
     rank: int = 0
     world: int = 1

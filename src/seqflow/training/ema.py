@@ -10,10 +10,8 @@ class EMA:
     """Shadow copy ``theta_ema <- theta_ema + (1 - d_n) (theta - theta_ema)``.
 
     The decay warms up as ``d_n = min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation; updates are one ``_foreach_lerp_``, no host sync.
-
-    Args:
-        model: the trained module; decay: the final decay in [0, 1).
+    dominated by the random initialisation; ``decay`` in [0, 1) is the final one. Updates are
+    one ``_foreach_lerp_``, no host sync.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:

@@ -42,12 +42,8 @@ class TrainingDivergedError(SeqflowError):
 
 
 class TrainingStopped(SeqflowError):
-    """Training stopped early on request (a signal); the state was checkpointed first.
-
-    Attributes:
-        step: the step the run stopped (and was checkpointed) at.
-        reason: what asked for the stop, e.g. ``SIGTERM``.
-    """
+    """Training stopped early on request (``reason``, e.g. ``SIGTERM``) at ``step``; the state
+    was checkpointed first."""
 
     def __init__(self, message: str, *, step: int, reason: str, exit_code: int = 2) -> None:
         super().__init__(message)
@@ -242,16 +238,14 @@ class Trainer:
         on_checkpoint: Callable[[Trainer], None] | None = None,
         on_step: Callable[[int], None] | None = None,
     ) -> Progress:
-        """Train until ``cfg.steps``; report progress and checkpoint on schedule.
+        """Train until ``cfg.steps``, report progress and checkpoint on schedule; returns the
+        last progress report.
 
         Args:
             on_progress: called every ``log_every`` steps (and at the last) with a report.
             on_checkpoint: called on the checkpoint schedule and before a stop.
             on_step: called after every step with the step number only (reading the loss
                 would make the host wait for the device).
-
-        Returns:
-            The last progress report.
         """
         with closing(self.task):
             return self._loop(on_progress, on_checkpoint, on_step)

@@ -200,6 +200,7 @@ def test_torchscript_velocity_with_signal_and_dopri5_refused_when_sampling(tmp_p
     with torch.no_grad():
         want = model(inputs["x"], inputs["t"], Condition(**kwargs))
     assert torch.equal(loaded.velocity(inputs["x"], inputs["t"], **kwargs), want)
+    assert torch.equal(loaded(inputs["x"], inputs["t"], **kwargs), want)  # forward = velocity
     assert torch.isfinite(want).all()
     with pytest.raises(torch.jit.Error, match="dopri5"):
         loaded.sample(2)

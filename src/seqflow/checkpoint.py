@@ -1,22 +1,14 @@
 """Checkpoints: safetensors files with JSON metadata; nothing is ever unpickled.
 
-A run folder holds two files:
-
-- ``model.safetensors``: the model weights (``model.*``) and their EMA (``ema.*``), with string
-  metadata ``format``, ``format_version``, ``seqflow_version``, ``config`` (JSON),
-  ``alphabet`` (JSON), ``labels`` (JSON list), ``length``, ``step``, ``variable_length``,
-  ``value`` and ``signal`` (JSON: the standardisation of those conditions, or null). It alone
-  rebuilds the model (nanoGPT keeps model arguments beside the weights the same way). Format 1
-  files (before variable length and value/signal conditions) are read as having none; files
-  before format 3 have a checksum of their tensors only, and are read with a warning.
-- ``state.safetensors``: what ``--resume`` needs on top: optimizer moments, scheduler,
-  random generator states, data order and EMA counter.
+- ``model.safetensors``: the model weights (``model.*``) and their EMA (``ema.*``), with the
+  string metadata of :meth:`ModelMeta.to_metadata`; it alone rebuilds the model. Format 1 files
+  (before variable length and value/signal conditions) are read as having none; files before
+  format 3 have a checksum of their tensors only, and are read with a warning. An inference
+  bundle (``seqflow export --format safetensors``) is one without ``model.*``.
+- ``state.safetensors``: what ``--resume`` needs on top: optimizer moments, scheduler, random
+  generator states, data order and EMA counter.
 
 Both are written atomically (temporary file in the same folder + ``os.replace``).
-
-``seqflow export --format safetensors`` writes an inference bundle: ``model.safetensors``
-without the raw ``model.*`` weights (:func:`save_model` without them); :func:`load_model` reads it
-as it reads a run.
 """
 
 from __future__ import annotations
@@ -60,11 +52,9 @@ class ModelMeta:
         labels: class names in index order (empty for an unconditional model).
         length: sequence length L the model generates (the maximum, for variable length).
         step: training steps taken.
-        variable_length: whether the model has an end/pad category (index K, after the K
-            letters) and generates sequences of varying length.
-        value: standardisation of the scalar value condition, or None without one.
-        signal: standardisation of the per-position signal condition (one entry per
-            channel), or None without one.
+        variable_length: whether the model has an end/pad category (index K).
+        value, signal: standardisation of the value and (per channel) signal conditions, or
+            None without one.
     """
 
     config: Config
@@ -115,13 +105,10 @@ class ModelMeta:
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str] | None, source: str) -> ModelMeta:
-        """Parse and check header metadata; any problem is a :class:`CheckpointError`.
-
-        Sizes are checked for plausibility too, so that damaged or hostile metadata cannot make
-        the model factory allocate more than the file holds: the model has at least
-        :func:`~seqflow.models.min_weights` weights, which the file ``source``, when it is one,
-        must hold at 2 bytes or more each.
-        """
+        """Parse and check header metadata; any problem is a :class:`CheckpointError`. So that
+        damaged or hostile metadata cannot make the model factory allocate more than the file
+        holds, the file ``source`` must hold the model's :func:`~seqflow.models.min_weights`
+        at 2 bytes or more each."""
         meta = check_format(
             meta, source, fmt=FORMAT, newest=FORMAT_VERSION, kind="seqflow checkpoint"
         )
@@ -193,7 +180,7 @@ def save_model(
     meta: ModelMeta,
 ) -> None:
     """Write ``model.*`` and ``ema.*`` weights with ``meta`` atomically to ``path``; without
-    ``model_state``, an inference bundle (no raw weights) that :func:`load_model` reads too."""
+    ``model_state``, an inference bundle."""
     tensors = {f"model.{k}": v for k, v in (model_state or {}).items()}
     tensors.update({f"ema.{k}": v for k, v in ema_state.items()})
     save_tensors(tensors, path, meta.to_metadata(), make_folder=True)
@@ -202,12 +189,8 @@ def save_model(
 def load_model(
     path: str | Path, *, weights: str = "ema", device: torch.device | str = "cpu"
 ) -> tuple[VelocityField, ModelMeta]:
-    """Rebuild a model from its checkpoint alone.
-
-    Args:
-        path: a run folder or a ``.safetensors`` model file.
-        weights: ``ema`` (default, what sampling uses) or ``model`` (the raw weights).
-    """
+    """Rebuild a model from its checkpoint alone: a run folder or a ``.safetensors`` model
+    file; ``weights``: ``ema`` (what sampling uses) or ``model`` (the raw weights)."""
     file, state, meta = _weights(path, weights)
     if meta.config.mode == "library":
         raise CheckpointError(

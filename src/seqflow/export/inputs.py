@@ -19,26 +19,20 @@ _KWARGS = {"label": "labels", "value": "values", "signal": "signal"}
 
 def input_names(field: VelocityField) -> tuple[str, ...]:
     """The inputs ``field`` takes, in order."""
-    names = ["x", "t"]
-    if field.labels is not None:
-        names.append("label")
-    if field.values is not None:
-        names.append("value")
-    if field.signal_channels > 0:
-        names.append("signal")
-    return tuple(names)
+    taken = {
+        "label": field.labels is not None,
+        "value": field.values is not None,
+        "signal": field.signal_channels > 0,
+    }
+    return ("x", "t", *(name for name, takes in taken.items() if takes))
 
 
 def velocity_inputs(
     field: VelocityField, *, length: int, vocab: int, batch: int, seed: int = 0
 ) -> dict[str, Tensor]:
-    """Random inputs for ``field`` on the CPU: prior points, times in [0, 1], and conditions
-    with the "none" entry in the last row (null label, NaN value, all-NaN signal).
-
-    Returns:
-        ``x`` (batch, length, vocab), ``t`` (batch,), ``label`` (batch,) int64, ``value``
-        (batch,) float32, ``signal`` (batch, length, channels): those ``field`` takes.
-    """
+    """Random CPU inputs for ``field`` by name: ``x`` (batch, length, vocab) prior points, ``t``
+    (batch,) in [0, 1], and those conditions it takes, ``label`` (batch,) int64, ``value``
+    (batch,), ``signal`` (batch, length, channels), the last row "none" in each."""
     g = torch.Generator().manual_seed(seed)
     out = {
         "x": PositiveSphere.sample_prior([batch, length, vocab], g),

@@ -5,13 +5,10 @@ float32, and as the model takes them ``label`` (batch,) int64 (``num_labels`` = 
 ``value`` (batch,) float32 (standardised; NaN = no value) and ``signal`` (batch, length,
 channels) float32 (standardised; all-NaN row = no signal). Output ``v`` (batch, length, vocab).
 
-The graph comes from torch.onnx's TorchScript-based exporter (``dynamo=False``, opset 17): on a
-small model it takes well under a second where the ``torch.export``-based one takes several, it
-is quiet, it needs only ``onnx`` (not ``onnxscript``), and it traces this static network
-faithfully on every torch the package supports (2.3+). torch marks it deprecated from 2.9;
-its warning is silenced here, since library code does not print.
-
-onnx and onnxruntime are an optional extra (``pip install "seqflow[onnx]"``).
+The graph comes from torch.onnx's TorchScript-based exporter (``dynamo=False``, opset 17):
+faster and quieter than the ``torch.export``-based one, it needs only ``onnx`` and traces this
+static network on every supported torch (its deprecation warning from 2.9 is silenced). onnx
+and onnxruntime are an optional extra (``pip install "seqflow[onnx]"``).
 """
 
 from __future__ import annotations
@@ -58,13 +55,8 @@ class _Graph(nn.Module):
 def save_onnx(
     field: VelocityField, path: str | Path, inputs: dict[str, Tensor], metadata: dict[str, str]
 ) -> None:
-    """Export ``field`` (CPU, eval mode) to ``path``.
-
-    Args:
-        inputs: example inputs by ONNX name (see module docstring), in order ``x``, ``t``,
-            then the conditions; they fix the graph's inputs and their static axes.
-        metadata: string properties stored in the model (``metadata_props``).
-    """
+    """Export ``field`` (CPU, eval mode) to ``path`` with string ``metadata``
+    (``metadata_props``); example ``inputs`` by ONNX name, in order, fix the graph's inputs."""
     import onnx
 
     names = tuple(inputs)

@@ -13,9 +13,8 @@ class ExportFacts:
     """What a README says about the exported model.
 
     Attributes:
-        file_name: the exported file's name.
-        source: the checkpoint it came from.
-        version: the seqflow version that wrote it.
+        file_name, source, version: the exported file's name, the checkpoint it came from and
+            the seqflow version that wrote it.
         arch: the velocity backbone (``cnn`` or ``transformer``).
         alphabet: the alphabet's name (``dna``, ``protein``, ...).
         step: training steps of the checkpoint.

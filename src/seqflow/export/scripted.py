@@ -1,13 +1,10 @@
 """A self-contained TorchScript sampler: the velocity network plus seqflow's own sampling
-pieces (:mod:`seqflow.sampling`: the geometry's prior, the guided field, the fixed-step solvers
-``euler``/``midpoint``/``rk4``, decoding, the condition checks), compiled as they are so that
-they run where only torch is installed. The same seed, steps and conditions give the same
-tokens as ``seqflow sample`` on the same device and thread settings; ``seqflow export`` checks
-this before it writes a file, and ``tests/test_export.py`` checks it for every geometry.
-
-Not included: ``dopri5`` (adaptive, torchdiffeq, which TorchScript cannot compile), signal
-conditions (the field takes them; the sampler samples signal models without one, as
-``seqflow sample`` without ``--signal`` does), and fixed positions (templates).
+pieces (:mod:`seqflow.sampling`: prior, guided field, fixed-step solvers, decoding, condition
+checks), compiled as they are so that they run where only torch is installed. The same seed,
+steps and conditions give the same tokens as ``seqflow sample`` on the same device and thread
+settings (``seqflow export`` checks this before it writes a file). Not included: ``dopri5``
+(torchdiffeq does not compile), signal conditions (sampled without one, as ``seqflow sample``
+without ``--signal``) and fixed positions (templates).
 """
 
 # No ``from __future__ import annotations`` here: TorchScript reads the class annotations of
@@ -41,8 +38,7 @@ class SamplerSpec:
         pad: the end/pad category of a variable-length model, or None.
         value_mean, value_std: standardisation of the value condition (None without one).
         steps, solver, decode, guidance, batch_size: the run's ``sample`` defaults.
-        geometry: the flow's geometry (``flow.geometry``).
-        target: what the network learnt (``flow.target``).
+        geometry, target: the run's ``flow.geometry`` and ``flow.target``.
     """
 
     letters: str
@@ -66,14 +62,8 @@ class SamplerSpec:
 
 
 class ScriptedSampler(nn.Module):
-    """The velocity network with ``sample``/``sample_sequences`` methods, ready for
-    ``torch.jit.script``.
-
-    Args:
-        field: the trained velocity network (EMA weights), in eval mode.
-        geometry: the geometry it was trained on.
-        spec: alphabet, conditions and sampling defaults.
-    """
+    """The velocity network (EMA weights) ``field`` trained on ``geometry``, with
+    ``sample``/``sample_sequences`` methods for the ``spec``, ready for ``torch.jit.script``."""
 
     labels: list[str]  # TorchScript infers the other attributes' types from their values
     value_mean: float | None
@@ -99,17 +89,6 @@ class ScriptedSampler(nn.Module):
         self.guidance = spec.guidance
         self.batch_size = spec.batch_size
 
-    def forward(
-        self,
-        x: Tensor,
-        t: Tensor,
-        labels: Tensor | None = None,
-        values: Tensor | None = None,
-        signal: Tensor | None = None,
-    ) -> Tensor:
-        """The velocity network: :meth:`velocity`."""
-        return self.velocity(x, t, labels, values, signal)
-
     @torch.jit.export
     def velocity(
         self,
@@ -119,12 +98,12 @@ class ScriptedSampler(nn.Module):
         values: Tensor | None = None,
         signal: Tensor | None = None,
     ) -> Tensor:
-        """The network's output at ``x`` (batch, length, vocab) and times ``t`` (batch,);
-        labels ``(batch,)`` int64 (``len(labels)`` = none), standardised values ``(batch,)``
-        (NaN = none) and signal ``(batch, length, channels)`` (NaN = none) as the model takes
-        them. A denoiser (dirichlet, or ``flow.target: denoiser``) outputs logits, which the
-        sampler turns into a velocity."""
+        """The network's output (a denoiser's: logits) at ``x`` (batch, length, vocab) and times
+        ``t`` (batch,); labels ``(batch,)`` int64 (``len(labels)`` = none), standardised values
+        ``(batch,)`` and signal ``(batch, length, channels)`` (NaN = none)."""
         return self.field.velocity(x, t, labels, values, signal)
+
+    forward = velocity
 
     @torch.jit.export
     def sample(
@@ -199,13 +178,9 @@ class ScriptedSampler(nn.Module):
         tokens = self.sample(n, seed, steps, label, value, guidance, solver, decode, batch_size)
         rows: list[list[int]] = tokens.cpu().tolist()
         out: list[str] = []
-        for row in rows:
-            letters: list[str] = []
-            for token in row:
-                if token == self.pad:
-                    break
-                letters.append(self.letters[token])
-            out.append("".join(letters))
+        for row in rows:  # every position after the first pad is pad
+            end = row.index(self.pad) if self.pad in row else len(row)
+            out.append("".join([self.letters[token] for token in row[:end]]))
         return out
 
     def _label_index(self, label: str | int | None) -> int:
@@ -221,8 +196,7 @@ class ScriptedSampler(nn.Module):
 
 @contextmanager
 def _quiet_jit() -> Iterator[None]:
-    """Silence torch's deprecation warnings for ``torch.jit`` (recent torch marks it
-    deprecated; it still works, and library code does not print)."""
+    """Silence recent torch's deprecation warnings for ``torch.jit`` (it still works)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
         yield
@@ -231,8 +205,7 @@ def _quiet_jit() -> Iterator[None]:
 def script_sampler(
     field: VelocityField, geometry: Geometry, spec: SamplerSpec
 ) -> torch.jit.ScriptModule:
-    """Compile :class:`ScriptedSampler` for ``field`` (on the CPU, eval mode) trained on
-    ``geometry``, and ``spec``."""
+    """Compile :class:`ScriptedSampler` (``field`` on the CPU)."""
     with _quiet_jit():
         return torch.jit.script(ScriptedSampler(field, geometry, spec))
 

@@ -2,21 +2,18 @@
 
 A coupling looks at the ``(B, B)`` cost between the prior samples and the data of one minibatch
 and returns a permutation: prior sample ``x_0[perm[j]]`` travels to data point ``x_1[j]``.
-Pairs are always drawn **without replacement**, so every prior sample and every data point is
-used exactly once (drawing pairs from a plan with replacement loses or duplicates about 1/e of
-the batch).
+Pairs are drawn **without replacement** (drawing from a plan with replacement loses or
+duplicates about 1/e of the batch).
 
 - ``independent``: the identity pairing of independent draws (plain flow matching).
-- ``exact``: minibatch optimal transport (OT-CFM; Tong et al. 2024, TMLR, arXiv 2302.00482).
-  With uniform weights on two sets of equal size, an optimal plan of the Kantorovich problem
-  is a permutation matrix (Birkhoff-von Neumann), so the optimal assignment solves it exactly;
-  its plan equals the one ``ot.emd`` finds (tested), in a third of the time.
+- ``exact``: minibatch optimal transport (OT-CFM; Tong et al. 2024, TMLR, arXiv 2302.00482)
+  by the optimal assignment, exact since an optimal plan between uniform sets of equal size is
+  a permutation (Birkhoff-von Neumann): ``ot.emd``'s plan (tested) in a third of the time.
 - ``sinkhorn``: entropic OT (``ot.sinkhorn``; plain iterations, log-domain when they fail)
   with regularisation relative to the mean cost, then a permutation drawn from the plan
   without replacement.
 
-Couplings act within groups when conditioning labels are present, so a prior sample is only
-matched with data of one label.
+Couplings act within groups when conditioning labels are present.
 """
 
 from __future__ import annotations
@@ -50,7 +47,6 @@ class Coupling(Protocol):
             batch: the minibatch size B.
             generator: CPU generator for any randomness of the coupling (None: global RNG).
         """
-        ...
 
 
 class IndependentCoupling:
@@ -137,11 +133,9 @@ def grouped_permutation(
     groups: Tensor | None,
     generator: torch.Generator | None,
 ) -> Tensor:
-    """Apply ``coupling`` separately inside each group of the minibatch.
-
-    Prior samples are exchangeable, so group g's data positions also serve as the prior
-    indices of group g; the result is a permutation of the whole batch that never pairs across
-    groups.
+    """Apply ``coupling`` separately inside each group of the minibatch: a permutation of the
+    whole batch that never pairs across groups (prior samples are exchangeable, so group g's
+    data positions also serve as its prior indices).
 
     Args:
         cost: shape ``(B, B)`` or None; groups: group id per data point, shape ``(B,)``, or None.

@@ -1,20 +1,14 @@
 """Library-level flow matching: a whole library (a set of S sequences) is one training item.
 
 Wasserstein flow matching (Haviv, Pooladian, Pe'er, Amos 2025, arXiv 2411.00698, ICML 2025):
-a library is an empirical distribution, a point cloud of S points on the product of spheres
-(each sequence one-hot, ``(S, L, V)``). The source is a cloud of S prior points; the pair
-(x_0, x_1) of clouds is coupled by the optimal assignment of points under the geometry's cost
-summed over positions (the W_2 optimal plan between two uniform empirical measures of equal
-size is a permutation; WFM Sec. 3), and each point moves along its own path to its partner,
-all points with their cloud's time t: the whole cloud travels the Wasserstein geodesic between
-the two measures (WFM Eq. 7).
-
-Everything but the pairing is the sequence flow's: :class:`~seqflow.flow.FlowMatching` draws
-prior clouds, builds the path and the loss of clouds as of sequences (one time per item).
-This module adds the pairing of clouds: the flow's own coupling applied inside each library,
-and optionally an outer exact OT that first pairs the libraries of a minibatch with the prior
-clouds on a cheap distance between clouds (see :func:`cloud_summary`), the minibatch-OT
-analogue on the space of measures.
+a library is an empirical distribution, a cloud of S one-hot points ``(S, L, V)``. A cloud of S
+prior points is paired with it by the optimal assignment under the geometry's cost (the W_2
+plan between uniform empirical measures of equal size is a permutation; WFM Sec. 3), and each
+point moves along its own path with its cloud's time t: the cloud travels the Wasserstein
+geodesic (WFM Eq. 7). :class:`~seqflow.flow.FlowMatching` draws prior clouds and builds their
+path and loss as of sequences; this module adds the pairing: the flow's coupling inside each
+library, and optionally an outer exact OT of the libraries of a minibatch with the prior clouds
+on a cheap distance between clouds (:func:`cloud_summary`).
 """
 
 from __future__ import annotations
@@ -30,15 +24,9 @@ OUTER_COUPLINGS = ("none", "exact")
 
 
 def cloud_summary(p: Tensor) -> Tensor:
-    """``sqrt`` of the mean composition of each cloud, flattened: shape ``(batch, L * V)``.
-
-    The squared Euclidean distance of two summaries is (twice) the squared Hellinger distance
-    between the clouds' per-position mean compositions, summed over positions: a cheap
-    distance between libraries that sees their average letters, not their spread.
-
-    Args:
-        p: probabilities of every point, shape ``(batch, size, length, vocab)``.
-    """
+    """``sqrt`` of the mean composition of each cloud of probabilities ``p`` (batch, size,
+    length, vocab), flattened to ``(batch, L * V)``: the squared distance of two summaries is
+    (twice) the squared Hellinger distance between the clouds' mean compositions."""
     return p.mean(dim=1).clamp_min(0.0).sqrt().flatten(1)
 
 
@@ -46,13 +34,10 @@ class LibraryCoupling:
     """Pairs prior clouds with libraries, point by point.
 
     Args:
-        flow: the flow of one sequence; its coupling (``exact``, ``sinkhorn`` or
-            ``independent``) pairs the points of one cloud with the sequences of one library.
-            A denoiser geometry (no prior points to pair) and ``flow.target: denoiser`` (the
-            set model outputs velocities only) are refused.
+        flow: the flow of one sequence (not a denoiser); its coupling pairs the points of one
+            cloud with the sequences of one library.
         outer: ``none`` keeps the draw order of the prior clouds; ``exact`` pairs the clouds
-            with the libraries of a minibatch by optimal assignment on :func:`cloud_summary`
-            (within label groups when labels are given).
+            with the libraries by optimal assignment on :func:`cloud_summary` (within labels).
     """
 
     def __init__(self, flow: FlowMatching, outer: str = "none") -> None:
@@ -81,19 +66,9 @@ class LibraryCoupling:
         groups: Tensor | None = None,
         x_0: Tensor | None = None,
     ) -> Tensor:
-        """Draw prior clouds (unless given) and pair them with the libraries.
-
-        Args:
-            tokens: libraries, shape ``(batch, size, length)``, integer.
-            generator: generator on the tokens' device for x_0 and the couplings.
-            groups: label per library, shape ``(batch,)``: the outer coupling stays within a
-                group; None for unlabelled libraries.
-            x_0: prior clouds, shape ``(batch, size, length, vocab)``; None draws them.
-
-        Returns:
-            x_0 with ``x_0[b, j]`` paired to ``tokens[b, j]``, shape ``(batch, size, length,
-            vocab)``.
-        """
+        """:meth:`FlowMatching.couple <seqflow.flow.FlowMatching.couple>` for libraries
+        ``tokens`` (batch, size, length) and prior clouds ``x_0`` (batch, size, length, vocab);
+        ``groups``: label per library ``(batch,)``, for the outer coupling."""
         flow = self.flow
         if x_0 is None:
             x_0 = flow.prior(tuple(tokens.shape), generator=generator, device=tokens.device)

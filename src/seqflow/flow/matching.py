@@ -1,11 +1,9 @@
 """Flow-matching training targets for every geometry: prior, coupling, conditional path, loss.
 
-Davis et al. 2024 (arXiv 2405.14664), Sec. 3-4 (Fisher-Flow, the default geometry): data are
-one-hot points ``x_1`` on the positive orthant of the product of spheres, the prior is uniform
-there, and the conditional path is the geodesic from ``x_0`` to ``x_1`` with velocity ``u_t``;
-the network regresses ``u_t`` at ``x_t``. Any :class:`~seqflow.geometry.Geometry` (linear
-simplex, e-geodesic) plugs in the same way, with its own prior, path and OT cost. Pairs
-(x_0, x_1) come from a :class:`~seqflow.flow.coupling.Coupling` (minibatch OT by default).
+Davis et al. 2024 (arXiv 2405.14664), Sec. 3-4 (Fisher-Flow, the default geometry): one-hot data
+``x_1`` on the positive orthant of the product of spheres, a uniform prior there, and the
+network regresses the velocity ``u_t`` of the geodesic from ``x_0`` to ``x_1`` at ``x_t``. Any
+:class:`~seqflow.geometry.Geometry` plugs in with its own prior, path and OT cost.
 """
 
 from __future__ import annotations
@@ -20,18 +18,14 @@ from seqflow.errors import ConfigError
 from seqflow.flow.coupling import Coupling, grouped_permutation
 from seqflow.geometry import Denoiser, Geometry, PositiveSphere
 
-NOISY_GEOMETRIES = ("egeodesic",)
-"""Geometries whose paths may carry SB-CFM noise (``flow.sigma > 0``)."""
-TARGETS = ("velocity", "denoiser")
-"""What a network learns (``flow.target``): the path's velocity, or the posterior of x_1."""
-POSTERIOR_GEOMETRIES = ("fisher", "simplex", "dirichlet")
-"""Geometries whose marginal velocity is the posterior mixture (``flow.target: denoiser``)."""
+NOISY_GEOMETRIES = ("egeodesic",)  # whose paths may carry SB-CFM noise (flow.sigma > 0)
+TARGETS = ("velocity", "denoiser")  # flow.target: the path's velocity, or the posterior of x_1
+POSTERIOR_GEOMETRIES = ("fisher", "simplex", "dirichlet")  # that take flow.target: denoiser
 
 
 @dataclass(frozen=True)
 class FlowBatch:
-    """One minibatch of regression targets (of sequences, or of clouds of ``size`` sequences
-    in library mode, where every point of a cloud shares its cloud's time).
+    """One minibatch of regression targets (of sequences, or of clouds of ``size`` sequences).
 
     Attributes:
         x_t: points on the path, shape ``(batch, length, vocab)`` or ``(batch, size, length,
@@ -50,18 +44,15 @@ class FlowMatching:
     training targets.
 
     Args:
-        coupling: how prior samples are paired with the data of a minibatch.
         vocab: alphabet size K.
         geometry: where the flow runs (prior, path, OT cost); default the positive sphere.
         sigma: noise of the Brownian-bridge paths of SB-CFM (Tong et al. 2024), ``x_t = mu_t +
-            sigma sqrt(t (1 - t)) eps``; 0 (default) keeps the deterministic path. Defined for
-            flat geometries only (``egeodesic``, whose T_0 is a vector space): noise would
-            push sphere and simplex points out of their domain.
+            sigma sqrt(t (1 - t)) eps``; 0 keeps the deterministic path. Flat geometries only
+            (``egeodesic``): noise would push sphere and simplex points out of their domain.
         target: ``velocity`` (regress ``u_t``) or ``denoiser``: the network returns logits of
-            ``p(x_1 | x_t, t)`` per position, trained by cross-entropy against ``x_1`` with
-            ``x_t`` on the path, for a geometry whose conditional velocity depends on ``x_1``
-            only through ``x_t`` (the sphere's geodesic, ``u_t = log_{x_t}(x_1) / (1 - t)``,
-            and the simplex's line). A denoiser geometry (dirichlet) is a denoiser either way.
+            ``p(x_1 | x_t, t)``, trained by cross-entropy against ``x_1``, for a geometry whose
+            conditional velocity depends on ``x_1`` only through ``x_t`` (the sphere's
+            geodesic, the simplex's line). A denoiser geometry (dirichlet) is one either way.
         t_early: share of the training times drawn from ``[0, 0.5)`` (:meth:`times`); 0.5
             keeps them uniform.
     """
@@ -123,16 +114,14 @@ class FlowMatching:
         groups: Tensor | None = None,
         x_0: Tensor | None = None,
     ) -> Tensor:
-        """Draw prior samples (unless given) and pair them with the data by the coupling.
+        """Draw prior samples (unless given) and pair them with the data by the coupling: returns
+        x_0 with ``x_0[j]`` paired to ``tokens[j]``.
 
         Args:
             tokens: data tokens, shape ``(batch, length)``, integer.
             generator: generator on the tokens' device for x_0 and the coupling.
             groups: label per sequence, shape ``(batch,)``; pairs stay within a group.
             x_0: prior samples to pair, shape ``(batch, length, vocab)``; None draws them.
-
-        Returns:
-            x_0 with ``x_0[j]`` paired to ``tokens[j]``, shape ``(batch, length, vocab)``.
         """
         batch, length = tokens.shape
         if x_0 is None:
@@ -170,30 +159,21 @@ class FlowMatching:
 
     def loss(self, v: Tensor, u_t: Tensor) -> Tensor:
         """The training loss of the model's output ``v`` against the batch's ``u_t``: the
-        flow-matching regression, or for a denoiser geometry the cross-entropy of the logits
-        ``v`` with the one-hot data ``u_t``, summed over positions, mean over sequences (of
-        all clouds); the same for ``target: denoiser``."""
+        flow-matching regression, or for a denoiser the cross-entropy of the logits ``v`` with
+        the one-hot data ``u_t``."""
         if self.denoiser:
             return denoiser_loss(v, u_t)
         return flow_matching_loss(v, u_t)
 
 
 def denoiser_loss(logits: Tensor, x_1: Tensor) -> Tensor:
-    """``-E_seq sum_l log softmax(logits)[x_1]``: cross-entropy summed over positions.
-
-    Args:
-        logits: shape ``(..., length, vocab)``; x_1: one-hot data, same shape.
-    """
+    """``-E_seq sum_l log softmax(logits)[x_1]`` for ``logits`` (..., length, vocab) and one-hot
+    ``x_1`` of that shape: cross-entropy summed over positions, mean over sequences."""
     log_p = torch.log_softmax(logits.float(), dim=-1)
     return -(x_1.float() * log_p).sum(dim=(-2, -1)).mean()
 
 
 def flow_matching_loss(v: Tensor, u_t: Tensor) -> Tensor:
-    """``E_seq sum_{l,k} (v - u_t)^2``: squared norm summed over positions, mean over the
-    sequences (the points of all clouds in library mode).
-
-    Args:
-        v: predicted velocities, shape ``(..., length, vocab)``.
-        u_t: target velocities, same shape.
-    """
+    """``E_seq sum_{l,k} (v - u_t)^2`` for predicted ``v`` and target ``u_t`` (..., length,
+    vocab): squared norm summed over positions, mean over sequences (points of all clouds)."""
     return (v.float() - u_t.float()).square().sum(dim=(-2, -1)).mean()

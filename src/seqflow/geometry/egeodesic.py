@@ -19,9 +19,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
 from seqflow.geometry.simplex import LinearSimplex
+from seqflow.geometry.sphere import flat_onehot
 
 DEFAULT_SMOOTHING = 0.1
 
@@ -31,19 +31,17 @@ class EGeodesic(nn.Module):
 
     Args:
         smoothing: ``eps`` of the smoothed one-hot targets, in (0, 1).
-        prior_scale: standard deviation of the Gaussian prior in T_0.
     """
 
     name = "egeodesic"
     tangent = "sum_zero"
     denoiser = False
 
-    def __init__(self, smoothing: float = DEFAULT_SMOOTHING, prior_scale: float = 1.0) -> None:
+    def __init__(self, smoothing: float = DEFAULT_SMOOTHING) -> None:
         super().__init__()
         if not 0.0 < smoothing < 1.0:
             raise ValueError(f"smoothing must lie in (0, 1), got {smoothing}")
         self.smoothing = smoothing
-        self.prior_scale = prior_scale
 
     def target_scale(self, vocab: int) -> float:
         """``a = log(p_hi / p_lo)`` of the smoothed vertex, whose lift ``log p - mean(log p)``
@@ -58,9 +56,8 @@ class EGeodesic(nn.Module):
         device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """``P_{T_0}(sigma z)`` with ``z ~ N(0, I)``, shape ``shape``."""
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-        return sum_zero(self.prior_scale * z)
+        """``P_{T_0}(z)`` with ``z ~ N(0, I)``, shape ``shape``."""
+        return sum_zero(torch.randn(shape, generator=generator, device=device, dtype=dtype))
 
     def embed(self, tokens: Tensor, vocab: int, dtype: torch.dtype = torch.float32) -> Tensor:
         """Lifted smoothed vertices ``a (e_k - 1/K)``, shape ``(batch, length, vocab)``."""
@@ -70,11 +67,8 @@ class EGeodesic(nn.Module):
     interpolate = staticmethod(LinearSimplex.interpolate)  # V_t = (1 - t) V_0 + t V_1 in T_0
 
     def cost_onehot(self, x_0: Tensor, tokens: Tensor) -> Tensor:
-        """``C[i, j] = sum_l |V_0[i, l] - V_1(tokens[j, l])|^2`` in T_0, shape ``(B0, B1)``.
-
-        With ``V_1 = a (e_k - 1/K)`` and ``V_0`` mean-free, ``|V_0 - V_1|^2 = |V_0|^2 +
-        a^2 (1 - 1/K) - 2 a V_0[k]``: one matrix product with the one-hot code.
-        """
+        """``C[i, j] = sum_l |V_0[i, l] - V_1(tokens[j, l])|^2`` in T_0, shape ``(B0, B1)``: one
+        matrix product, as ``|V_0 - V_1|^2 = |V_0|^2 + a^2 (1 - 1/K) - 2 a V_0[k]``."""
         b0, length, k = x_0.shape
         a = self.target_scale(k)
         flat = x_0.reshape(b0, length * k)
@@ -102,10 +96,9 @@ class EGeodesic(nn.Module):
         return torch.softmax(x.float(), dim=-1).to(x.dtype)
 
     def letters(self, x: Tensor) -> Tensor:
-        """The distribution decoding draws from: ``softmax(V)`` with the smoothing undone,
-        ``(p - eps / K) / (1 - eps)`` clamped at 0 and renormalised, so that the smoothed
-        vertex ``(1 - eps) e_k + eps / K`` draws ``k`` surely (``argmax`` is unchanged; the
-        largest entry is at least ``1 / K > eps / K``, so the sum stays positive)."""
+        """``softmax(V)`` with the smoothing undone, ``(p - eps / K)`` clamped at 0 and
+        renormalised, so that the smoothed vertex draws ``k`` surely (``argmax`` is unchanged;
+        the largest entry is at least ``1 / K > eps / K``, so the sum stays positive)."""
         p = torch.softmax(x.float(), dim=-1)
         p = (p - self.smoothing / x.shape[-1]).clamp_min(0.0)
         return p / p.sum(dim=-1, keepdim=True)

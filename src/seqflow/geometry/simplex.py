@@ -13,9 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqflow.geometry._onehot import flat_onehot
 from seqflow.geometry.base import sum_zero
-from seqflow.geometry.sphere import T_MAX, PathSample, PositiveSphere, _tiny, per_row
+from seqflow.geometry.sphere import T_MAX, PathSample, PositiveSphere, _tiny, flat_onehot, per_row
 
 
 class LinearSimplex(nn.Module):
@@ -46,22 +45,16 @@ class LinearSimplex(nn.Module):
 
     @staticmethod
     def velocity(x: Tensor, t: Tensor, logits: Tensor, t_max: float = T_MAX) -> Tensor:
-        """The marginal velocity of straight paths from a posterior over the vertices:
-        ``u_t = (x_1 - x_t) / (1 - t)`` whatever the prior point, so ``v = (p - x) / (1 - t)``
-        with ``p = softmax(logits) = E[x_1 | x_t]``; t ``(batch,)`` capped at ``t_max``.
-
-        Args:
-            x: points, shape ``(batch, length, vocab)``; logits: the denoiser's output, same.
-        """
+        """The marginal velocity ``v = (p - x) / (1 - t)`` of straight paths at ``x`` (batch,
+        length, vocab) from a posterior ``p = softmax(logits) = E[x_1 | x_t]`` (``logits`` of x's
+        shape), as ``u_t = (x_1 - x_t) / (1 - t)``; t ``(batch,)`` capped at ``t_max``."""
         p = torch.softmax(logits.float(), dim=-1).to(x.dtype)
         return (p - x) / (1.0 - per_row(t.clamp(max=t_max), x))
 
     @staticmethod
     def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
-        """``C[i, j] = sum_l |x_0[i, l] - e_{tokens[j, l]}|^2``, shape ``(B0, B1)``.
-
-        ``|x - e_k|^2 = |x|^2 + 1 - 2 x_k`` is linear in the one-hot code: one matrix product.
-        """
+        """``C[i, j] = sum_l |x_0[i, l] - e_{tokens[j, l]}|^2``, shape ``(B0, B1)``: one matrix
+        product, as ``|x - e_k|^2 = |x|^2 + 1 - 2 x_k`` is linear in the one-hot code."""
         b0, length, k = x_0.shape
         flat = x_0.reshape(b0, length * k)
         onehot = flat_onehot(tokens, k, flat)

@@ -2,17 +2,14 @@
 
 A categorical distribution ``p`` on K letters maps to ``x = sqrt(p)`` on the unit sphere
 ``S^{K-1}``; the Fisher-Rao metric on the simplex is (four times) the round metric there
-(Davis et al. 2024, arXiv 2405.14664, Sec. 3). A sequence of length L is a point on the product
-of L such spheres, a tensor of shape ``(batch, length, vocab)``; every operation acts on the last
-axis and distances add up over positions.
+(Davis et al. 2024, arXiv 2405.14664, Sec. 3). A sequence is a point ``(batch, length, vocab)``
+on the product of L such spheres; operations act on the last axis, distances add up.
 
 Numerical safety: ``acos`` is clamped, and every ``sin(a) / sin(b)`` ratio switches to its
 small-angle limit below a dtype-keyed tolerance (``EPS``) through ``torch.where`` with a safe
-denominator, so gradients and values stay finite at one-hot points.
-
-TorchScript: the geometry is a parameter-free ``nn.Module`` whose sampling methods compile with
-``torch.jit.script`` as they are, so that ``seqflow export`` ships this very code; keep them
-free of ``finfo``, dtype dicts, ``*`` unpacking and keyword-only arguments.
+denominator, so gradients and values stay finite at one-hot points. The methods compile with
+``torch.jit.script`` (``seqflow export`` ships this very code): keep them free of ``finfo``,
+dtype dicts, ``*`` unpacking and keyword-only arguments.
 """
 
 from __future__ import annotations
@@ -21,8 +18,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-
-from seqflow.geometry._onehot import flat_onehot
 
 EPS: dict[torch.dtype, float] = {
     torch.float16: 1e-3,
@@ -36,8 +31,7 @@ is singular at ``t = 1``, so samplers and the final decode read it at ``t <= T_M
 
 
 def _eps(x: Tensor) -> float:
-    """``EPS[x.dtype]`` (1e-4 for other dtypes), as a chain of tests: TorchScript, which
-    compiles these functions for ``seqflow export``, has no dict keyed by dtype."""
+    """``EPS[x.dtype]`` (1e-4 for other dtypes); TorchScript has no dict keyed by dtype."""
     if x.dtype == torch.float64:
         return 1e-7
     if x.dtype == torch.float16 or x.dtype == torch.bfloat16:
@@ -46,8 +40,7 @@ def _eps(x: Tensor) -> float:
 
 
 def _tiny(x: Tensor) -> float:
-    """``torch.finfo(x.dtype).tiny``, the smallest positive normal number of a floating dtype,
-    written out because TorchScript has no ``finfo``."""
+    """``torch.finfo(x.dtype).tiny``, written out because TorchScript has no ``finfo``."""
     if x.dtype == torch.float64:
         return 2.2250738585072014e-308
     if x.dtype == torch.float16:
@@ -56,13 +49,8 @@ def _tiny(x: Tensor) -> float:
 
 
 def _norm(x: Tensor) -> Tensor:
-    """Euclidean norm over the last axis, shape ``(..., 1)`` (what ``x.norm(dim=-1,
-    keepdim=True)`` computes, in a form TorchScript accepts)."""
+    """Euclidean norm over the last axis, shape ``(..., 1)`` (in a form TorchScript accepts)."""
     return torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-
-
-def _inner(x: Tensor, y: Tensor) -> Tensor:
-    return (x * y).sum(dim=-1, keepdim=True)
 
 
 def _angle(x: Tensor, y: Tensor) -> Tensor:
@@ -91,9 +79,8 @@ def _theta_over_sin(theta: Tensor) -> Tensor:
 
 def sphere_tangent(x: Tensor, v: Tensor) -> Tensor:
     """``v - <x, v> x``: ambient vectors ``v`` (..., K) projected onto the sphere's tangent
-    space at ``x`` (..., K); a function, so that scripted models call it without the class
-    (TorchScript cannot look up a static method on a module class it has not compiled)."""
-    return v - _inner(x, v) * x
+    space at ``x`` (..., K); a function, which scripted models call without the class."""
+    return v - (x * v).sum(dim=-1, keepdim=True) * x
 
 
 def per_row(t: Tensor, like: Tensor) -> Tensor:
@@ -101,24 +88,25 @@ def per_row(t: Tensor, like: Tensor) -> Tensor:
     return t.reshape([-1] + [1] * (like.dim() - 1)).to(like.dtype)
 
 
-class PathSample(NamedTuple):
-    """A point on a conditional path and its velocity (a NamedTuple: TorchScript reads it).
+def flat_onehot(tokens: Tensor, vocab: int, like: Tensor) -> Tensor:
+    """``onehot(tokens)`` of integer ``tokens`` (B1, L) reshaped to ``(B1, L * vocab)`` with
+    ``like``'s dtype and device: every OT cost is linear in it, ``C = A @ flat_onehot(...).T``."""
+    length = tokens.shape[1]
+    index = tokens.long() + torch.arange(length, device=tokens.device) * vocab  # (B1, L)
+    return like.new_zeros(tokens.shape[0], length * vocab).scatter_(1, index, 1.0)
 
-    Attributes:
-        x_t: points on the product of spheres, shape ``(batch, length, vocab)``.
-        u_t: velocity ``d x_t / dt`` in the tangent space at ``x_t``, same shape.
-    """
+
+class PathSample(NamedTuple):
+    """A point ``x_t`` (batch, length, vocab) on a conditional path and its velocity
+    ``u_t = d x_t / dt``, same shape (a NamedTuple: TorchScript reads it)."""
 
     x_t: Tensor
     u_t: Tensor
 
 
 class PositiveSphere(nn.Module):
-    """Fisher-Rao geometry of categorical distributions via the square-root map.
-
-    All tensors have the sphere coordinate on the last axis, e.g. ``(batch, length, vocab)``.
-    The methods are those of :class:`~seqflow.geometry.Geometry`, plus :meth:`exp`.
-    """
+    """Fisher-Rao geometry of categorical distributions via the square-root map: the methods of
+    :class:`~seqflow.geometry.Geometry`, plus :meth:`exp`."""
 
     name = "fisher"
     tangent = "sphere"
@@ -131,12 +119,8 @@ class PositiveSphere(nn.Module):
         device: torch.device | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
-        """Uniform samples on the positive orthant of ``S^{K-1}``, shape ``shape = (..., K)``.
-
-        ``|z| / ||z||`` with ``z ~ N(0, I)`` is uniform on the orthant (the normal law is
-        rotation invariant and the orthant's reflections are isometries); on the simplex this
-        is Dirichlet(1/2, ..., 1/2).
-        """
+        """Uniform samples ``|z| / ||z||``, ``z ~ N(0, I)``, on the positive orthant of
+        ``S^{K-1}``, shape ``shape = (..., K)`` (Dirichlet(1/2, ..., 1/2) on the simplex)."""
         z = torch.randn(shape, generator=generator, device=device, dtype=dtype).abs()
         return z / _norm(z).clamp_min(_tiny(z))
 
@@ -147,17 +131,10 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def interpolate(x_0: Tensor, x_1: Tensor, t: Tensor) -> PathSample:
-        """Point and velocity at time ``t`` on the constant-speed geodesic from x_0 to x_1.
-
-        ``x_t = [sin((1-t) theta) x_0 + sin(t theta) x_1] / sin(theta)`` and its closed-form
-        derivative ``u_t = theta [cos(t theta) x_1 - cos((1-t) theta) x_0] / sin(theta)``,
-        whose norm is ``theta = d(x_0, x_1)`` for every t (no autograd in the hot path).
-
-        Args:
-            x_0: sources, shape ``(batch, length, vocab)``.
-            x_1: targets, shape ``(batch, length, vocab)``.
-            t: times in ``[0, 1]``, shape ``(batch,)``.
-        """
+        """Point and velocity at times ``t`` (batch,) on the constant-speed geodesic from
+        ``x_0`` to ``x_1`` (batch, length, vocab): ``x_t = [sin((1-t) theta) x_0 + sin(t theta)
+        x_1] / sin(theta)`` and ``u_t = theta [cos(t theta) x_1 - cos((1-t) theta) x_0] /
+        sin(theta)`` in closed form (its norm is ``theta = d(x_0, x_1)``)."""
         t = per_row(t, x_0)
         theta = _angle(x_0, x_1)
         x_t = _sin_ratio(1.0 - t, theta) * x_0 + _sin_ratio(t, theta) * x_1
@@ -167,20 +144,17 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def velocity(x: Tensor, t: Tensor, logits: Tensor, t_max: float = T_MAX) -> Tensor:
-        """The marginal velocity of geodesic paths from a posterior over the vertices.
+        """The marginal velocity (tangent at ``x``, x's shape) of geodesic paths from a posterior
+        over the vertices.
 
-        On the constant-speed geodesic to a vertex ``e_k``, ``u_t = log_{x_t}(e_k) / (1 - t)``
-        whatever the prior point, so with ``p = softmax(logits) = p(x_1 = e_k | x_t)`` the
-        marginal velocity is ``v = sum_k p_k log_x(e_k) / (1 - t)``; with ``<x, e_k> = x_k =
-        cos(theta_k)``, ``log_x(e_k) = theta_k / sin(theta_k) (e_k - x_k x)``.
+        On the geodesic to ``e_k``, ``u_t = log_{x_t}(e_k) / (1 - t)`` whatever the prior point,
+        so ``v = sum_k p_k log_x(e_k) / (1 - t)`` with ``p = softmax(logits)`` and
+        ``log_x(e_k) = theta_k / sin(theta_k) (e_k - x_k x)``, ``x_k = cos(theta_k)``.
 
         Args:
             x: points on the positive orthant, shape ``(batch, length, vocab)``.
-            t: times, shape ``(batch,)``, capped at ``t_max`` (the field is singular at 1).
-            logits: the denoiser's output at ``x``, shape ``(batch, length, vocab)``.
-
-        Returns:
-            Tangent vectors at ``x``, shape ``(batch, length, vocab)``.
+            t: times ``(batch,)``, capped at ``t_max`` (the field is singular at 1).
+            logits: the denoiser's output at ``x``, same shape as ``x``.
         """
         p = torch.softmax(logits.float(), dim=-1).to(x.dtype)
         xc = x.clamp(0.0, 1.0)
@@ -191,19 +165,11 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def cost_onehot(x_0: Tensor, tokens: Tensor) -> Tensor:
-        """Squared Fisher-Rao cost ``C[i, j] = sum_l d(x_0[i, l], e_{tokens[j, l]})**2``.
+        """Squared Fisher-Rao cost ``C[i, j] = sum_l d(x_0[i, l], e_{tokens[j, l]})**2``, shape
+        ``(B0, B1)``, from sources ``x_0`` (B0, L, K) to integer tokens (B1, L).
 
-        For a vertex ``e_k``, ``d(x, e_k) = acos(x_k)``, so the cost is linear in the one-hot
-        code: ``C = A @ onehot(tokens)^T`` with ``A = acos(x_0)**2`` flattened to
-        ``(B0, L*K)``. One matrix product; extra memory ``O(B1 * L * K + B0 * B1)``, no
-        ``(B0, B1, L)`` intermediate (a gather over that intermediate measured 8-50x slower).
-
-        Args:
-            x_0: sources, shape ``(B0, L, K)``.
-            tokens: integer tokens of the targets, shape ``(B1, L)``.
-
-        Returns:
-            Costs, shape ``(B0, B1)``.
+        ``d(x, e_k) = acos(x_k)``, so ``C = A @ onehot(tokens)^T`` with ``A = acos(x_0)**2``
+        flattened to ``(B0, L*K)``: one matrix product, no ``(B0, B1, L)`` intermediate.
         """
         b0, length, k = x_0.shape
         a = torch.acos(x_0.clamp(-1.0, 1.0)).square_().reshape(b0, length * k)
@@ -217,12 +183,8 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def exp(x: Tensor, v: Tensor) -> Tensor:
-        """Exponential map ``cos(|v|) x + sin(|v|) v / |v|`` at ``x`` of tangent vectors ``v``.
-
-        Args:
-            x: base points, shape ``(..., K)``, unit norm.
-            v: tangent vectors at ``x``, shape ``(..., K)``.
-        """
+        """Exponential map ``cos(|v|) x + sin(|v|) v / |v|`` at unit ``x`` (..., K) of tangent
+        vectors ``v`` (..., K)."""
         n = _norm(v)
         small = n < _eps(n)
         safe = torch.where(small, torch.ones_like(n), n)
@@ -244,10 +206,8 @@ class PositiveSphere(nn.Module):
 
     @staticmethod
     def to_domain(y: Tensor) -> Tensor:
-        """Nearest point of the positive orthant of the unit sphere: clamp at 0, renormalise.
-
-        A vector with no positive entry maps to the uniform point ``1/sqrt(K)``.
-        """
+        """Nearest point of the positive orthant of the unit sphere: clamp at 0, renormalise (no
+        positive entry: the uniform point ``1/sqrt(K)``)."""
         y = y.clamp_min(0.0)
         norm = _norm(y)
         uniform = torch.full_like(y, y.shape[-1] ** -0.5)

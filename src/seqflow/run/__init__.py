@@ -1,7 +1,5 @@
-"""The run folder of ``fit``: its file names, checkpoints (write, publish, prune, intact
-recovery), the resume policy, its lock, stop signals, failure clean-up, the metrics log and the
-training data written with the run. :func:`train_in_folder` is the one path both modes train
-through."""
+"""The run folder of ``fit``: file names, checkpoints, the resume policy, the lock, stop
+signals, failure clean-up, the metrics log and the training data written with the run."""
 
 from seqflow.checkpoint import MODEL_FILE, STATE_FILE
 from seqflow.run.checkpoints import step_folders, write_checkpoint

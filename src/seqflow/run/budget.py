@@ -1,23 +1,13 @@
 """``train.time_budget``: choose ``train.steps`` so that a run fits a wall-clock budget.
 
-Before the run's first step the trainer is timed on a short probe: :data:`PROBE_WARMUP` steps
-that are not timed (allocation, autotuning, ``torch.compile``), then up to :data:`PROBE_STEPS`
-timed steps (fewer once they have taken :data:`PROBE_SHARE` of the budget), one validation
-pass and one checkpoint written to a temporary folder. The trainer is then rewound to its
-state before the probe, bit for bit, and given the chosen steps, so the run is exactly the run
-of ``train.steps`` = that number: the learning-rate schedule ends there, and the run folder's
-configuration records it, so ``--resume`` continues to it without measuring again.
-
-The steps fill what is left of the budget after everything before them (reading the data,
-building the model, the probe; counted from ``started``), less :data:`SAFETY` of it for jitter
-and for writing the training data, with the validations and checkpoints of
-``train.eval_every`` and ``train.checkpoint_every`` and the final ones
-(:func:`affordable_steps`). Under ``torchrun`` every rank takes the steps rank 0 chose.
-Python's start-up before ``fit`` (imports: seconds) is outside the budget.
-
-Steps given explicitly beside a budget (``--steps``, ``--set train.steps``) are an error, not
-silently overruled; a preset's or config file's steps give way to the budget
-(:func:`check_budget`).
+Before the first step the trainer is timed on a short probe (untimed warm-up steps, timed
+steps, one validation pass, one checkpoint to a temporary folder), then rewound bit for bit and
+given the chosen steps: the run is exactly the run of ``train.steps`` = that number (the
+schedule ends there, and ``--resume`` continues to it without measuring again). The steps fill
+what is left of the budget after reading the data, building the model and the probe, less
+:data:`SAFETY` of it, with the validations and checkpoints they entail
+(:func:`affordable_steps`). Under ``torchrun`` every rank takes rank 0's choice. Python's
+start-up before ``fit`` is outside the budget.
 """
 
 from __future__ import annotations
@@ -42,30 +32,18 @@ from seqflow.run.checkpoints import write_checkpoint
 from seqflow.training import Trainer
 from seqflow.training.distributed import Shard, all_sum, any_rank
 
-PROBE_WARMUP = 5
-"""Probe steps that are not timed (steps 1-5)."""
-
-PROBE_STEPS = 20
-"""Most probe steps timed (steps 6-25)."""
-
-PROBE_SHARE = 0.05
-"""Share of the budget after which the probe stops timing steps (at least one is timed)."""
-
-SAFETY = 0.1
-"""Share of the time left that no step is planned in."""
+PROBE_WARMUP = 5  # probe steps that are not timed (allocation, autotuning, torch.compile)
+PROBE_STEPS = 20  # most probe steps timed
+PROBE_SHARE = 0.05  # share of the budget after which no further probe step is timed
+SAFETY = 0.1  # share of the time left that no step is planned in (jitter, writing the data)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Costs:
-    """Measured wall times, in seconds.
-
-    Attributes:
-        step: one training step.
-        validation: one validation pass (0 without a held-out set, and on ranks > 0).
-        checkpoint: writing one checkpoint (0 on ranks > 0, which write none).
-    """
+    """Measured wall times in seconds of one training step, one validation pass and writing one
+    checkpoint (the last two 0 on ranks > 0; validation 0 without a held-out set)."""
 
     step: float
     validation: float
@@ -74,14 +52,8 @@ class Costs:
 
 @dataclass(frozen=True)
 class StepBudget:
-    """The steps chosen for a time budget and what they were chosen from.
-
-    Attributes:
-        budget: the budget as given (``20m``); seconds: the same in seconds.
-        steps: the chosen ``train.steps``.
-        costs: rank 0's measured costs.
-        spent: seconds from ``started`` to the choice (reading, building, the probe).
-    """
+    """The ``steps`` chosen for a ``budget`` as given (``20m``; ``seconds``), from rank 0's
+    ``costs`` and the seconds ``spent`` before the choice (reading, building, the probe)."""
 
     budget: str
     seconds: float
@@ -100,14 +72,9 @@ class StepBudget:
 
 
 def affordable_steps(seconds: float, costs: Costs, train: TrainConfig) -> int:
-    """The most steps ``N`` (0 when none) with, for ``e = train.eval_every`` and
-    ``k = train.checkpoint_every``,
-
-        N c_step + (N / e + 1) c_validation + (N / k + 1) c_checkpoint <= seconds,
-
-    an upper bound of the run's time: it validates and checkpoints every ``e`` and ``k`` steps
-    and after the last.
-    """
+    """The most steps ``N`` (0 when none) with ``N c_step + (N / e + 1) c_validation +
+    (N / k + 1) c_checkpoint <= seconds`` for ``e = train.eval_every`` and
+    ``k = train.checkpoint_every`` (the run also validates and checkpoints after the last)."""
     per_step = (
         costs.step + costs.validation / train.eval_every + costs.checkpoint / train.checkpoint_every
     )
@@ -122,13 +89,8 @@ def measure_costs(
     shard: Shard,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Costs:
-    """Time the trainer's steps, a validation pass and a checkpoint of ``meta``, then rewind
-    the trainer to its state before (weights, optimiser, schedule, EMA, random state, data
-    order).
-
-    Args:
-        limit: seconds after which no further step is timed.
-    """
+    """Time the trainer's steps (none more after ``limit`` seconds), a validation pass and a
+    checkpoint of ``meta``, then rewind the trainer to its whole state before."""
     before = copy.deepcopy(trainer.state_dict())
     for _ in range(PROBE_WARMUP):
         loss = trainer.train_step()
@@ -165,11 +127,8 @@ def choose_steps(
     shard: Shard,
     clock: Callable[[], float] = time.perf_counter,
 ) -> StepBudget:
-    """Measure the trainer (:func:`measure_costs`) and set its steps to fill what is left of
-    ``meta.config.train.time_budget`` (:func:`affordable_steps`); rank 0 chooses for all.
-
-    Args:
-        started: the ``clock()`` reading at which the budget began.
+    """Measure the trainer and set its steps to fill what is left of
+    ``meta.config.train.time_budget`` since the ``clock()`` reading ``started``.
 
     Raises:
         ConfigError: the budget leaves no time for a single step.
@@ -200,10 +159,9 @@ def check_budget(
     *,
     saved: Config | None = None,
 ) -> None:
-    """Refuse a time budget together with explicit steps (``--steps``, ``--set train.steps``;
-    a preset's or config file's steps give way to the budget), and, on ``--resume`` (the run's
-    ``saved`` configuration), a budget other than the run's: a resumed run does not measure
-    again, it continues to the steps recorded when it began."""
+    """Refuse a time budget beside explicit steps (``--steps``, ``--set train.steps``; a
+    preset's or config file's steps give way), and on ``--resume`` (``saved``: the run's
+    configuration) a budget other than the run's: a resumed run does not measure again."""
     budget = cfg.train.time_budget
     if saved is not None:
         if budget != saved.train.time_budget:

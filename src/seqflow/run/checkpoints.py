@@ -21,14 +21,9 @@ def write_checkpoint(
     *,
     keep: int,
 ) -> None:
-    """Write one checkpoint: ``checkpoints/step-N/`` first, then publish it as the run's own
-    ``state.safetensors`` and ``model.safetensors``, then drop all but the ``keep`` newest
-    step folders.
-
-    Every file appears atomically, so a kill at any moment leaves the previous checkpoint
-    readable: the state is published before the model, and ``--resume`` reads the state (which
-    holds the weights too).
-    """
+    """Write ``checkpoints/step-N/``, publish it as the run's own ``state.safetensors`` then
+    ``model.safetensors``, and drop all but the ``keep`` newest step folders. Every file
+    appears atomically: a kill at any moment leaves the previous checkpoint readable."""
     folder = step_folder(run_dir, meta.step)
     save_state(folder / STATE_FILE, state)
     save_model(folder / MODEL_FILE, model_state, ema_state, meta)

@@ -17,10 +17,10 @@ from seqflow.training import TrainingStopped
 
 @contextmanager
 def failure_handling(run_dir: Path, created: list[Path]) -> Iterator[None]:
-    """A stop request becomes a message saying how to resume; any other failure (an error, a
-    signal) before the first checkpoint removes ``created``, the folders this run made: the
-    run folder with all it holds, its parents only when empty. In a folder that existed
-    already (``--out .``) it removes the entries this run added and nothing else."""
+    """A stop request becomes a message saying how to resume; any other failure before the first
+    checkpoint removes ``created``, the folders this run made (the run folder with all it holds,
+    its parents only when empty), or in a folder that existed already (``--out .``) the entries
+    this run added."""
     before = set(os.listdir(run_dir)) if not created and run_dir.is_dir() else None
     try:
         yield

@@ -1,6 +1,5 @@
-"""Train into a run folder: the one path both modes take to write the configuration, the
-training data, the metrics log and the checkpoints, under the folder's lock, stop signals and
-failure clean-up."""
+"""Train into a run folder: the one path both modes take, under the folder's lock, stop signals
+and failure clean-up."""
 
 from __future__ import annotations
 
@@ -8,9 +7,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import torch
 import yaml
 
 from seqflow.checkpoint import ModelMeta
@@ -22,29 +20,13 @@ from seqflow.run.lock import run_lock
 from seqflow.run.metrics import metrics_logger, trim_metrics
 from seqflow.run.signals import stop_on_signals
 from seqflow.run.stamps import data_stamps
-from seqflow.training import Progress
+from seqflow.training import Progress, Trainer
 from seqflow.training.distributed import SINGLE, Shard, barrier
-
-
-class Trainable(Protocol):
-    """What a run folder needs of a trainer."""
-
-    step: int
-
-    @property
-    def model(self) -> torch.nn.Module: ...
-    @property
-    def ema(self) -> Any: ...
-    def state_dict(self) -> dict[str, Any]: ...
-    def request_stop(self, reason: str, exit_code: int = 2) -> None: ...
-    def run(
-        self, on_progress: Any = None, on_checkpoint: Any = None, on_step: Any = None
-    ) -> Progress: ...
 
 
 def train_in_folder(
     run_dir: Path,
-    trainer: Trainable,
+    trainer: Trainer,
     meta: ModelMeta,
     *,
     write_data: Callable[[Path], None],
@@ -55,33 +37,26 @@ def train_in_folder(
     handle_signals: bool = True,
     changed: dict[str, Any] | None = None,
 ) -> Progress:
-    """Run ``trainer`` and keep the run in ``run_dir``; only the main process writes.
+    """Run ``trainer`` and keep the run in ``run_dir``; returns the last progress report. Only
+    the main process writes, holding the folder's lock throughout.
 
     Writes ``config.yaml`` (``meta.config``) and the training data (``write_data(run_dir)``),
-    appends every progress report to ``metrics.jsonl`` and checkpoints on the trainer's
-    schedule (``meta`` at the trainer's step; the state records ``source``, the data file, for
-    ``--resume``). The main process holds the folder's lock (:func:`~seqflow.run.lock.run_lock`)
-    throughout: a second run in the same folder is refused. A stop signal or Ctrl-C ends with a
+    appends every progress report to ``metrics.jsonl`` (after dropping records past the
+    trainer's step; a resumed run's first record notes ``resumed``: the step and the ``changed``
+    settings) and checkpoints on the trainer's schedule. A stop signal or Ctrl-C ends with a
     checkpoint; a failure before the first checkpoint removes the folders this run created.
-
-    Records of ``metrics.jsonl`` past the trainer's step (logged before a kill, after the
-    checkpoint resumed from) are dropped first: no step is logged twice. A resumed run's first
-    record notes ``resumed``: the step and the ``changed`` settings.
 
     Args:
         source: the data file as :func:`~seqflow.run.resume.data_source` records it; the
-            checkpoints record its :func:`~seqflow.run.stamps.data_stamps` as of now too.
+            checkpoints record it and its :func:`~seqflow.run.stamps.data_stamps` as of now.
         on_progress, on_step: the trainer's report and per-step callbacks (main process only).
         changed: the settings a resumed run changes, ``{key: [saved, new]}``.
-
-    Returns:
-        the trainer's last progress report.
     """
     cfg = meta.config
     stamps = data_stamps(source) if shard.main else []
     resumed = {"resumed": {"step": trainer.step, "changed": changed or {}}} if trainer.step else {}
 
-    def checkpoint(tr: Trainable) -> None:
+    def checkpoint(tr: Trainer) -> None:
         write_checkpoint(
             run_dir, tr.model.state_dict(), tr.ema.state_dict(),
             {**tr.state_dict(), "data_source": source, "data_stamps": stamps},

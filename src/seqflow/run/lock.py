@@ -1,10 +1,9 @@
 """One writer per run folder: an advisory ``fcntl.flock`` on ``.lock`` in the folder.
 
 The kernel releases the lock when its holder exits, however it ends (``kill -9`` included), so
-a lock is never stale: a folder whose writer died is simply free. The holder writes its PID
-into the file for the refusal message, and removes the file when it lets go; a process that
-locked a file removed meanwhile tries again on the new one. Where ``fcntl`` is missing
-(Windows) runs are not locked.
+a lock is never stale. The holder writes its PID into the file for the refusal message and
+removes the file when it lets go (a process that locked a removed file tries again on the new
+one). Where ``fcntl`` is missing (Windows) runs are not locked.
 """
 
 from __future__ import annotations
@@ -30,8 +29,7 @@ LOCK_FILE = ".lock"
 
 def check_free(run_dir: Path) -> None:
     """Refuse, before any work is done, a run folder that is a file or that another process
-    holds (the lock itself is taken by :func:`run_lock` when the run starts writing). Under
-    ``torchrun`` only rank 0 checks: it alone takes the lock."""
+    holds (:func:`run_lock` takes the lock later). Under ``torchrun`` only rank 0 checks."""
     if run_dir.exists() and not run_dir.is_dir():
         raise InvalidInputError(f"{run_dir}: is a file, not a run folder; choose another --out")
     if shard_from_env().main and (run_dir / LOCK_FILE).is_file():
@@ -41,11 +39,8 @@ def check_free(run_dir: Path) -> None:
 
 @contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
-    """Hold the lock of ``run_dir`` (an existing folder) while the block runs.
-
-    Raises:
-        InvalidInputError: another live process holds it (the message names its PID).
-    """
+    """Hold the lock of ``run_dir`` (an existing folder) while the block runs; raise
+    :class:`InvalidInputError` naming the PID of another live process that holds it."""
     if fcntl is None:  # pragma: no cover - Windows
         yield
         return

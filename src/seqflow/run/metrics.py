@@ -19,11 +19,8 @@ def metrics_logger(
     *,
     first: dict[str, Any] | None = None,
 ) -> Callable[[Progress], None]:
-    """A progress callback that appends each report to ``path``, then passes it on.
-
-    Args:
-        first: fields added to the first record (a resumed run's ``resumed`` note).
-    """
+    """A progress callback that appends each report to ``path``, then passes it on; ``first``:
+    fields added to the first record (a resumed run's ``resumed`` note)."""
     pending = dict(first or {})
 
     def progress(p: Progress) -> None:
@@ -50,9 +47,8 @@ def metrics_logger(
 
 def trim_metrics(path: Path, step: int) -> None:
     """Keep the records of ``path`` up to ``step`` (where a resumed run continues; 0 for a new
-    run), so that no step is logged twice: a run killed after logging a step but before its
-    checkpoint, or resumed from an older checkpoint, logs those steps again. A torn last line
-    is dropped too. The file is rewritten atomically (a link there is replaced, not followed)."""
+    run) so that no step is logged twice, and drop a torn last line. The file is rewritten
+    atomically (a link there is replaced, not followed)."""
     if not os.path.lexists(path):
         return
     with open(path, encoding="utf-8", errors="replace") as handle:

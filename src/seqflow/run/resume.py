@@ -18,14 +18,9 @@ READING_KEYS = ("cache", "num_workers")
 
 
 def intact_checkpoint(run_dir: Path) -> tuple[dict[str, Any], ModelMeta]:
-    """The newest checkpoint of ``run_dir`` whose two files read back with valid checksums.
-
-    The run folder's own files come first; when they are damaged (a disk error, an altered
-    file) the kept ``checkpoints/step-*`` folders are tried, newest first, with a warning.
-
-    Returns:
-        the trainer state and the model metadata of that checkpoint.
-    """
+    """The trainer state and model metadata of the newest checkpoint of ``run_dir`` whose two
+    files read back with valid checksums: the run folder's own, else (with a warning) the kept
+    ``checkpoints/step-*`` folders, newest first."""
     candidates = [run_dir, *step_folders(run_dir)]
     if not any((c / STATE_FILE).is_file() for c in candidates):
         raise CheckpointError(f"{run_dir}: nothing to resume (needs {MODEL_FILE} and {STATE_FILE})")
@@ -82,8 +77,7 @@ def check_resumable(saved: Config, new: Config) -> dict[str, list[Any]]:
     (:data:`READING_KEYS`) may differ from the saved configuration.
 
     Returns:
-        the ``train.*`` settings that change, ``{key: [saved, new]}``: they apply from the
-        resumed step on.
+        the ``train.*`` settings that change, ``{key: [saved, new]}``.
     """
     old, now = _leaves(saved.to_dict()), _leaves(new.to_dict())
     changed = [key for key in old if old[key] != now[key]]

@@ -23,10 +23,9 @@ class Stoppable(Protocol):
 def stop_on_signals(trainer: Stoppable, *, enabled: bool) -> Iterator[None]:
     """While training, turn the stop signals into a clean stop after the current step.
 
-    A second signal of the same kind while stopping falls back to the previous handler (a second
-    Ctrl-C interrupts at once). Ignored signals stay ignored (SIGHUP under ``nohup``). Signal
-    handlers can only be set on the main thread; elsewhere (or with ``enabled`` False) nothing
-    changes.
+    A second signal of the same kind falls back to the previous handler (a second Ctrl-C
+    interrupts at once); ignored signals stay ignored (SIGHUP under ``nohup``). Off the main
+    thread, or with ``enabled`` False, nothing changes.
     """
     if not enabled or threading.current_thread() is not threading.main_thread():
         yield

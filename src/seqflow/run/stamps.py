@@ -32,13 +32,10 @@ def data_stamps(source: str) -> list[dict[str, Any]]:
 
 
 def check_data_unchanged(recorded: Any, source: str, run_dir: Path) -> None:
-    """Refuse data that differ from the stamps a checkpoint ``recorded`` (nothing is checked
-    for a run saved before stamps were recorded, when ``recorded`` is None).
-
-    Raises:
-        InvalidInputError: naming the file and what changed (its size, its first or last MiB,
-            its modification time where the hash does not cover the whole file).
-    """
+    """Refuse data that differ from the stamps a checkpoint ``recorded`` (None: a run saved
+    before stamps, not checked) with an :class:`InvalidInputError` naming the file and what
+    changed (its size, its first or last MiB, its modification time where the hash does not
+    cover the whole file)."""
     if not isinstance(recorded, list):
         return
     now = data_stamps(source)

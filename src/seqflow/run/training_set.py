@@ -18,14 +18,12 @@ CHUNK_ROWS = 65_536
 def write_training_set(
     path: Path, table: SequenceTable, groups: Iterable[tuple[Tensor, Mapping[str, object]]]
 ) -> None:
-    """Write rows of ``table`` as gzipped FASTA, atomically, a chunk of rows at a time.
+    """Write rows of ``table`` as gzipped FASTA, atomically, a chunk of rows at a time; the
+    gzip header has an empty name and mtime 0, so the same data give the same bytes.
 
     Args:
-        groups: ``(rows, tags)`` pairs: table row indices, shape ``(n,)`` int64, written with
-            their original ids and the ``key=value`` tags after the id (e.g.
-            ``{"library": NAME}``, or ``{}``).
-
-    The gzip header has an empty name and mtime 0: the same data give the same bytes.
+        groups: ``(rows, tags)`` pairs: table row indices ``(n,)`` int64, written with their
+            original ids and the ``key=value`` tags after the id (``{"library": NAME}``, ``{}``).
     """
     with (
         atomic_path(path) as temp,

@@ -3,11 +3,10 @@ TorchScript-compatible pieces (``seqflow export`` scripts them)."""
 
 from seqflow.sampling.conditions import label_index, standardise_value
 from seqflow.sampling.field import Guide, GuidedField
-from seqflow.sampling.sampler import DECODERS, decode, generate
+from seqflow.sampling.sampler import decode, generate
 from seqflow.sampling.solvers import FIXED_STEP_SOLVERS, SOLVERS, FixedStepSolver, integrate
 
 __all__ = [
-    "DECODERS",
     "FIXED_STEP_SOLVERS",
     "SOLVERS",
     "FixedStepSolver",

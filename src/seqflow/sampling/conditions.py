@@ -1,8 +1,6 @@
-"""Check the conditions asked of a model, in one place: ``seqflow sample``, library sampling and
-the exported TorchScript sampler (which compiles these functions) all call them.
-
-Each raises ``ValueError`` with a message that starts with the option (``label ...``, ``value
-...``); the API prefixes ``--`` and raises it as an ``InvalidInputError``.
+"""Check the conditions asked of a model, for ``seqflow sample``, library sampling and the
+exported TorchScript sampler. Each raises ``ValueError`` with a message that starts with the
+option (``label ...``); the API prefixes ``--`` and raises it as an ``InvalidInputError``.
 """
 
 from __future__ import annotations

@@ -2,18 +2,11 @@
 a velocity. A TorchScript-compatible module (``seqflow export`` scripts it as it is).
 
 Guidance (Ho and Salimans 2022) mixes the conditional and unconditional outputs as
-``o_u + w (o_c - o_u)``: ``w = 1`` is the plain conditional model, ``w = 0`` the unconditional
-one, ``w > 1`` sharpens the condition. Both outputs come from one network call on a batch of
-twice the size, the second half with every condition hidden (label ``num_labels``, NaN value,
-all-NaN signal).
-
-The readout turns the (guided) output into a velocity: a velocity-regression network's output
-is the velocity; a denoiser's output is logits of ``p(x_1 | x_t)``, which its geometry turns
-into the posterior mixture of its conditional velocities (Dirichlet FM,
-:meth:`~seqflow.geometry.DirichletPath.velocity`; ``flow.target: denoiser`` on the sphere,
-:meth:`~seqflow.geometry.PositiveSphere.velocity`, and the simplex). A denoiser's field is
-evaluated at ``t <= t_max`` (the sphere's and simplex's mixtures are singular at ``t = 1``)
-and its end points are decoded from its posterior there (:meth:`GuidedField.letters`).
+``o_u + w (o_c - o_u)`` (``w = 1``: conditional, ``w = 0``: unconditional, ``w > 1`` sharpens),
+both from one network call on a doubled batch whose second half has every condition hidden.
+A denoiser's output is logits of ``p(x_1 | x_t)``, which its geometry's ``velocity`` turns into
+the posterior mixture of its conditional velocities, evaluated at ``t <= t_max`` (the sphere's
+and simplex's mixtures are singular at ``t = 1``).
 """
 
 # No ``from __future__ import annotations`` here: TorchScript reads the fields of the Guide
@@ -30,14 +23,9 @@ from seqflow.models import SetVelocityField, VelocityField
 
 
 class Guide(NamedTuple):
-    """The conditions the field is evaluated for, and the guidance weight.
-
-    Attributes:
-        labels: class indices ``(batch,)`` int64, or None.
-        values: standardised values ``(batch,)``, or None.
-        signal: standardised tracks ``(batch, length, channels)``, or None.
-        weight: the guidance weight ``w`` (see module docstring).
-    """
+    """The conditions the field is evaluated for (class ``labels`` ``(batch,)`` int64,
+    standardised ``values`` ``(batch,)`` and ``signal`` ``(batch, length, channels)``, each
+    optional) and the guidance ``weight`` ``w``."""
 
     labels: Tensor | None = None
     values: Tensor | None = None
@@ -62,13 +50,8 @@ class NetworkVelocity(nn.Module):
 
 
 class DenoiserVelocity(nn.Module):
-    """Readout of a denoiser: the geometry's velocity at ``x`` from the network's logits.
-
-    Args:
-        geometry: a geometry with a posterior-mixture ``velocity``.
-        t_max: the latest time the field is read at (1, or :data:`T_MAX` where the mixture is
-            singular at ``t = 1``).
-    """
+    """Readout of a denoiser: the ``geometry``'s posterior-mixture velocity at ``x`` from the
+    network's logits, read at times up to ``t_max`` (1, or :data:`T_MAX`)."""
 
     t_max: float
     posterior: bool
@@ -99,11 +82,9 @@ class GuidedField(nn.Module):
     """``v(x, t)`` for conditions at a guidance weight.
 
     Args:
-        network: a velocity network with ``velocity(x, t, labels, values, signal)`` and
-            ``num_labels`` (:class:`~seqflow.models.VelocityField`,
-            :class:`~seqflow.models.SetVelocityField`).
-        geometry: the geometry the network was trained on (picks the readout).
-        target: ``flow.target`` of the run (``velocity`` or ``denoiser``).
+        network: a :class:`~seqflow.models.VelocityField` or
+            :class:`~seqflow.models.SetVelocityField`.
+        geometry: the geometry the network was trained on; target: ``flow.target``.
     """
 
     if TYPE_CHECKING:  # for mypy; TorchScript reads the submodule's own type
@@ -131,13 +112,12 @@ class GuidedField(nn.Module):
     def letters(self, x: Tensor, guide: Guide, steps: int) -> Tensor:
         """What end points ``x`` (batch, ..., vocab) of ``steps`` steps decode from, float32
         of x's shape: a denoiser's posterior (``softmax`` of its guided logits), else the
-        letter distribution of the points (:meth:`~seqflow.geometry.Geometry.letters`).
+        points' letter distribution (:meth:`~seqflow.geometry.Geometry.letters`).
 
         The posterior is read at ``t = 1`` where the field is regular (Dirichlet FM), else at
-        the start of the last step, ``1 - 1 / steps`` (at most ``t_max``): the end points of
-        every solver lie in the posterior's support there, while at ``t_max`` the exact
-        posterior has support within ``(1 - t_max) pi / 2`` of a vertex, which RK4's last
-        step (it leaves about a sixth of the remaining angle) does not reach."""
+        ``1 - 1 / steps`` (at most ``t_max``), where the end points of every solver lie in its
+        support (at ``t_max`` that support is within ``(1 - t_max) pi / 2`` of a vertex, which
+        RK4's last step does not reach)."""
         if self.posterior:
             t_end = self.t_max if self.t_max >= 1.0 else min(self.t_max, 1.0 - 1.0 / steps)
             t = torch.full([x.shape[0]], t_end, device=x.device, dtype=x.dtype)

@@ -1,18 +1,11 @@
 """Generate token sequences from a trained network.
 
-Prior samples are carried to the data by an ODE solver (:mod:`~seqflow.sampling.solvers`)
-along the guided field (:mod:`~seqflow.sampling.field`); each end point is decoded to letters
-by argmax of its letter probabilities or by drawing from them (:func:`decode`); a denoiser's
-end points decode from its posterior at the last time (:meth:`GuidedField.letters`). The pieces are
-TorchScript-compatible modules and functions; ``seqflow export`` scripts the same ones.
-
-Library mode generates clouds ``(size, length, vocab)`` of prior points, each integrated as one
-state by the same solvers and field (their steps act on the last axis and take one time per
-leading item), so the set model sees every cloud whole.
-
-Variable-length models have one more category than letters, the end/pad category: a sequence
-ends at its first position decoded as pad (never before ``min_length``), and every later
-position is set to pad, so the tokens' lengths are ``(tokens != pad).sum(-1)``.
+Prior samples are carried to the data by an ODE solver (:mod:`~seqflow.sampling.solvers`) along
+the guided field (:mod:`~seqflow.sampling.field`), and each end point's letter distribution
+(:meth:`GuidedField.letters`) is decoded by argmax or a draw (:func:`decode`). Library mode
+integrates clouds ``(size, length, vocab)`` whole, one time per cloud, so the set model sees
+every cloud. Variable-length models have one more category, end/pad: a sequence ends at its
+first position decoded as pad (never before ``min_length``) and every later position is pad.
 """
 
 from __future__ import annotations
@@ -28,8 +21,6 @@ from seqflow.models import Condition, SetVelocityField, VelocityField
 from seqflow.sampling.field import Guide, GuidedField
 from seqflow.sampling.solvers import integrate
 
-DECODERS = ("argmax", "sample")
-
 
 def decode(
     p: Tensor,
@@ -41,12 +32,10 @@ def decode(
     """Categories from probabilities ``p`` (batch, length, vocab) -> tokens ``(batch, length)``.
 
     Args:
-        p: the end points' letter probabilities (:meth:`GuidedField.letters`); changed in
-            place.
+        p: the end points' letter probabilities; changed in place.
         how: ``argmax`` (most likely category) or ``sample`` (draw from ``p``).
         pad: the end/pad category of a variable-length model, or -1.
-        min_length: with ``pad``, the first ``min_length`` positions are never decoded as the
-            end (a sequence has at least one letter).
+        min_length: with ``pad``, the first ``min_length`` positions are never decoded as pad.
     """
     if pad >= 0:
         p[:, :min_length, pad] = 0.0
@@ -86,31 +75,24 @@ def generate(
     device: torch.device | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Tensor]:
-    """Yield generated tokens in chunks of at most ``batch_size`` sequences (or libraries).
-
-    The same arguments give the same tokens on the same device (one seeded generator draws the
-    prior and the decoder's randomness).
+    """Yield generated tokens, int64 on the CPU, in chunks ``(chunk, length)`` (or ``(chunk,
+    size, length)``) of at most ``batch_size``; the same arguments give the same tokens on the
+    same device (one seeded generator).
 
     Args:
-        geometry: the geometry the model was trained on.
-        target: what it learnt (``flow.target``): ``velocity`` or ``denoiser``.
-        size: with a set velocity field (library mode), each of the ``n`` items is a library
-            of ``size`` sequences (need not be the training size: the set layers take any);
-            None: single sequences.
-        cond: conditions with one row (shared by all ``n`` items) or ``n`` rows (one per
-            item, e.g. a signal track each); None for an unconditional model.
-        pad: the end/pad category of a variable-length model (see module docstring), or None.
-        fixed: category per position, shape ``(length,)``, -1 where free: positions clamped
-            during integration (:mod:`~seqflow.sampling.solvers`); None leaves all free.
+        geometry, target: the model's geometry and ``flow.target``.
+        size: with a set velocity field (library mode), each item is a library of ``size``
+            sequences (any size); None: single sequences.
+        cond: conditions with one row (shared by all ``n`` items) or ``n`` rows; None for an
+            unconditional model.
+        pad: the end/pad category of a variable-length model, or None.
+        fixed: category per position ``(length,)``, -1 where free: positions clamped during
+            integration (:mod:`~seqflow.sampling.solvers`); None leaves all free.
         min_length: with ``pad``, positions before this one never end the sequence.
-
-    Yields:
-        Tokens on the CPU, shape ``(chunk, length)`` (``(chunk, size, length)`` with
-        ``size``), int64.
     """
     device = device or next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
-    rows = _rows(cond)
+    rows = 0 if cond is None or cond.empty else next(t for t in cond if t is not None).shape[0]
     if rows not in (0, 1, n):
         raise ValueError(f"cond has {rows} rows; expected 1 or n={n}")
     model.eval()
@@ -139,9 +121,3 @@ def generate(
         if on_batch is not None:
             on_batch(b)
         yield tokens
-
-
-def _rows(cond: Condition | None) -> int:
-    if cond is None or cond.empty:
-        return 0
-    return int(next(t for t in cond if t is not None).shape[0])

@@ -1,26 +1,20 @@
 """ODE solvers on a flow's geometry: integrate dx/dt = v(x, t) from t=0 to t=1.
 
-The geometry says how a step moves and how points are put back in the domain; on the sphere,
-fixed-step solvers move along geodesics with the exponential map and project back onto the
-positive orthant after every step (Davis et al. 2024 sample with Euler steps on the sphere); on
-flat charts (simplex, T_0) a step is a straight move followed by the chart's projection. Below,
-"exp" and "normalise" stand for the geometry's own:
+A step is the geometry's (on the sphere an exponential-map step projected back onto the
+positive orthant, as Davis et al. 2024 sample; on flat charts a straight move and the chart's
+projection); "exp" and "normalise" below stand for the geometry's own:
 
 - ``euler``: ``x <- exp_x(h v(x, t))``.
-- ``midpoint``: the velocity at the geodesic midpoint (tangent there), brought back to the
-  tangent space at x by orthogonal projection, then one full exponential-map step.
+- ``midpoint``: the velocity at the geodesic midpoint, projected onto the tangent space at x,
+  then one full step.
 - ``rk4``: the classical four-stage scheme on the ambient ODE ``dy/dt = P_{y/|y|} v(y/|y|, t)``
-  (whose exact flow stays on the sphere), projected to the orthant after each step.
-- ``dopri5``: torchdiffeq's adaptive Dormand-Prince in the ambient space with the field evaluated
-  at ``x / |x|`` and projected onto its tangent space; the result is projected to the orthant.
-  It runs in Python only (torchdiffeq does not compile with TorchScript).
+  (whose exact flow stays on the sphere), projected to the domain after each step.
+- ``dopri5``: torchdiffeq's adaptive Dormand-Prince on the same ambient ODE, in Python only.
 
-:class:`FixedStepSolver` is a TorchScript-compatible module (``seqflow export`` scripts it);
-its field is a module ``field(x, t, guide)`` (:class:`~seqflow.sampling.field.GuidedField`).
-Fixed positions (templates) are clamped *during* integration: after every step at time t a
-fixed position is put back on the conditional path the model was trained on,
-``x_t = interpolate(x_0, e_a, t)`` (Davis et al. 2024, Sec. 3), so the free positions see
-their context as in training and every fixed position reaches its letter exactly at t = 1.
+:class:`FixedStepSolver` is a TorchScript-compatible module (``seqflow export`` scripts it).
+Fixed positions (templates) are put back after every step on the conditional path the model was
+trained on, ``x_t = interpolate(x_0, e_a, t)`` (Davis et al. 2024, Sec. 3), so the free
+positions see their context as in training and each fixed position reaches its letter at t = 1.
 """
 
 from __future__ import annotations
@@ -34,17 +28,12 @@ from seqflow.sampling.field import Guide
 
 FIXED_STEP_SOLVERS = ("euler", "midpoint", "rk4")
 SOLVERS = ("euler", "midpoint", "rk4", "dopri5")
-UNGUIDED = Guide()
-"""No conditions, guidance weight 1."""
+UNGUIDED = Guide()  # no conditions, guidance weight 1
 
 
 class FixedStepSolver(nn.Module):
-    """The fixed-step solvers over ``field`` on ``geometry``.
-
-    Args:
-        field: ``field(x, t, guide)`` -> velocities of x's shape.
-        geometry: the flow's geometry (an ``nn.Module``).
-    """
+    """The fixed-step solvers over ``field(x, t, guide)`` (velocities of x's shape) on
+    ``geometry``."""
 
     def __init__(self, field: nn.Module, geometry: Geometry) -> None:
         super().__init__()
@@ -55,12 +44,8 @@ class FixedStepSolver(nn.Module):
         self, x_0: Tensor, guide: Guide, steps: int, method: str, fixed: Tensor | None = None
     ) -> Tensor:
         """Solve from ``x_0`` (batch, ..., vocab) at t=0 to t=1 in ``steps`` steps of
-        ``method`` (euler, midpoint or rk4); ``guide`` goes to the field.
-
-        Args:
-            fixed: category per position ``(length,)`` int64, -1 where free: positions held
-                on their conditional path (see module docstring); None: all free.
-        """
+        ``method`` (euler, midpoint or rk4); ``guide`` goes to the field; ``fixed``: category
+        per position ``(length,)`` int64, -1 where free (None: all free)."""
         h = 1.0 / steps
         batch = x_0.shape[0]
         cols = torch.zeros(0, dtype=torch.long, device=x_0.device)
@@ -108,23 +93,16 @@ def integrate(
     solver: str = "euler",
     guide: Guide = UNGUIDED,
     fixed: Tensor | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
 ) -> Tensor:
-    """Solve the flow from ``x_0`` at t=0 to t=1 (eager entry to every solver).
+    """Solve the flow from ``x_0`` (batch, ..., vocab) at t=0 to t=1 with any solver; returns
+    end points in the geometry's domain, shape of ``x_0``.
 
     Args:
-        field: a field module ``field(x, t, guide)`` (see :class:`FixedStepSolver`), x
-            ``(batch, ..., vocab)`` and t ``(batch,)``.
-        x_0: start points, shape ``(batch, ..., vocab)``.
-        geometry: the flow's geometry.
+        field: a field module ``field(x, t, guide)``, t of shape ``(batch,)``.
         steps: number of fixed steps (``dopri5``: its first step is ``1 / steps``).
-        solver: one of ``euler``, ``midpoint``, ``rk4``, ``dopri5``.
-        guide: conditions and guidance weight for the field module.
+        solver: one of :data:`SOLVERS`.
+        guide: conditions and guidance weight for the field.
         fixed: category per position ``(length,)``, -1 where free (fixed-step solvers only).
-
-    Returns:
-        End points in the geometry's domain, shape of ``x_0``.
     """
     if solver not in SOLVERS:
         raise ConfigError(f"sample.solver: unknown solver {solver!r}; choose one of {SOLVERS}")
@@ -143,6 +121,6 @@ def integrate(
         return ambient(x, t.to(x.dtype).expand(batch), guide)
 
     grid = torch.tensor([0.0, 1.0], device=x_0.device, dtype=x_0.dtype)
-    x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=rtol, atol=atol,
+    x_1 = odeint(rhs, x_0, grid, method="dopri5", rtol=1e-5, atol=1e-5,
                  options={"first_step": 1.0 / steps})[-1]  # fmt: skip
     return geometry.to_domain(x_1)

@@ -2,13 +2,11 @@
 ahead, and the held-out sequences.
 
 The coupling needs only the data and fresh prior noise, never the model, so with ``prefetch``
-the minibatch of step n+1 (indices, tokens, prior samples, OT assignment) is built on the CPU
-while the network trains on step n; the trainer enables it on CUDA, where the CPU is otherwise
-idle. SciPy's assignment solver and torch release the GIL, so the two really overlap. The
-stream is deterministic: each batch is a pure function of the stream's generator state and its
-batch counter, and :meth:`state_dict` returns the state *before* the pending batch, so a resumed
-run rebuilds exactly the batch it would have used, on any number of ranks (see
-:mod:`seqflow.training.distributed` for how a global batch is split).
+the minibatch of step n+1 is built on the CPU (SciPy's assignment and torch release the GIL)
+while the network trains on step n. Each batch is a pure function of the stream's generator
+state and its batch counter, and the saved state is the one *before* the pending batch, so a
+resumed run rebuilds exactly the batch it would have used, on any number of ranks
+(:mod:`seqflow.training.distributed` splits a global batch).
 """
 
 from __future__ import annotations
@@ -71,10 +69,8 @@ VALUE_BINS = 4
 def coupling_groups(cond: Condition) -> Tensor | None:
     """Groups within which prior samples are paired with data, shape ``(batch,)``, or None.
 
-    A coupling computed on the whole batch makes ``x_0`` depend on the data and hence on the
-    condition, while sampling draws ``x_0`` from the prior whatever the condition. Pairing only
-    within a class (and, for a scalar value, within one of ``VALUE_BINS`` quantile bins of the
-    batch) keeps ``x_0`` close to prior-distributed given the condition.
+    Sampling draws ``x_0`` from the prior whatever the condition; pairing only within a class
+    (and a value's quantile bin) keeps the coupled ``x_0`` close to that given the condition.
     """
     groups = cond.labels.long() if cond.labels is not None else None
     if cond.values is not None and len(cond.values) >= 2 * VALUE_BINS:
@@ -89,25 +85,16 @@ def coupling_groups(cond: Condition) -> Tensor | None:
 class CoupledBatchStream:
     """An endless, reproducible stream of coupled minibatches (epochs without replacement).
 
-    The epoch order comes from the stream's generator; everything else of batch ``n`` (the
-    prior noise of the global batch, the coupling's random choices) from generators seeded by
-    ``(seed, n)`` and ``(seed, rank, n)``. Batches are therefore independent of each other
-    once their indices are known, and ``workers`` threads can build several ahead, in any
-    order, with the same result as building them one by one.
+    The epoch order comes from the stream's generator; the rest of batch ``n`` (prior noise,
+    the coupling's random choices) from generators seeded by ``(seed, n)`` and
+    ``(seed, rank, n)``, so ``workers`` threads can build batches ahead in any order.
 
     Args:
-        tokens: all training tokens, shape ``(N, L)`` (CPU).
-        cond: conditions of all sequences (CPU); labels and value bins also group the
-            coupling (see :func:`coupling_groups`).
-        flow: supplies the prior and the coupling.
-        batch_size: sequences per batch (capped at N).
-        seed: seed of the stream's generators.
+        tokens: all training tokens, shape ``(N, L)``; cond: their conditions.
+        batch_size: the global batch (capped at N); this rank gets ``batch_size / world``.
         prefetch: build batches ahead in worker threads (False: build on demand).
         pin_memory: pin the batch tensors for asynchronous copies to a GPU.
-        shard: this process's rank and the number of ranks; ``batch_size`` is the global
-            batch, of which this rank gets ``batch_size / world`` sequences.
-        workers: threads building batches ahead when ``prefetch`` (each keeps one batch in
-            flight; ``data.num_workers``).
+        workers: threads building batches ahead when ``prefetch`` (``data.num_workers``).
     """
 
     def __init__(
@@ -241,19 +228,16 @@ class CoupledBatchStream:
 
 
 class SequenceTask:
-    """Sequence mode for the :class:`~seqflow.training.Trainer`: coupled minibatches of
-    sequences from a :class:`CoupledBatchStream`, and validation on held-out sequences.
+    """Sequence mode for the :class:`~seqflow.training.Trainer`: a :class:`CoupledBatchStream`
+    and validation on held-out sequences.
 
     Args:
-        flow: prior, coupling, path and loss.
         cfg: ``batch_size`` (the global batch) and ``seed`` (the stream takes ``seed + 1``).
         train: training sequences; valid: held-out sequences or None (only rank 0 validates).
-        device: where the network trains: on CUDA batches are pinned and, with ``workers``
-            None, built ahead by one thread (the CPU is otherwise idle); on a CPU they are
-            built inline (the network already uses every core).
+        device: on CUDA batches are pinned and, with ``workers`` None, built ahead by one
+            thread; on a CPU they are built inline (the network already uses every core).
         shard: this process's place in a ``torchrun`` job.
-        workers: threads building batches ahead (``data.num_workers``); 0 builds each batch
-            when it is needed.
+        workers: threads building batches ahead (``data.num_workers``); 0: built inline.
     """
 
     def __init__(

@@ -1,20 +1,14 @@
 """Data-parallel training under ``torchrun``: who this process is and how ranks agree.
 
 ``torchrun --nproc_per_node=N -m seqflow fit ...`` starts N copies of the command with
-``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` in their environment (multi-node: the usual
-``--nnodes/--node_rank/--rdzv_endpoint`` flags); :func:`process_group` joins them into one
-``torch.distributed`` process group (NCCL on CUDA, gloo on CPU). seqflow has no launcher of its
-own.
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set; :func:`process_group` joins them (NCCL on CUDA,
+gloo on CPU). seqflow has no launcher of its own.
 
-How the work is split (see :class:`~seqflow.training.batches.CoupledBatchStream`): every rank
-draws the same global minibatch order and the same prior noise for the whole global batch, and
-keeps its own contiguous shard of ``batch_size / world`` sequences; the OT coupling runs
-within each rank's shard (one ``(b, b)`` problem per rank), with a per-rank, per-batch seed
-for its random choices. The trainer draws the times ``t`` for the global batch and slices
-them the same way, and :class:`torch.nn.parallel.DistributedDataParallel` averages the
-gradients. With the independent coupling on the Fisher geometry a run on N processes therefore
-computes the same steps as one process with the same global batch, up to the order of
-floating-point sums.
+Every rank draws the same global minibatch order, prior noise and times ``t``, and keeps its
+contiguous shard of ``batch_size / world`` items; the OT coupling runs within each shard with a
+per-rank, per-batch seed, and DistributedDataParallel averages the gradients. With the
+independent coupling on the Fisher geometry a run on N processes computes the same steps as one
+process with the same global batch, up to the order of floating-point sums.
 """
 
 from __future__ import annotations
@@ -32,12 +26,8 @@ from seqflow.errors import ConfigError
 
 @dataclass(frozen=True)
 class Shard:
-    """This process's place in a data-parallel run.
-
-    Attributes:
-        rank: global rank in ``[0, world)``; world: number of processes.
-        local_rank: rank on this node (picks the GPU).
-    """
+    """This process's place in a data-parallel run: global ``rank`` in ``[0, world)`` of
+    ``world`` processes, and ``local_rank`` on this node (picks the GPU)."""
 
     rank: int = 0
     world: int = 1
@@ -79,9 +69,9 @@ def shard_from_env() -> Shard:
 
 @contextmanager
 def process_group(device: torch.device) -> Iterator[tuple[Shard, torch.device]]:
-    """Join the ``torchrun`` process group for a run on ``device`` when there is one (NCCL on
-    CUDA, one GPU per local rank; gloo on a CPU), and leave it after if this call joined it.
-    Yields this process's shard and its device (its own GPU on CUDA)."""
+    """Join the ``torchrun`` process group for a run on ``device`` when there is one (one GPU
+    per local rank on CUDA), and leave it after if this call joined it. Yields this process's
+    shard and its device."""
     joined = not dist.is_available() or not dist.is_initialized()
     shard = shard_from_env()
     joined = joined and shard.distributed

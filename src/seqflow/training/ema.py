@@ -10,11 +10,8 @@ class EMA:
     """Shadow copy ``theta_ema <- theta_ema + (1 - d_n) (theta - theta_ema)``.
 
     The decay warms up as ``d_n = min(decay, (1 + n) / (10 + n))`` so early averages are not
-    dominated by the random initialisation. Updates are one fused ``_foreach_lerp_`` with no
-    host synchronisation.
-
-    Args:
-        model: the trained module; decay: the final decay in [0, 1).
+    dominated by the random initialisation; ``decay`` in [0, 1) is the final one. Updates are
+    one ``_foreach_lerp_``, no host sync.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -26,21 +23,14 @@ class EMA:
         self._params = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
 
     @torch.no_grad()
-    def update(self, weight: Tensor | None = None) -> None:
-        """Move the average one step towards the current weights.
-
-        Args:
-            weight: optional scalar on the device multiplying the step (0 leaves the average
-                as it is, without a host sync: a skipped training step).
-        """
+    def update(self, weight: Tensor) -> None:
+        """Move the average one step towards the current weights; ``weight``, a scalar on the
+        device, multiplies the step (0: a skipped training step leaves the average as it is)."""
         n = self.num_updates
         d = min(self.decay, (1 + n) / (10 + n))
         self.num_updates += 1
         shadows = [self.shadow[k] for k, _ in self._params]
         params = [p.detach() for _, p in self._params]
-        if weight is None:
-            torch._foreach_lerp_(shadows, params, 1.0 - d)
-            return
         step = weight.to(shadows[0].dtype) * (1.0 - d) if shadows else weight
         torch._foreach_lerp_(shadows, params, [step] * len(shadows))
 

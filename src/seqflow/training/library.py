@@ -1,14 +1,11 @@
 """Library mode's task: minibatches of libraries, each a cloud paired with a prior cloud.
 
 Every step draws ``cfg.batch_size`` libraries (without replacement while the minibatch is not
-larger than the data), subsamples each to ``size`` sequences without replacement and pairs
-them with prior clouds by a :class:`~seqflow.flow.LibraryCoupling`; the
-:class:`~seqflow.training.Trainer` then regresses the velocity of every point, with one time
-per library. The draw of the global minibatch (libraries, subsamples, prior clouds) comes from
-one CPU generator that every rank runs alike; each rank keeps its contiguous share of the
-libraries and couples it alone, its coupling's random choices (Sinkhorn) from a generator
-seeded per rank and per batch. The generator's state and the batch count are the resumable
-state, so a run is deterministic and resumes bit-exactly on any number of ranks.
+larger than the data), subsamples each to ``size`` sequences without replacement and pairs them
+with prior clouds by a :class:`~seqflow.flow.LibraryCoupling`. The global draw comes from one
+CPU generator that every rank runs alike; each rank couples its contiguous share alone, with a
+generator seeded per rank and batch. The generator's state and the batch count are the
+resumable state: a run resumes bit-exactly on any number of ranks.
 """
 
 from __future__ import annotations
@@ -76,10 +73,8 @@ class LibraryTask:
 
     Args:
         coupling: pairs prior clouds with libraries; its flow gives the prior, path and loss.
-        cfg: ``batch_size`` (libraries in the global minibatch) and ``seed`` (the draws take
-            ``seed + 1``).
-        data: the libraries; size: sequences per library in a training cloud (S).
-        shard: this process's place in a ``torchrun`` job.
+        cfg: ``batch_size`` (libraries in the global batch) and ``seed`` (draws take ``seed + 1``).
+        size: sequences per library in a training cloud (S).
     """
 
     def __init__(
@@ -143,9 +138,8 @@ class LibraryTask:
         return {"generator": self.generator.get_state(), "batches": self.batches}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`, or the whole state of the library
-        trainer before the one loop (its ``data_generator`` drew the libraries: the run goes
-        on from that generator's state)."""
+        """Restore a state saved by :meth:`state_dict`, or the whole state of an older
+        library trainer (its ``data_generator`` drew the libraries)."""
         if "data_generator" in state:
             state = {"generator": state["data_generator"], "batches": state["step"]}
         self.generator.set_state(state["generator"])

@@ -8,11 +8,8 @@ import torch
 
 
 def warmup_cosine(step: int, *, warmup: int, total: int, min_frac: float) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based).
-
-    Rises linearly from ``1/warmup`` to 1 over ``warmup`` steps, then follows a half cosine
-    from 1 down to ``min_frac`` at ``total``.
-    """
+    """Multiplier of the base learning rate at ``step`` (0-based): linear from ``1/warmup`` to
+    1 over ``warmup`` steps, then a half cosine from 1 down to ``min_frac`` at ``total``."""
     if warmup > 0 and step < warmup:
         return (step + 1) / warmup
     span = max(1, total - warmup)
@@ -27,9 +24,8 @@ def retune(
     lr: float,
     weight_decay: float,
 ) -> None:
-    """Make ``lr`` the base learning rate of a restored ``scheduler`` from its current step
-    on, and ``weight_decay`` the optimiser's (a restored state holds the values it was saved
-    with). Unchanged values give the very learning rate the scheduler had."""
+    """Make ``lr`` the base learning rate of a restored ``scheduler`` from its current step on,
+    and ``weight_decay`` the optimiser's (unchanged values keep the very learning rate)."""
     scheduler.base_lrs = [lr for _ in optimizer.param_groups]
     for group, factor in zip(optimizer.param_groups, scheduler.lr_lambdas, strict=True):
         group["initial_lr"] = lr

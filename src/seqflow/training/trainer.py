@@ -1,26 +1,16 @@
 """The training loop of both modes: minibatches -> flow-matching targets -> AdamW step -> EMA.
 
-What is trained on is a :class:`Task`: sequence mode's
-(:class:`~seqflow.training.batches.SequenceTask`: coupled minibatches of sequences, built ahead
-by a worker thread on CUDA, and a held-out set) or library mode's
-(:class:`~seqflow.training.library.LibraryTask`: clouds of sequences paired with prior clouds).
-Everything else (times, the path, condition dropout, bf16 autocast, DDP, ``torch.compile``,
-the skip of non-finite steps, EMA, progress, stop requests, checkpoints) is this one loop.
+A :class:`Task` (:class:`~seqflow.training.batches.SequenceTask`,
+:class:`~seqflow.training.library.LibraryTask`) supplies the coupled minibatches; times, path,
+condition dropout, bf16 autocast, DDP, ``torch.compile``, EMA and checkpoints are this one loop.
+It has no host synchronisation of its own: the loss is read every ``log_every`` steps, progress
+and checkpoints leave through callbacks (no file I/O here).
 
-The loop has no host synchronisation of its own: the loss is accumulated on the device and read
-once every ``log_every`` steps (the OT coupling, when enabled, moves only the ``(B, B)`` cost
-matrix to the host). Progress leaves through a callback; checkpoints are written by a callback
-the caller provides, so this module does no file I/O.
-
-Numerical faults: a step whose loss or gradient norm is not finite is skipped on the device.
-The fused AdamW kernel takes a ``found_inf`` flag (the mechanism ``torch.amp.GradScaler`` uses)
-and leaves weights, moments and its step count untouched when it is set, and the EMA moves by
-zero; the count of skipped steps is read only at the log points. ``train.max_bad_steps``
-consecutive skipped steps stop the run with :class:`TrainingDivergedError`, the weights (and so
-the last checkpoint) still the last good ones.
-
-A stop request (:meth:`Trainer.request_stop`, e.g. from a SIGTERM handler) is honoured after the
-current step: the checkpoint callback runs and :class:`TrainingStopped` is raised.
+A step whose loss or gradient norm is not finite is skipped on the device: the fused AdamW's
+``found_inf`` flag (``torch.amp.GradScaler``'s mechanism) leaves weights, moments and step count
+untouched and the EMA moves by zero; ``train.max_bad_steps`` consecutive skips raise
+:class:`TrainingDivergedError`. A stop request (:meth:`Trainer.request_stop`) is honoured after
+the current step: the checkpoint callback runs and :class:`TrainingStopped` is raised.
 """
 
 from __future__ import annotations
@@ -30,7 +20,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -52,12 +42,8 @@ class TrainingDivergedError(SeqflowError):
 
 
 class TrainingStopped(SeqflowError):
-    """Training stopped early on request (a signal); the state was checkpointed first.
-
-    Attributes:
-        step: the step the run stopped (and was checkpointed) at.
-        reason: what asked for the stop, e.g. ``SIGTERM``.
-    """
+    """Training stopped early on request (``reason``, e.g. ``SIGTERM``) at ``step``; the state
+    was checkpointed first."""
 
     def __init__(self, message: str, *, step: int, reason: str, exit_code: int = 2) -> None:
         super().__init__(message)
@@ -67,52 +53,40 @@ class TrainingStopped(SeqflowError):
 
 
 class Task(Protocol):
-    """What one training mode gives the :class:`Trainer`.
-
-    Attributes:
-        flow: prior, path and loss of the mode's items (sequences or clouds).
-    """
+    """What one training mode gives the :class:`Trainer`: its ``flow`` (prior, path and loss of
+    its items, sequences or clouds) and its minibatches."""
 
     flow: FlowMatching
 
     def next_batch(self) -> CoupledBatch:
         """This rank's share of the next global minibatch, coupled, on the CPU."""
-        ...
 
     def valid_batches(
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[CoupledBatch] | None:
         """Held-out batches coupled with the CPU ``generator``'s noise, or None."""
-        ...
 
     def model_condition(self, cond: Condition) -> Any:
         """The model's third argument for a batch's conditions."""
-        ...
 
     def state_dict(self) -> dict[str, Any]:
         """The state from which the next batch is rebuilt."""
-        ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`; the learning rate and weight decay
-        are this trainer's ``cfg`` from the restored step on (a resumed run may change them)."""
-        ...
+        """Restore a state saved by :meth:`state_dict`."""
 
     def close(self) -> None:
         """Stop any background work."""
-        ...
 
 
 @dataclass(frozen=True)
 class Progress:
     """One progress report of the training loop.
 
-    ``loss`` is the mean training loss since the previous report (over the steps that were not
-    skipped; None when all were); ``valid_loss`` is set on reports that follow a validation pass
-    (EMA weights, fixed noise, so values are comparable). ``skipped`` counts the steps skipped
-    for a non-finite loss or gradient since training started. ``elapsed`` is the training time
-    in seconds since step 0, over every session of a resumed run; ``eta`` the seconds to
-    ``total`` at this session's mean speed.
+    ``loss``: mean training loss of the steps not skipped since the previous report (None when
+    all were); ``valid_loss``: after a validation pass (EMA weights, fixed noise), else None;
+    ``skipped``: non-finite steps skipped since step 0; ``elapsed``: training seconds since
+    step 0 over every session; ``eta``: seconds to ``total`` at this session's mean speed.
     """
 
     step: int
@@ -142,16 +116,13 @@ class Trainer:
 
     Args:
         model: the velocity field (a set model for libraries), moved to ``device``.
-        task: the minibatches, the flow and the held-out set.
-        cfg: optimisation settings.
         cond_dropout: probability of hiding an item's conditions (classifier-free guidance).
-        device: where to train; bf16 autocast is used with ``cfg.precision: bf16``, and with
-            ``auto`` where it is fast (:func:`fast_bf16`).
-        shard: this process's place in a ``torchrun`` job (see
-            :mod:`seqflow.training.distributed`; the task's batches are this shard's share);
-            with ``world > 1`` the model is wrapped in DistributedDataParallel,
-            ``cfg.batch_size`` is the global batch, only rank 0 validates, and stop requests
-            take effect at the next log point on every rank.
+        device: where to train; bf16 autocast with ``cfg.precision: bf16``, or ``auto`` where it
+            is fast (:func:`fast_bf16`).
+        shard: this process's place in a ``torchrun`` job
+            (:mod:`seqflow.training.distributed`); with ``world > 1`` the model is wrapped in
+            DistributedDataParallel, ``cfg.batch_size`` is the global batch, only rank 0
+            validates, and stop requests take effect at the next log point on every rank.
     """
 
     def __init__(
@@ -224,11 +195,8 @@ class Trainer:
         return flow.loss(v, target.u_t)
 
     def train_step(self) -> Tensor:
-        """One optimisation step; returns the detached loss (no host sync).
-
-        A non-finite loss or gradient skips the update (weights, moments, EMA unchanged) and is
-        counted in :attr:`skipped` and :attr:`bad_run` (consecutive), on the device.
-        """
+        """One optimisation step; returns the detached loss (no host sync). A non-finite step
+        is skipped and counted in :attr:`skipped` and :attr:`bad_run` (consecutive)."""
         self.model.train()
         loss = self._loss(self.net, self.task.next_batch(), self.generator, self.cond_dropout)
         self.optimizer.zero_grad(set_to_none=True)
@@ -252,13 +220,11 @@ class Trainer:
         return loss.detach()
 
     def set_steps(self, steps: int) -> None:
-        """Train to ``steps`` instead of ``cfg.steps``: the loop's and the schedule's end
-        (chosen by a time budget, before the first step)."""
+        """Train to ``steps`` instead of ``cfg.steps`` (the loop's and the schedule's end)."""
         self.cfg = dataclasses.replace(self.cfg, steps=steps)
 
     def request_stop(self, reason: str, exit_code: int = 2) -> None:
-        """Ask the loop to checkpoint and raise :class:`TrainingStopped` after the current step
-        (safe to call from a signal handler: it only sets an attribute)."""
+        """Ask the loop to checkpoint and stop after the current step (signal-handler safe)."""
         self._stop_reason = (reason, exit_code)
 
     @torch.no_grad()
@@ -284,28 +250,19 @@ class Trainer:
         on_checkpoint: Callable[[Trainer], None] | None = None,
         on_step: Callable[[int], None] | None = None,
     ) -> Progress:
-        """Train until ``cfg.steps``; report progress and checkpoint on schedule.
+        """Train until ``cfg.steps``, report progress and checkpoint on schedule; returns the
+        last progress report.
 
         Args:
             on_progress: called every ``log_every`` steps (and at the last) with a report.
             on_checkpoint: called on the checkpoint schedule and before a stop.
-            on_step: called after every step with the step number only (no loss: reading it
-                would make the host wait for the device every step).
-
-        Returns:
-            The last progress report (final training and validation loss).
+            on_step: called after every step with the step number only (reading the loss
+                would make the host wait for the device).
         """
-        try:
+        with closing(self.task):
             return self._loop(on_progress, on_checkpoint, on_step)
-        finally:
-            self.task.close()
 
-    def _loop(
-        self,
-        on_progress: Callable[[Progress], None] | None,
-        on_checkpoint: Callable[[Trainer], None] | None,
-        on_step: Callable[[int], None] | None,
-    ) -> Progress:
+    def _loop(self, on_progress: Any, on_checkpoint: Any, on_step: Any) -> Progress:
         cfg = self.cfg
         start_time, start_step = time.perf_counter(), self.step
         self._started = start_time
@@ -322,10 +279,10 @@ class Trainer:
             if on_step is not None:
                 on_step(step)
             final = step == cfg.steps
-            log_now = step % cfg.log_every == 0 or final
             eval_now = step % cfg.eval_every == 0 or final
+            log_now = step % cfg.log_every == 0 or eval_now
             checkpoint_now = step % cfg.checkpoint_every == 0 or final
-            if log_now or eval_now:
+            if log_now:
                 bad_run = int(self.bad_run)
                 if bad_run >= cfg.max_bad_steps:
                     kept = (
@@ -358,8 +315,9 @@ class Trainer:
                 if on_progress is not None:
                     on_progress(last)
             stop = self._stop_reason
-            if self.shard.distributed:  # ranks agree on stopping at log points only
-                stop = self._agreed_stop(stop) if log_now or eval_now else None
+            if self.shard.distributed:  # a signal reaches ranks at different steps: agree at logs
+                asked = log_now and any_rank(stop is not None, self.shard, self.device)
+                stop = (stop or ("a stop on another rank", 2)) if asked else None
             if on_checkpoint is not None and (checkpoint_now or stop is not None):
                 on_checkpoint(self)
                 last_checkpoint = step
@@ -370,13 +328,6 @@ class Trainer:
                     step=step, reason=reason, exit_code=code,
                 )  # fmt: skip
         return last
-
-    def _agreed_stop(self, stop: tuple[str, int] | None) -> tuple[str, int] | None:
-        """Whether any rank was asked to stop (one collective): a signal reaches the ranks
-        at different steps, and they must leave the loop at the same one."""
-        if not any_rank(stop is not None, self.shard, self.device):
-            return None
-        return stop or ("a stop on another rank", 2)
 
     @property
     def lr(self) -> float:
@@ -401,8 +352,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`; the learning rate and weight decay
-        are this trainer's ``cfg`` from the restored step on (a resumed run may change them)."""
+        """Restore a state saved by :meth:`state_dict`; learning rate and weight decay are this
+        trainer's ``cfg`` from the restored step on (a resumed run may change them)."""
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"], int(state["ema_updates"]))
         self.optimizer.load_state_dict(state["optimizer"])
@@ -422,9 +373,8 @@ def make_adamw(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.optim.Ad
     """AdamW, fused when this torch has a fused kernel for the model's device and dtype.
 
     Returns:
-        The optimiser and its ``found_inf`` flag (a float scalar on the device: 1 skips the
-        next update without a host sync), or None for the unfused fallback, which then needs
-        one host sync per step to skip.
+        The optimiser and its ``found_inf`` flag (a float scalar on the device: 1 skips the next
+        update without a host sync), or None for the unfused fallback (one host sync per step).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     try:

@@ -115,6 +115,10 @@ def _logomaker_logo(
 def logo_figure(plt: Any, gen: list[str], ref: list[str], letters: str) -> Any:
     """Two stacked logos, real above generated, sharing the y range ``[0, log2 K]`` bits.
 
+    Heights are ``p * IC`` with the small-sample correction (:mod:`seqflow.metrics.logo`), so
+    sets of different sizes compare; beyond ``LOGO_POSITIONS``, only the real set's most
+    informative window is drawn (the title names it).
+
     Args:
         plt: ``matplotlib.pyplot``.
         gen: generated sequences, all of the length L of ``ref``.

@@ -91,9 +91,7 @@ class EvaluateResult:
         """The whole report as JSON-ready data."""
         return {
             "generated": self.generated, "reference": self.reference, "train": self.train,
-            "overall": self.overall.to_dict(),
-            "by_label": {k: v.to_dict() for k, v in self.by_label.items()},
-            "oracle": self.oracle.to_dict() if self.oracle else None,
+            **SetScores(self.overall, self.by_label, self.oracle).to_dict(),
             "seconds": self.seconds, "plots": list(self.plots),
             "markov": self.markov.to_dict() if self.markov else None,
         }  # fmt: skip

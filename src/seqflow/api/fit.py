@@ -22,7 +22,7 @@ from torch import Tensor
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
 from seqflow.api._memory import check_library_memory, check_memory
-from seqflow.api.library import LibraryData, library_meta, read_library_data
+from seqflow.api.library import LibraryData, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
 from seqflow.data import Alphabet, SequenceTable
@@ -304,7 +304,11 @@ def _sequence_mode(cfg: Config, ds: Dataset) -> _Mode:
         )
     check_memory(cfg, table, signal_channels=ds.signal.channels if ds.signal else 0)
     return _Mode(
-        meta=_meta(cfg, ds),
+        meta=ModelMeta(
+            config=cfg, alphabet=table.alphabet.to_dict(), labels=table.label_names,
+            length=table.length, step=0, variable_length=table.variable, value=ds.value,
+            signal=ds.signal,
+        ),
         model=build_velocity_field,
         task=lambda flow, shard, dev: SequenceTask(
             flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
@@ -325,7 +329,10 @@ def _library_mode(cfg: Config, libs: LibraryData) -> _Mode:
     field and :class:`LibraryTask` (see :mod:`seqflow.api.library`)."""
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
-    meta = library_meta(cfg, libs, step=0)
+    meta = ModelMeta(
+        config=cfg, alphabet=table.alphabet.to_dict(), labels=libs.train.label_names,
+        length=table.length, step=0, variable_length=table.variable,
+    )  # fmt: skip
     check_library_memory(meta)
     summary = table.report.summary()
     return _Mode(
@@ -414,12 +421,3 @@ def _stem(data: str | Path) -> str:
     for suffix in (".gz", ".fasta", ".fa", ".fna", ".fas", ".csv", ".tsv", ".txt"):
         name = name.removesuffix(suffix)
     return name if name not in ("", "-") else "stdin"
-
-
-def _meta(cfg: Config, ds: Dataset) -> ModelMeta:
-    table = ds.table
-    return ModelMeta(
-        config=cfg, alphabet=table.alphabet.to_dict(), labels=table.label_names,
-        length=table.length, step=0, variable_length=table.variable, value=ds.value,
-        signal=ds.signal,
-    )  # fmt: skip

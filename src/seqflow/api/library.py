@@ -23,7 +23,7 @@ import torch
 from seqflow.api._conditions import label_index
 from seqflow.api._config import resolve_device
 from seqflow.api._sets import decode_tokens, read_set, write_rows
-from seqflow.checkpoint import ModelMeta, load_library_model
+from seqflow.checkpoint import load_library_model
 from seqflow.config import Config, check_seed
 from seqflow.data import (
     TABLE_FORMATS,
@@ -88,15 +88,6 @@ def read_library_data(data: str | Path, cfg: Config) -> LibraryData:
         train=LibrarySet(libraries, label_tensor, table.label_names if labels else ()),
         source=tables,
     )
-
-
-def library_meta(cfg: Config, data: LibraryData, *, step: int) -> ModelMeta:
-    """Checkpoint metadata of a library-mode run (labels are the libraries' labels)."""
-    table = data.source.table
-    return ModelMeta(
-        config=cfg, alphabet=table.alphabet.to_dict(), labels=data.train.label_names,
-        length=table.length, step=step, variable_length=table.variable,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -59,12 +59,8 @@ def _letter_colours(letters: str) -> dict[str, str]:
 
 
 def _logo_window(information: np.ndarray, width: int) -> slice:
-    """The first ``width`` consecutive positions with the largest summed information.
-
-    Args:
-        information: IC per position, shape (L,).
-        width: most positions to keep.
-    """
+    """The first ``width`` consecutive positions with the largest summed ``information``
+    (IC per position, shape (L,))."""
     if information.size <= width:
         return slice(0, information.size)
     start = int(np.argmax(np.convolve(information, np.ones(width), mode="valid")))
@@ -75,9 +71,7 @@ def _glyph_logo(ax: Any, heights: np.ndarray, colours: dict[str, str], first: in
     """Draw a logo with matplotlib alone: each letter a bold glyph outline stretched to its box.
 
     Args:
-        ax: the axes.
         heights: letter heights in bits, shape (L, K), columns in ``colours`` order.
-        colours: colour of each of the K letters.
         first: position (1-based) of the first row.
     """
     from matplotlib.font_manager import FontProperties

@@ -66,7 +66,6 @@ def plot_run(run: str | Path, *, output: str | Path | None = None) -> Path:
     """Draw the training and validation loss of run folder ``run`` against the step.
 
     Args:
-        run: a run folder (holding ``metrics.jsonl``).
         output: the PNG to write; default ``RUN/loss.png``.
 
     Returns:

@@ -129,9 +129,14 @@ class _FitView:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
+        if self.scalars is not None:
+            self.scalars.close()
 
 
 _OPTIONS = {
+    "data": typer.Argument(help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input. "
+                           "Optional with --resume (the run remembers its file).",
+                           show_default=False),
     "preset": _in(None, "Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein "
                   "otherwise."),
     "config": _in(None, "YAML config file (same sections as a preset).", "--config"),
@@ -151,20 +156,14 @@ _OPTIONS = {
     "strict": _in(None, "Stop when --preset is made for another alphabet than the data's "
                   "(otherwise a warning).", "--strict"),
 }  # fmt: skip
-"""The options of ``fit`` that set no config key (the others: :data:`seqflow.options.FLAGS`)."""
+"""The argument and the options of ``fit`` that set no config key (the others:
+:data:`seqflow.options.FLAGS`)."""
 
 
 @app.command(epilog=_preset_help())
 @_user_errors
 def fit(
-    data: Annotated[
-        str | None,
-        typer.Argument(
-            help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input. "
-            "Optional with --resume (the run remembers its file).",
-            show_default=False,
-        ),
-    ] = None,
+    data: Annotated[str | None, _OPTIONS["data"]] = None,
     preset: Annotated[str | None, _OPTIONS["preset"]] = None,
     config: Annotated[str | None, _OPTIONS["config"]] = None,
     overrides: Annotated[list[str] | None, _OPTIONS["overrides"]] = None,
@@ -243,8 +242,6 @@ def fit(
         raise typer.Exit(130) from None
     finally:
         view.stop()
-        if view.scalars is not None:
-            view.scalars.close()
     if not shard_from_env().main:  # under torchrun, rank 0 speaks for the run
         return
     loss = f"{result.loss:.4g}" if result.loss is not None else "-"

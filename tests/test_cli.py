@@ -197,7 +197,7 @@ def test_sample_to_a_file_moves_a_bar_on_a_terminal_only(cli, tmp_path, monkeypa
     shown = {}
     for terminal in (True, False):
         buffer = io.StringIO()
-        console = Console(file=buffer, force_terminal=terminal, width=120)
+        console = Console(file=buffer, force_terminal=terminal, color_system=None, width=120)
         monkeypatch.setattr(sample_cli, "err", console)
         out = tmp_path / f"{terminal}.fasta"
         result = CliRunner().invoke(app, ["sample", str(run), "-n", "7", "-o", str(out)])

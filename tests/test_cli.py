@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 from Bio import SeqIO
+from rich.console import Console
 from typer.testing import CliRunner
 
 from seqflow import api
 from seqflow._version import __version__
 from seqflow.cli import app
+from seqflow.cli import sample as sample_cli
 
 WORKERS = 4  # concurrent subprocesses (the imports are the cost; two cores overlap them)
 TIMEOUT = 120
@@ -186,6 +188,24 @@ def test_different_seed_gives_different_sequences(cli):
     assert_dna_samples(parse_fasta(b))
     assert a != b
     assert [str(r.seq) for r in parse_fasta(a)] != [str(r.seq) for r in parse_fasta(b)]
+
+
+def test_sample_to_a_file_moves_a_bar_on_a_terminal_only(cli, tmp_path, monkeypatch):
+    """``sample -o FILE`` draws a progress bar that reaches n/n on a terminal, none elsewhere;
+    the closing line comes either way."""
+    run = cli["fit"].case.cwd / "runs" / "tiny"
+    shown = {}
+    for terminal in (True, False):
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, color_system=None, width=120)
+        monkeypatch.setattr(sample_cli, "err", console)
+        out = tmp_path / f"{terminal}.fasta"
+        result = CliRunner().invoke(app, ["sample", str(run), "-n", "7", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert_dna_samples(list(SeqIO.parse(out, "fasta")), n=7)
+        shown[terminal] = buffer.getvalue()
+    assert "7/7" in shown[True] and "wrote 7 sequences" in shown[True]
+    assert "7/7" not in shown[False] and "wrote 7 sequences" in shown[False]
 
 
 # --- user errors ------------------------------------------------------------------------------

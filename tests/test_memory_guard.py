@@ -110,6 +110,20 @@ def test_fit_refuses_one_long_sequence_before_writing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.fasta"]  # no run, no cache
 
 
+@pytest.mark.filterwarnings("ignore:no validation sequences")
+def test_fit_without_a_preset_guards_the_fresh_read_with_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No preset named: the data's default preset (dna), with the command line's flags, guards
+    the fresh read before its cache is written."""
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 2 * 10**9)
+    data = tmp_path / "long.fasta"
+    data.write_text(">chr\n" + "ACGT" * 500_000 + "\n")
+    with pytest.raises(ConfigError, match=r"length 2,000,000\).*--max-length \d+ --crop"):
+        fit(data, out=tmp_path / "run", cache="on", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.fasta"]  # no run, no cache
+
+
 def test_fit_refuses_a_huge_hidden_before_writing(
     tmp_path: Path, tiny_fasta: Path, tiny_fit_kwargs: dict
 ) -> None:

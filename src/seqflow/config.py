@@ -39,14 +39,10 @@ class DataConfig:
     one, ``valid_frac`` of the records are held out at random). ``signal_file`` is a ``.npy``,
     ``.npz`` or text file of signal rows aligned with the records by order.
 
-    ``cache`` keeps the tokenised file as memory-mappable arrays, so a second run skips
-    tokenising and large files train with flat memory (:mod:`seqflow.data.cache`): ``auto``
-    caches files of 64 MiB or more in ``.seqflow-cache/`` beside the file (or
-    ``$XDG_CACHE_HOME/seqflow`` when that folder is not writable), ``on`` caches any file
-    there, ``off`` never caches, any other value is the cache folder. ``num_workers`` is the
-    number of CPU threads that prepare minibatches (gather rows, draw the prior, couple) ahead
-    of the training step; ``null`` picks one on CUDA and none on a CPU, ``0`` builds each
-    batch on the training thread.
+    ``cache`` keeps the tokenised file as memory-mappable arrays (:mod:`seqflow.data.cache`):
+    ``auto`` for files of 64 MiB or more, ``on`` for any, ``off`` never, any other value is
+    the cache folder. ``num_workers``: CPU threads preparing minibatches ahead of the training
+    step (``null``: one on CUDA, none on a CPU; ``0``: on the training thread).
     """
 
     alphabet: str = "auto"
@@ -325,10 +321,10 @@ SEED_LIMIT = 2**63
 """Seeds lie in ``[0, SEED_LIMIT)``: what torch and numpy generators take."""
 
 
-def check_seed(seed: int, flag: str = "--seed") -> None:
-    """Refuse a seed outside ``[0, SEED_LIMIT)``, naming its ``flag``."""
+def check_seed(seed: int) -> None:
+    """Refuse a ``--seed`` outside ``[0, SEED_LIMIT)``."""
     if not 0 <= seed < SEED_LIMIT:
-        raise ConfigError(f"{flag} {seed}: must be in [0, 2^63)")
+        raise ConfigError(f"--seed {seed}: must be in [0, 2^63)")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -352,9 +348,7 @@ def _nearest(key: str, options: typing.Iterable[str], prefix: str = "") -> str:
 def _assign(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     node: Any = raw
     parts = dotted.split(".")
-    alias = _ALIASES.get(dotted)
-    if alias is not None:
-        parts[-1] = alias
+    parts[-1] = _ALIASES.get(dotted, parts[-1])
     for i, part in enumerate(parts):
         known = list(node) if isinstance(node, dict) else []
         if part not in known:

@@ -60,7 +60,8 @@ def apply_overrides(
     *,
     chosen: Collection[str] | None = None,
 ) -> Config:
-    """``cfg`` with the command line's flags (None = not given), then ``--set`` pairs.
+    """``cfg`` with the flags given on the command line (:func:`~seqflow.options.config_flags`),
+    then ``--set`` pairs.
 
     Unless ``chosen`` is None (a resumed run's own config), ``cfg``'s keys that the user did
     not choose (``chosen``: those of their config file; none of a preset's) follow the ones
@@ -68,7 +69,7 @@ def apply_overrides(
     preset takes the geometry's coupling and target instead of refusing a pairing the user
     never chose.
     """
-    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    given = dict(flags or {})
     pairs = dict(parse_override(item) for item in overrides)
     if chosen is not None:
         raw = cfg.to_dict()
@@ -87,8 +88,7 @@ def _blame_flag(cfg: Config, flags: dict[str, Any]) -> None:
     """Apply the given ``flags`` to ``cfg`` one at a time, so that a bad value's error names
     its flag (``--seed -1``) rather than the whole command line."""
     for key, value in flags.items():
-        if value is not None:
-            cfg = cfg.with_overrides({key: value}, source=FLAGS[key].flag.split("/")[0])
+        cfg = cfg.with_overrides({key: value}, source=FLAGS[key].flag.split("/")[0])
 
 
 def follow_choices(base: Config, chosen: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def load_dataset(
         values = value.apply(table.values)
     signals = None
     if raw_signal is not None:
-        inside = _inside(table)
+        inside = torch.arange(table.length)[None, :] < table.lengths[:, None]  # (N, L)
         if signal is None:
             rows = raw_signal[train_idx][inside[train_idx]]
             signal = Standardizer.fit(rows, cfg.signal_col or Path(str(cfg.signal_file)).name)
@@ -116,11 +116,6 @@ def _rows(idx: Tensor) -> Tensor | slice:
         return slice(0, 0)
     first, last = int(idx[0]), int(idx[-1])
     return slice(first, last + 1) if last - first + 1 == len(idx) else idx
-
-
-def _inside(table: SequenceTable) -> Tensor:
-    """``(N, L)`` bool: positions within each record's length."""
-    return torch.arange(table.length)[None, :] < table.lengths[:, None]
 
 
 def _split(table: SequenceTable, valid_frac: float, seed: int) -> tuple[Tensor, Tensor, int]:

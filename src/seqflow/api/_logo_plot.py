@@ -59,12 +59,8 @@ def _letter_colours(letters: str) -> dict[str, str]:
 
 
 def _logo_window(information: np.ndarray, width: int) -> slice:
-    """The first ``width`` consecutive positions with the largest summed information.
-
-    Args:
-        information: IC per position, shape (L,).
-        width: most positions to keep.
-    """
+    """The first ``width`` consecutive positions with the largest summed ``information``
+    (IC per position, shape (L,))."""
     if information.size <= width:
         return slice(0, information.size)
     start = int(np.argmax(np.convolve(information, np.ones(width), mode="valid")))
@@ -75,9 +71,7 @@ def _glyph_logo(ax: Any, heights: np.ndarray, colours: dict[str, str], first: in
     """Draw a logo with matplotlib alone: each letter a bold glyph outline stretched to its box.
 
     Args:
-        ax: the axes.
         heights: letter heights in bits, shape (L, K), columns in ``colours`` order.
-        colours: colour of each of the K letters.
         first: position (1-based) of the first row.
     """
     from matplotlib.font_manager import FontProperties
@@ -114,6 +108,10 @@ def _logomaker_logo(
 
 def logo_figure(plt: Any, gen: list[str], ref: list[str], letters: str) -> Any:
     """Two stacked logos, real above generated, sharing the y range ``[0, log2 K]`` bits.
+
+    Heights are ``p * IC`` with the small-sample correction (:mod:`seqflow.metrics.logo`), so
+    sets of different sizes compare; beyond ``LOGO_POSITIONS``, only the real set's most
+    informative window is drawn (the title names it).
 
     Args:
         plt: ``matplotlib.pyplot``.

@@ -4,14 +4,11 @@ library mode's set velocity field, from its weights alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import torch
 
-from seqflow.api._config import apply_overrides, default_preset, resolve_device
+from seqflow.api._config import resolve_device
 from seqflow.checkpoint import ModelMeta
-from seqflow.config import Config, load_preset
+from seqflow.config import Config
 from seqflow.data import SequenceTable
 from seqflow.models import (
     build_set_velocity_field,
@@ -21,25 +18,9 @@ from seqflow.models import (
 )
 
 
-def check_memory(
-    cfg: Config | None,
-    table: SequenceTable,
-    *,
-    overrides: Sequence[str] = (),
-    flags: dict[str, Any] | None = None,
-    signal_channels: int | None = None,
-) -> None:
+def check_memory(cfg: Config, table: SequenceTable, *, signal_channels: int | None = None) -> None:
     """Refuse (:class:`~seqflow.errors.ConfigError`) a sequence-mode model that cannot train
-    on ``table`` in this machine's memory.
-
-    Args:
-        cfg: the run's configuration; None (no preset chosen yet) takes the default preset
-            of the table's alphabet with ``overrides`` and ``flags``, as ``fit`` will.
-        signal_channels: channels of the signal condition; None takes the table's own.
-    """
-    if cfg is None:
-        preset = load_preset(default_preset(table.alphabet))
-        cfg = apply_overrides(preset, overrides, flags, chosen=())
+    on ``table`` in this machine's memory; ``signal_channels`` None takes the table's own."""
     if signal_channels is None:
         signal_channels = table.signal.shape[-1] if table.signal is not None else 0
     raise_if_too_big(

@@ -1,32 +1,21 @@
-"""PNG plots for ``evaluate --plots DIR`` (matplotlib, an optional extra: ``seqflow[plots]``).
+"""PNG plots for ``evaluate --plots DIR`` (matplotlib, an optional extra: ``seqflow[plots]``),
+each written atomically.
 
 With labels on both sets, each plot but the logo has one panel per shared label (titled with
 the label and both set sizes); otherwise one panel for all.
 
 - ``kmer_scatter.png``: frequency of every 6-mer (or the longest k both sets reach, up to 6)
-  in the generated vs the real set, log-log; points on the diagonal match. A k-mer absent
-  from a set of N k-mers sits at the floor 0.5/N (a pseudo-count of one half; each axis label
-  states its floor). Each title gives Pearson's r of the log frequencies and the
-  Jensen-Shannon distance of the spectra (``seqflow.metrics.kmer_js``, as in the table);
+  in the generated vs the real set, log-log; points on the diagonal match, absent k-mers sit
+  at a floor (:func:`kmer_frequencies`) that each axis label states. Each title gives
+  Pearson's r of the log frequencies and the Jensen-Shannon distance of the spectra
+  (``seqflow.metrics.kmer_js``, as in the table);
 - ``gc_content.png``: GC-content histograms (nucleotide alphabets);
 - ``lengths.png``: length histograms (when lengths vary);
 - ``oracle_scores.png``: histograms of the oracle's first output (with an oracle);
-- ``logo.png``: sequence logos of the real (top) and generated (bottom) sets on one y scale in
-  bits (:mod:`seqflow.api._logo_plot`), drawn only when the sets are aligned: every sequence
-  of both sets has one length, and the real set's mean information per position (plug-in,
-  over the drawn window) is above ``LOGO_MARGIN`` (2) times the small-sample correction
-  ``(K - 1) / (2 ln 2 N)``, which is what N random sequences show by chance, and its tallest
-  column reaches ``LOGO_VISIBLE`` (5%) of the ``log2 K``-bit axis (so the logo is not
-  blank: real DHS sequences hold about 0.01 bits a position). Otherwise no logo is drawn and
-  a warning says why. Heights are ``p * IC`` with the small-sample correction, so sets of
-  different sizes compare (``seqflow.metrics.logo``). Beyond 100 positions, only the 100
-  consecutive positions where the real set holds the most information are drawn (the title
-  names them). Drawn by ``logomaker`` when it is importable (``pip install logomaker``), else
-  by matplotlib alone: each letter's outline (``TextPath``) stretched into its box by an
-  affine map and filled (``PathPatch``). Nucleotides take the classic colours (A green,
-  C blue, G orange, T/U red), other alphabets the ``tab20`` colormap.
-
-Each file is written atomically.
+- ``logo.png``: small-sample corrected sequence logos in bits of the real (top) and generated
+  (bottom) sets, at most 100 positions (:mod:`seqflow.api._logo_plot`); drawn only when the
+  sets are aligned and the real set's information is real and visible, else a warning says
+  why (:func:`~seqflow.api._logo_plot.no_logo_reason`).
 """
 
 from __future__ import annotations

@@ -136,15 +136,9 @@ def read_generated(path: str | Path, *, alphabet: str = "auto") -> SeqSet:
             raise InvalidInputError(
                 f"{path}: record {i + 1} has a non-numeric value= in its header"
             ) from None
-    has_labels = any(label is not None for label in labels)
-    has_values = any(not math.isnan(v) for v in values)
-    return SeqSet(
-        seqs,
-        labels if has_labels else None,
-        values if has_values else None,
-        table.source,
-        table.alphabet.letters,
-    )
+    known_labels = labels if any(label is not None for label in labels) else None
+    known_values = values if any(not math.isnan(v) for v in values) else None
+    return SeqSet(seqs, known_labels, known_values, table.source, table.alphabet.letters)
 
 
 def _pad(table: SequenceTable) -> int | None:

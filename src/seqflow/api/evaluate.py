@@ -1,11 +1,8 @@
 """``evaluate``: score generated sequences against real ones, with or without an oracle.
 
 Oracle-free metrics come from :mod:`seqflow.metrics`, for the whole set and per condition when
-the generated headers carry ``label=`` and the reference has labels. With an oracle, its
-embeddings and outputs give Frechet distance, conditional accuracy and MSEs
-(:mod:`seqflow.metrics.oracle`). With ``discriminator``, a classifier two-sample test on the
-whole set; with ``markov``, an order-K Markov chain per label fitted on ``train`` is sampled
-(as many sequences per label as generated) and scored the same way, as the baseline to beat.
+the generated headers carry ``label=`` and the reference has labels; an oracle's embeddings and
+outputs give Frechet distance, conditional accuracy and MSEs (:mod:`seqflow.metrics.oracle`).
 """
 
 from __future__ import annotations
@@ -68,9 +65,7 @@ class EvaluateResult:
     """Outcome of ``evaluate``.
 
     Attributes:
-        overall: oracle-free metrics of the whole generated set.
-        by_label: the same per condition (empty without labels on both sides).
-        oracle: oracle-based metrics, or None without an oracle.
+        overall, by_label, oracle: the generated set's metrics, as in :class:`SetScores`.
         generated, reference, train: the sources read.
         json_path: where the JSON report was written, or None.
         markov: the Markov baseline's metrics (with ``markov``), or None.
@@ -91,9 +86,7 @@ class EvaluateResult:
         """The whole report as JSON-ready data."""
         return {
             "generated": self.generated, "reference": self.reference, "train": self.train,
-            "overall": self.overall.to_dict(),
-            "by_label": {k: v.to_dict() for k, v in self.by_label.items()},
-            "oracle": self.oracle.to_dict() if self.oracle else None,
+            **SetScores(self.overall, self.by_label, self.oracle).to_dict(),
             "seconds": self.seconds, "plots": list(self.plots),
             "markov": self.markov.to_dict() if self.markov else None,
         }  # fmt: skip

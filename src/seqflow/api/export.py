@@ -48,7 +48,6 @@ from seqflow.io_utils import atomic_path, atomic_write
 from seqflow.models import VelocityField, resolve_arch
 from seqflow.sampling import generate
 
-FORMATS = ("torchscript", "onnx", "safetensors")
 README_SUFFIX = ".README.md"
 #: Largest velocity difference to the model an export may show (ONNX reorders float sums).
 TOLERANCE = {"torchscript": 1e-6, "onnx": 1e-4, "safetensors": 0.0}
@@ -102,7 +101,7 @@ def export(checkpoint: str | Path, *, format: str, output: str | Path) -> Export
         ExportError: the written export did not reproduce the model (nothing is written).
     """
     started = time.perf_counter()
-    if format not in FORMATS:
+    if format not in _WRITERS:
         raise InvalidInputError(
             f"--format {format}: unknown format; choose torchscript, onnx or safetensors"
         )

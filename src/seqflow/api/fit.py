@@ -12,7 +12,6 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from torch import Tensor
 from seqflow.api._config import apply_overrides, build_config, default_preset, resolve_device
 from seqflow.api._dataset import Dataset, load_dataset
 from seqflow.api._memory import check_library_memory, check_memory
-from seqflow.api.library import LibraryData, library_meta, read_library_data
+from seqflow.api.library import LibraryData, read_library_data
 from seqflow.checkpoint import ModelMeta
 from seqflow.config import Config, load_preset
 from seqflow.data import Alphabet, SequenceTable
@@ -142,30 +141,25 @@ def fit(
 
     The run folder (``out``, default ``runs/<data name>``) receives ``model.safetensors``,
     ``state.safetensors``, ``config.yaml``, ``metrics.jsonl``, ``train.fasta.gz`` (the
-    training split) and ``checkpoints/`` (the last ``train.keep_checkpoints`` checkpoints).
-    With ``resume`` (True for the run in ``out``, or the run folder itself) the run continues
-    from its saved state (only ``train.*`` and ``sample.*`` settings may change; a changed
-    ``train.lr``, schedule or cadence applies from the resumed step on); ``data`` may then be
-    left out: the run remembers its data file, and refuses it when it changed since (its size
-    or the hash of its ends differ) unless ``allow_changed_data``. The keyword arguments that mirror
-    config keys (``steps`` is ``train.steps``, ``value_col`` is ``data.value_col``, ...)
-    override the preset when not None.
+    training split) and ``checkpoints/`` (the last ``train.keep_checkpoints``). The keywords
+    that mirror config keys (``steps`` is ``train.steps``, ``value_col`` is ``data.value_col``,
+    ...) override the preset when not None; ``time_budget`` (not with ``steps``) sets
+    ``train.steps`` to fit that wall time, counted from this call (:mod:`seqflow.run.budget`).
+    A run without validation sequences is a warning.
 
-    A named ``preset`` made for another alphabet than the data's (``dna`` on protein) is a
-    warning naming the right one, or with ``strict`` a :class:`ConfigError`; a run without
-    validation sequences is a warning.
-
-    Progress: ``on_progress`` receives a :class:`~seqflow.training.Progress` report every
-    ``train.log_every`` steps, ``on_step`` the step number after every step. Without
-    ``on_progress`` the reports are logged at INFO on the ``seqflow`` logger; see them with
-    ``logging.basicConfig(level=logging.INFO)``.
-
-    With ``handle_signals`` (and on the main thread), SIGTERM, SIGINT, SIGHUP and SIGUSR1
-    stop training after the current step with a checkpoint and raise
-    :class:`~seqflow.training.TrainingStopped` (its ``exit_code`` is 128 + the signal number).
-
-    ``time_budget`` (``train.time_budget``, e.g. ``"20m"``) chooses ``train.steps`` to fit that
-    wall time, counted from this call (:mod:`seqflow.run.budget`); it excludes ``steps``.
+    Args:
+        resume: True for the run in ``out``, or the run folder itself: continue from its saved
+            state (only ``train.*`` and ``sample.*`` may change, from the resumed step on).
+            ``data`` may then be left out: the run remembers its file, and refuses it when it
+            changed since, unless ``allow_changed_data``.
+        strict: a named ``preset`` made for another alphabet than the data's (``dna`` on
+            protein) is a :class:`ConfigError` instead of a warning naming the right one.
+        on_progress: receives a :class:`~seqflow.training.Progress` every
+            ``train.log_every`` steps (default: logged at INFO on the ``seqflow`` logger);
+            ``on_step`` the step number after every step; ``on_start`` the :class:`FitPlan`.
+        handle_signals: on the main thread, SIGTERM, SIGINT, SIGHUP and SIGUSR1 stop training
+            after the current step with a checkpoint and raise
+            :class:`~seqflow.training.TrainingStopped` (``exit_code`` 128 + signal number).
     """
     begun = time.perf_counter()
     flags = config_flags("fit", locals())
@@ -199,6 +193,13 @@ def fit(
     # Without a preset the data are read with the command line's settings, then the preset
     # follows their alphabet: the default presets set no data.*, library.*, mode or seed keys.
     reading = cfg if cfg is not None else apply_overrides(Config(), overrides, flags, chosen=())
+
+    def settled(alphabet: Alphabet) -> Config:
+        """``cfg``, or (none named) the default preset of ``alphabet`` with the command line's."""
+        if cfg is not None:
+            return cfg
+        return apply_overrides(load_preset(default_preset(alphabet)), overrides, flags, chosen=())
+
     check_budget(reading, flags, overrides, saved=saved_meta.config if saved_meta else None)
     if reading.mode == "library":
         libs = read_library_data(data, reading)
@@ -208,7 +209,7 @@ def fit(
             data, reading.data, seed=reading.train.seed,
             value=saved_meta.value if saved_meta else None,
             signal=saved_meta.signal if saved_meta else None,
-            check=partial(check_memory, cfg, overrides=overrides, flags=flags),
+            check=lambda table: check_memory(settled(table.alphabet), table),
         )  # fmt: skip
         if saved_meta is not None:
             check_same_data(saved_meta, ds.table, data)
@@ -221,7 +222,7 @@ def fit(
     check_preset_family(preset, data_alphabet, strict)
     if cfg is None:
         preset_name = default_preset(data_alphabet)
-        cfg = apply_overrides(load_preset(preset_name), overrides, flags, chosen=())
+        cfg = settled(data_alphabet)
     setup = _library_mode(cfg, libs) if reading.mode == "library" else _sequence_mode(cfg, ds)
     return _train(
         cfg, setup, run_dir, data_source(data), saved_state, preset_name,
@@ -304,7 +305,11 @@ def _sequence_mode(cfg: Config, ds: Dataset) -> _Mode:
         )
     check_memory(cfg, table, signal_channels=ds.signal.channels if ds.signal else 0)
     return _Mode(
-        meta=_meta(cfg, ds),
+        meta=ModelMeta(
+            config=cfg, alphabet=table.alphabet.to_dict(), labels=table.label_names,
+            length=table.length, step=0, variable_length=table.variable, value=ds.value,
+            signal=ds.signal,
+        ),
         model=build_velocity_field,
         task=lambda flow, shard, dev: SequenceTask(
             flow, cfg.train, ds.train, ds.valid, device=dev, shard=shard,
@@ -325,7 +330,10 @@ def _library_mode(cfg: Config, libs: LibraryData) -> _Mode:
     field and :class:`LibraryTask` (see :mod:`seqflow.api.library`)."""
     table = libs.source.table
     sizes = [len(lib) for lib in libs.train.libraries]
-    meta = library_meta(cfg, libs, step=0)
+    meta = ModelMeta(
+        config=cfg, alphabet=table.alphabet.to_dict(), labels=libs.train.label_names,
+        length=table.length, step=0, variable_length=table.variable,
+    )  # fmt: skip
     check_library_memory(meta)
     summary = table.report.summary()
     return _Mode(
@@ -415,12 +423,3 @@ def _stem(data: str | Path) -> str:
     for suffix in (".gz", ".fasta", ".fa", ".fna", ".fas", ".csv", ".tsv", ".txt"):
         name = name.removesuffix(suffix)
     return name if name not in ("", "-") else "stdin"
-
-
-def _meta(cfg: Config, ds: Dataset) -> ModelMeta:
-    table = ds.table
-    return ModelMeta(
-        config=cfg, alphabet=table.alphabet.to_dict(), labels=table.label_names,
-        length=table.length, step=0, variable_length=table.variable, value=ds.value,
-        signal=ds.signal,
-    )  # fmt: skip

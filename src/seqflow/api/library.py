@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from seqflow.api._conditions import label_index
+from seqflow.api._conditions import condition, label_index
 from seqflow.api._config import resolve_device
 from seqflow.api._sets import decode_tokens, read_set, write_rows
-from seqflow.checkpoint import ModelMeta, load_library_model
+from seqflow.checkpoint import load_library_model
 from seqflow.config import Config, check_seed
 from seqflow.data import (
     TABLE_FORMATS,
@@ -36,7 +36,6 @@ from seqflow.data import (
 from seqflow.errors import InvalidInputError
 from seqflow.io_utils import open_output
 from seqflow.metrics import LibraryReport, evaluate_libraries
-from seqflow.models import Condition
 from seqflow.sampling import generate
 from seqflow.training import LibrarySet
 
@@ -90,15 +89,6 @@ def read_library_data(data: str | Path, cfg: Config) -> LibraryData:
     )
 
 
-def library_meta(cfg: Config, data: LibraryData, *, step: int) -> ModelMeta:
-    """Checkpoint metadata of a library-mode run (labels are the libraries' labels)."""
-    table = data.source.table
-    return ModelMeta(
-        config=cfg, alphabet=table.alphabet.to_dict(), labels=data.train.label_names,
-        length=table.length, step=step, variable_length=table.variable,
-    )  # fmt: skip
-
-
 @dataclass(frozen=True)
 class LibrarySampleResult:
     """Outcome of :func:`sample_libraries`.
@@ -148,19 +138,18 @@ def sample_libraries(
     if size < 1:
         raise InvalidInputError(f"--size {size}: must be at least 1")
     index = label_index(meta, label)
-    cond = Condition(labels=torch.tensor([index])) if index is not None else None
+    cond = condition(index, None, None)
     tokens = torch.cat(list(generate(
         model, n=libraries, size=size, length=meta.length, vocab=meta.vocab, cond=cond,
         guidance=guidance, steps=steps or cfg.sample.steps, solver=cfg.sample.solver,
         geometry=meta.geometry, target=cfg.flow.target, batch_size=LIBRARY_BATCH, seed=seed,
         device=dev,
     )))  # fmt: skip
-    alphabet = Alphabet.from_dict(meta.alphabet)
-    width = len(str(libraries))
-    result: dict[str, list[str]] = {}
-    for i in range(libraries):
-        name = f"library_{i + 1:0{max(3, width)}d}"
-        result[name] = decode_tokens(alphabet, tokens[i], meta.pad)
+    alphabet, width = Alphabet.from_dict(meta.alphabet), max(3, len(str(libraries)))
+    result = {
+        f"library_{i + 1:0{width}d}": decode_tokens(alphabet, tokens[i], meta.pad)
+        for i in range(libraries)
+    }
     outputs = _write_libraries(result, output, out_dir, label=label, guidance=guidance)
     return LibrarySampleResult(result, outputs, label, guidance)
 

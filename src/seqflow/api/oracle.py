@@ -21,8 +21,7 @@ ORACLE_KINDS = ("auto", "classifier", "regressor")
 
 @dataclass(frozen=True)
 class _Rows:
-    """The rows of a table that the oracle trains on (what :func:`seqflow.oracle.fit_oracle`
-    reads)."""
+    """The table rows the oracle trains on (a :class:`seqflow.oracle.TokenTable`)."""
 
     tokens: Tensor
     alphabet: Alphabet

@@ -10,7 +10,6 @@ appears once, in file order) and its start is marked by a dotted vertical line.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +22,14 @@ from seqflow.run.files import METRICS_FILE
 LOSS_FILE = "loss.png"
 
 
-@dataclass(frozen=True)
-class LossCurves:
-    """The loss records of a run, split into sessions at each resume.
-
-    Attributes:
-        sessions: per session, the arrays ``(step, loss, valid_step, valid_loss)``; records
-            without a training loss (all steps skipped) are left out of ``loss``.
-    """
-
-    sessions: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
-
-    @property
-    def resumes(self) -> list[int]:
-        """The first step recorded by each session after the first."""
-        return [int(s[0][0] if s[0].size else s[2][0]) for s in self.sessions[1:]]
+Session = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""The arrays ``(step, loss, valid_step, valid_loss)`` of one session; records without a
+training loss (all steps skipped) are left out of ``loss``."""
 
 
-def read_loss_curves(path: str | Path) -> LossCurves:
-    """The losses of a ``metrics.jsonl`` file (one JSON record a line, each with ``step``).
+def read_loss_curves(path: str | Path) -> list[Session]:
+    """The losses of a ``metrics.jsonl`` file (one JSON record a line, each with ``step``), split
+    into sessions at each resume.
 
     Raises:
         InvalidInputError: the file is missing, empty, or a line is not a record with a step.
@@ -71,14 +59,13 @@ def read_loss_curves(path: str | Path) -> LossCurves:
         steps, values = zip(*kept, strict=True) if kept else ((), ())
         return np.asarray(steps, dtype=int), np.asarray(values, dtype=float)
 
-    return LossCurves([(*arrays(s, "loss"), *arrays(s, "valid_loss")) for s in records])
+    return [(*arrays(s, "loss"), *arrays(s, "valid_loss")) for s in records]
 
 
 def plot_run(run: str | Path, *, output: str | Path | None = None) -> Path:
     """Draw the training and validation loss of run folder ``run`` against the step.
 
     Args:
-        run: a run folder (holding ``metrics.jsonl``).
         output: the PNG to write; default ``RUN/loss.png``.
 
     Returns:
@@ -88,17 +75,17 @@ def plot_run(run: str | Path, *, output: str | Path | None = None) -> Path:
         InvalidInputError: no metrics in ``run``, or matplotlib is missing.
     """
     run = Path(run)
-    curves = read_loss_curves(run / METRICS_FILE)
+    sessions = read_loss_curves(run / METRICS_FILE)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (step, loss, valid_step, valid_loss) in enumerate(curves.sessions):
-        first = i == 0
-        ax.plot(step, loss, color="C0", lw=1.2, label="training loss" if first else None)
+    for i, (step, loss, valid_step, valid_loss) in enumerate(sessions):
+        ax.plot(step, loss, color="C0", lw=1.2, label=None if i else "training loss")
         ax.plot(valid_step, valid_loss, "o-", color="C1", ms=3, lw=1.2,
-                label="validation loss" if first else None)  # fmt: skip
-    for j, start in enumerate(curves.resumes):
-        ax.axvline(start, color="0.5", ls=":", lw=1, label="resumed" if j == 0 else None)
-    values = np.concatenate([np.concatenate([s[1], s[3]]) for s in curves.sessions])
+                label=None if i else "validation loss")  # fmt: skip
+        if i:  # a resume: the session's first step
+            start = step[0] if step.size else valid_step[0]
+            ax.axvline(start, color="0.5", ls=":", lw=1, label="resumed" if i == 1 else None)
+    values = np.concatenate([np.concatenate([s[1], s[3]]) for s in sessions])
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
         ax.set_yscale("log")
     ax.set(xlabel="step", ylabel="loss", title=f"{run.resolve().name}: loss against step")

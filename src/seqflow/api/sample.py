@@ -142,8 +142,12 @@ def sample(
     model, meta = load_model(checkpoint, device=dev)
     index = label_index(meta, label)
     cond_value = standardised_value(meta, value)
-    cond_signal = _signal(meta, signal) if signal is not None else None
-    if cond_signal is not None:
+    cond_signal = None
+    if signal is not None:
+        if meta.signal is None:
+            raise InvalidInputError(f"--signal {signal}: this model was trained without a signal")
+        raw = read_signal(signal, length=meta.length, channels=meta.signal.channels)
+        cond_signal = meta.signal.apply(raw)  # standardised, (rows, length, channels)
         rows = int(cond_signal.shape[0])
         if n is not None and n != rows:
             raise InvalidInputError(
@@ -292,11 +296,3 @@ def _scorer(
         return [float(y) for y in model.predict(seqs)[:, column]]
 
     return scorer
-
-
-def _signal(meta: ModelMeta, path: str | Path) -> Tensor:
-    """Standardised signal rows ``(rows, length, channels)`` from ``path``."""
-    if meta.signal is None:
-        raise InvalidInputError(f"--signal {path}: this model was trained without a signal")
-    signal = read_signal(path, length=meta.length, channels=meta.signal.channels)
-    return meta.signal.apply(signal)

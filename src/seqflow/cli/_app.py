@@ -121,29 +121,20 @@ def use_threads(threads: int | None) -> None:
     )  # fmt: skip
 
 
+_MAIN = {
+    "version": _in(None, "Show version.", "--version", callback=_version, is_eager=True),
+    "quiet": _in(None, "Print errors only (no progress, no warnings); before the command, e.g. "
+                 "seqflow -q fit DATA.", "--quiet", "-q"),
+    "verbose": _in(None, "Print debug messages as well (e.g. the torch threads in use); before "
+                   "the command.", "--verbose", "-v"),
+}  # fmt: skip
+
+
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
-    ] = False,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="Print errors only (no progress, no warnings); before the "
-            "command, e.g. seqflow -q fit DATA.",
-        ),
-    ] = False,
-    verbose: Annotated[
-        bool,
-        typer.Option(
-            "--verbose",
-            "-v",
-            help="Print debug messages as well (e.g. the torch threads in "
-            "use); before the command.",
-        ),
-    ] = False,
+    version: Annotated[bool, _MAIN["version"]] = False,
+    quiet: Annotated[bool, _MAIN["quiet"]] = False,
+    verbose: Annotated[bool, _MAIN["verbose"]] = False,
 ) -> None:
     """Train and sample Fisher-Flow generative models of DNA, RNA and protein sequences."""
     if quiet and verbose:

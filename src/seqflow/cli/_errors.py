@@ -81,10 +81,8 @@ def _unwinding_on_signals() -> Iterator[None]:
 def os_boundary() -> Iterator[None]:
     """Run a command with standard output guarded and SIGTERM/SIGHUP unwinding; standard
     output is flushed before the block ends, so its errors surface here (as an
-    :class:`~seqflow.errors.OutputError`) and not at interpreter exit. A broken pipe on standard
-    output exits quietly with :data:`BROKEN_PIPE_EXIT`, standard output pointed at
-    ``os.devnull`` so that the exit's own flush cannot fail again (Python's advice for
-    SIGPIPE)."""
+    :class:`~seqflow.errors.OutputError`), not at interpreter exit. After a broken pipe it
+    points at ``os.devnull``, so that the exit's own flush cannot fail again."""
     real = sys.stdout
     sys.stdout = _Stdout(real)  # type: ignore[assignment]
     try:

@@ -1,19 +1,27 @@
 """``--help`` in click's words under any Typer: option types as ``TEXT``/``INTEGER``, usage
-lines with ``NAME``, prose paragraphs wrapped to the terminal and examples kept line by line."""
+lines with ``NAME``, prose paragraphs wrapped to the terminal and examples kept line by line.
+Usage errors (an unknown option, a missing argument, a bad choice) print as one line on stderr
+with exit code 2, like every other user mistake, instead of Typer's boxed usage text."""
 
 from __future__ import annotations
 
 import inspect
 import re
+import sys
 import typing
 from typing import Any
 
 import typer
 import typer.core
-
-from seqflow.cli._usage import OneLineUsage
+from rich.console import Console
+from rich.markup import escape
 
 _TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "FLOAT"}
+_err = Console(stderr=True, highlight=False)
+# click's exception classes, found from a public one: recent Typer vendors its own click
+_CLICK = {c.__name__: c for c in typer.BadParameter.__mro__}
+UsageError: type[Exception] = _CLICK["UsageError"]
+ClickException: type[Exception] = _CLICK["ClickException"]
 
 
 class _ClickWords:
@@ -68,13 +76,39 @@ class _Command(_ClickWords, typer.core.TyperCommand):
             self.help = _laid_out(self.help)
 
 
-class _Group(_ClickWords, OneLineUsage):
-    pass
+class _Group(_ClickWords, typer.core.TyperGroup):
+    """A command group whose ``main`` prints a usage error as ``error: <command>: <problem>
+    (see <command> -h)``; help, ``--version`` and commands run as usual."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare ``seqflow``: the help
+                e.show()  # type: ignore[attr-defined]
+                sys.exit(getattr(e, "exit_code", 2))
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "seqflow"
+            problem = " ".join(e.format_message().split())  # type: ignore[attr-defined]
+            _fail(f"{where}: {problem} (see {where} -h)", e)
+        except ClickException as e:
+            _fail(" ".join(e.format_message().split()), e)  # type: ignore[attr-defined]
+        except typer.Abort:
+            _err.print("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, error: Exception) -> None:
+    _err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(getattr(error, "exit_code", 2))
 
 
 class Typer(typer.Typer):
     """A Typer app whose commands and groups write help in click's words (:class:`_ClickWords`)
-    and, run as the program, print a usage error as one line (:class:`OneLineUsage`)."""
+    and, run as the program, print a usage error as one line (:class:`_Group`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cls=_Group, **kwargs)

@@ -11,12 +11,11 @@ from rich.table import Table
 
 from seqflow import api
 from seqflow.api.evaluate import SetScores
-from seqflow.cli._app import _user_errors, app, err, option, use_threads
+from seqflow.cli._app import _in, _user_errors, app, err, option, use_threads
 from seqflow.errors import InvalidInputError
-from seqflow.options import THREADS
+from seqflow.options import LIBRARY, THREADS
 
-PANEL_REAL = "Real data"
-PANEL_ORACLE = "Oracle"
+REAL, ORACLE = "Real data", "Oracle"
 
 
 def _fmt(x: Any) -> str:
@@ -116,154 +115,74 @@ def _show(table: Table, report: dict[str, Any], fmt: str, json_out: str | None) 
         typer.echo(text)
 
 
+_OPTIONS = {
+    "reference": _in(REAL, "Real sequences to compare with (any format).", "--reference", "-r"),
+    "train": _in(REAL, "Training sequences: novelty and memorisation."),
+    "label_col": _in(REAL, "Label column of the real CSV/TSV: per-condition metrics against the "
+                     "generated headers' label=."),
+    "split_col": _in(REAL, "Split column of the real CSV/TSV."),
+    "reference_split": _in(REAL, "Use only this split (train/valid/test) as the reference."),
+    "train_split": _in(REAL, "Use only this split of --train."),
+    "alphabet": _in(None, "dna, rna, protein, auto or letters."),
+    "oracle": _in(ORACLE, "Built-in oracle (.safetensors from `seqflow oracle fit`) or a "
+                  "TorchScript file (runs code from the file: trusted files only)."),
+    "oracle_length": _in(ORACLE, "TorchScript: input length (shorter sequences are padded)."),
+    "oracle_layout": _in(ORACLE, "TorchScript: one-hot layout NLC (batch, length, 4) or NCL."),
+    "oracle_pad_value": _in(ORACLE, "TorchScript: value of padded positions (Sei: 0.25)."),
+    "oracle_columns": _in(ORACLE, "TorchScript: output columns to use, e.g. 0,5,7."),
+    "oracle_names": _in(ORACLE, "TorchScript: file with one name per output column."),
+    "oracle_select": _in(ORACLE, "TorchScript: use (and average) the columns whose name contains "
+                         "this, e.g. H3K4me3."),
+    "json_out": _in(None, "Write the full report as JSON here (.gz: gzip; -: stdout, the table "
+                    "then goes to stderr).", "--json"),
+    "fmt": _in(None, "How the report prints on stdout: table, tsv (metric and one column per set, "
+               "for cut/awk) or json.", "--format"),
+    "plots": _in(None, "Folder for PNG plots (k-mer scatter, GC, lengths, oracle scores, one panel "
+                 "per label; a logo for aligned sets); needs matplotlib: pip install "
+                 "'seqflow\\[plots]'."),
+    "seed": _in(None, "Seed of the subsamples, discriminators and Markov baseline."),
+    "discriminator": _in(None, "Classifier two-sample test: cross-validated AUROC of a k-mer "
+                         "logistic regression and of a small CNN told to separate generated from "
+                         "real (0.5 = indistinguishable); about 15 CPU-seconds per 1,000 sequences "
+                         "of 200 bp.", "--discriminator"),
+    "markov": _in(None, "Baseline: fit an order-K Markov chain per label (--label-col) on --train, "
+                  "sample as many sequences per label as generated, and report its metrics beside "
+                  "the model's (columns markovK).", metavar="K", show_default=False),
+    "set_col": _in(LIBRARY, "Compare libraries, not sequences: the CSV/TSV column naming each "
+                   "record's library (FASTA: library=NAME in the headers, as sample --libraries "
+                   "writes; or folders of one FASTA per library). Reports 1-NNA (0.5 = "
+                   "indistinguishable) under OT and Chamfer set distances and within-library "
+                   "diversity."),
+}  # fmt: skip
+"""The options of ``evaluate``, by parameter name."""
+
+
 @app.command()
 @_user_errors
 def evaluate(
     generated: Annotated[str, typer.Argument(help="Generated FASTA (e.g. from seqflow sample).")],
-    reference: Annotated[
-        str,
-        typer.Option(
-            "--reference",
-            "-r",
-            help="Real sequences to compare with (any format).",
-            rich_help_panel=PANEL_REAL,
-        ),
-    ],
-    train: Annotated[
-        str | None,
-        typer.Option(
-            help="Training sequences: novelty and memorisation.", rich_help_panel=PANEL_REAL
-        ),
-    ] = None,
-    label_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Label column of the real CSV/TSV: per-condition metrics "
-            "against the generated headers' label=.",
-            rich_help_panel=PANEL_REAL,
-        ),
-    ] = None,
-    split_col: Annotated[
-        str | None,
-        typer.Option(help="Split column of the real CSV/TSV.", rich_help_panel=PANEL_REAL),
-    ] = None,
-    reference_split: Annotated[
-        str | None,
-        typer.Option(
-            help="Use only this split (train/valid/test) as the reference.",
-            rich_help_panel=PANEL_REAL,
-        ),
-    ] = None,
-    train_split: Annotated[
-        str | None, typer.Option(help="Use only this split of --train.", rich_help_panel=PANEL_REAL)
-    ] = None,
-    alphabet: Annotated[str, typer.Option(help="dna, rna, protein, auto or letters.")] = "auto",
-    oracle: Annotated[
-        str | None,
-        typer.Option(
-            help="Built-in oracle (.safetensors from `seqflow oracle fit`) "
-            "or a TorchScript file (runs code from the file: trusted files "
-            "only).",
-            rich_help_panel=PANEL_ORACLE,
-        ),
-    ] = None,
-    oracle_length: Annotated[
-        int | None,
-        typer.Option(
-            help="TorchScript: input length (shorter sequences are padded).",
-            rich_help_panel=PANEL_ORACLE,
-        ),
-    ] = None,
-    oracle_layout: Annotated[
-        str,
-        typer.Option(
-            help="TorchScript: one-hot layout NLC (batch, length, 4) or NCL.",
-            rich_help_panel=PANEL_ORACLE,
-        ),
-    ] = "NLC",
-    oracle_pad_value: Annotated[
-        float,
-        typer.Option(
-            help="TorchScript: value of padded positions (Sei: 0.25).", rich_help_panel=PANEL_ORACLE
-        ),
-    ] = 0.25,
-    oracle_columns: Annotated[
-        str | None,
-        typer.Option(
-            help="TorchScript: output columns to use, e.g. 0,5,7.", rich_help_panel=PANEL_ORACLE
-        ),
-    ] = None,
-    oracle_names: Annotated[
-        str | None,
-        typer.Option(
-            help="TorchScript: file with one name per output column.", rich_help_panel=PANEL_ORACLE
-        ),
-    ] = None,
-    oracle_select: Annotated[
-        str | None,
-        typer.Option(
-            help="TorchScript: use (and average) the columns whose name "
-            "contains this, e.g. H3K4me3.",
-            rich_help_panel=PANEL_ORACLE,
-        ),
-    ] = None,
-    json_out: Annotated[
-        str | None,
-        typer.Option(
-            "--json",
-            help="Write the full report as JSON here (.gz: gzip; -: stdout, the table "
-            "then goes to stderr).",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="How the report prints on stdout: table, tsv (metric and one "
-            "column per set, for cut/awk) or json.",
-        ),
-    ] = "table",
-    plots: Annotated[
-        str | None,
-        typer.Option(
-            help="Folder for PNG plots (k-mer scatter, GC, lengths, oracle "
-            "scores, one panel per label; a logo for aligned sets); needs matplotlib: "
-            "pip install 'seqflow\\[plots]'."
-        ),
-    ] = None,
-    seed: Annotated[
-        int, typer.Option(help="Seed of the subsamples, discriminators and Markov baseline.")
-    ] = 0,
-    discriminator: Annotated[
-        bool,
-        typer.Option(
-            "--discriminator",
-            help="Classifier two-sample test: cross-validated AUROC of a k-mer logistic "
-            "regression and of a small CNN told to separate generated from real (0.5 = "
-            "indistinguishable); about 15 CPU-seconds per 1,000 sequences of 200 bp.",
-        ),
-    ] = False,
-    markov: Annotated[
-        int | None,
-        typer.Option(
-            metavar="K",
-            help="Baseline: fit an order-K Markov chain per label (--label-col) on --train, "
-            "sample as many sequences per label as generated, and report its metrics beside "
-            "the model's (columns markovK).",
-            show_default=False,
-        ),
-    ] = None,
+    reference: Annotated[str, _OPTIONS["reference"]],
+    train: Annotated[str | None, _OPTIONS["train"]] = None,
+    label_col: Annotated[str | None, _OPTIONS["label_col"]] = None,
+    split_col: Annotated[str | None, _OPTIONS["split_col"]] = None,
+    reference_split: Annotated[str | None, _OPTIONS["reference_split"]] = None,
+    train_split: Annotated[str | None, _OPTIONS["train_split"]] = None,
+    alphabet: Annotated[str, _OPTIONS["alphabet"]] = "auto",
+    oracle: Annotated[str | None, _OPTIONS["oracle"]] = None,
+    oracle_length: Annotated[int | None, _OPTIONS["oracle_length"]] = None,
+    oracle_layout: Annotated[str, _OPTIONS["oracle_layout"]] = "NLC",
+    oracle_pad_value: Annotated[float, _OPTIONS["oracle_pad_value"]] = 0.25,
+    oracle_columns: Annotated[str | None, _OPTIONS["oracle_columns"]] = None,
+    oracle_names: Annotated[str | None, _OPTIONS["oracle_names"]] = None,
+    oracle_select: Annotated[str | None, _OPTIONS["oracle_select"]] = None,
+    json_out: Annotated[str | None, _OPTIONS["json_out"]] = None,
+    fmt: Annotated[str, _OPTIONS["fmt"]] = "table",
+    plots: Annotated[str | None, _OPTIONS["plots"]] = None,
+    seed: Annotated[int, _OPTIONS["seed"]] = 0,
+    discriminator: Annotated[bool, _OPTIONS["discriminator"]] = False,
+    markov: Annotated[int | None, _OPTIONS["markov"]] = None,
     threads: Annotated[int | None, option(THREADS)] = None,
-    set_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Compare libraries, not sequences: the CSV/TSV column naming each record's "
-            "library (FASTA: library=NAME in the headers, as sample --libraries writes; or "
-            "folders of one FASTA per library). Reports 1-NNA (0.5 = indistinguishable) "
-            "under OT and Chamfer set distances and within-library diversity.",
-            rich_help_panel="Library mode",
-        ),
-    ] = None,
+    set_col: Annotated[str | None, _OPTIONS["set_col"]] = None,
 ) -> None:
     """Score generated sequences against real ones (k-mers, GC, diversity, novelty, oracle).
 
@@ -289,15 +208,12 @@ def evaluate(
         raise InvalidInputError(f"--format {fmt}: choose table, tsv or json")
     use_threads(threads)
     if set_col is not None:
-        if reference is None:
-            raise InvalidInputError("--set-col needs the real libraries: -r/--reference")
         report = api.evaluate_library_sets(
             generated, reference, set_col=set_col, seed=seed, json_out=json_out
         )
         table = Table("metric", "value")
         for name, value in report.rows():
-            table.add_row(name, value if isinstance(value, str) else
-                          ("-" if value is None else f"{value:.4g}"))  # fmt: skip
+            table.add_row(name, _fmt(value))
         _show(table, report.to_dict(), fmt, json_out)
         if json_out and json_out != "-":
             err.print(f"[green]wrote[/] {json_out}", soft_wrap=True)

@@ -7,22 +7,20 @@ from typing import Annotated
 import typer
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err
+from seqflow.cli._app import _in, _user_errors, app, err
+
+_OPTIONS = {
+    "format": _in(None, "torchscript, onnx or safetensors.", "--format", "-f", show_default=False),
+    "output": _in(None, "File to write; PATH.README.md goes beside it.", "--output", "-o"),
+}
 
 
 @app.command()
 @_user_errors
 def export(
     checkpoint: Annotated[str, typer.Argument(help="Run folder or model .safetensors file.")],
-    format: Annotated[
-        str,
-        typer.Option(
-            "--format", "-f", help="torchscript, onnx or safetensors.", show_default=False
-        ),
-    ],
-    output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write; PATH.README.md goes beside it.")
-    ],
+    format: Annotated[str, _OPTIONS["format"]],
+    output: Annotated[str, _OPTIONS["output"]],
 ) -> None:
     """Export a trained run's EMA model for use outside seqflow training.
 

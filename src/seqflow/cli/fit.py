@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -52,15 +51,18 @@ class _EtaColumn(ProgressColumn):
 
 class _FitView:
     """Renders engine callbacks: a live bar on a terminal (moved every step), plain log lines
-    with the ETA otherwise (every ``train.log_every`` steps)."""
+    with the ETA otherwise (every ``train.log_every`` steps); hands the scalars to ``--log``'s
+    ``scalars`` too."""
 
-    def __init__(self) -> None:
-        self.live = err.is_terminal
+    def __init__(self, scalars: ScalarLog | None) -> None:
+        self.scalars = scalars
         self.bar: Progress | None = None
         self.task: Any = None
         self.valid: float | None = None
 
     def start(self, plan: api.FitPlan) -> None:
+        if self.scalars is not None:
+            self.scalars.start(plan.run_dir)
         conditions = []
         if plan.labels:
             conditions.append(f"{len(plan.labels)} labels")
@@ -83,7 +85,7 @@ class _FitView:
             f"run folder {plan.run_dir}",
             soft_wrap=True,
         )
-        if self.live:
+        if err.is_terminal:
             self.bar = Progress(
                 TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("valid {task.fields[valid]}"),
@@ -101,6 +103,8 @@ class _FitView:
             self.bar.update(self.task, completed=step)
 
     def progress(self, p: TrainProgress) -> None:
+        if self.scalars is not None:
+            self.scalars(p)
         if p.valid_loss is not None:
             self.valid = p.valid_loss
         loss = f"{p.loss:.4g}" if p.loss is not None else "-"
@@ -125,27 +129,14 @@ class _FitView:
         if self.bar is not None:
             self.bar.stop()
             self.bar = None
-
-
-def _logged(
-    view: _FitView, scalars: ScalarLog | None
-) -> tuple[Callable[[api.FitPlan], None], Callable[[TrainProgress], None]]:
-    """The start and progress callbacks of ``fit``: the view's, and ``--log``'s if given."""
-    if scalars is None:
-        return view.start, view.progress
-
-    def start(plan: api.FitPlan) -> None:
-        scalars.start(plan.run_dir)
-        view.start(plan)
-
-    def progress(p: TrainProgress) -> None:
-        scalars(p)
-        view.progress(p)
-
-    return start, progress
+        if self.scalars is not None:
+            self.scalars.close()
 
 
 _OPTIONS = {
+    "data": typer.Argument(help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input. "
+                           "Optional with --resume (the run remembers its file).",
+                           show_default=False),
     "preset": _in(None, "Preset name (see `seqflow presets`); default: dna for DNA/RNA, protein "
                   "otherwise."),
     "config": _in(None, "YAML config file (same sections as a preset).", "--config"),
@@ -162,21 +153,17 @@ _OPTIONS = {
     "log": _in(None, "Also log the scalars of metrics.jsonl to RUN/tensorboard/ (tensorboard; "
                "needs pip install 'seqflow\\[tensorboard]') or RUN/metrics.csv (csv).", "--log",
                metavar="tensorboard|csv"),
+    "strict": _in(None, "Stop when --preset is made for another alphabet than the data's "
+                  "(otherwise a warning).", "--strict"),
 }  # fmt: skip
-"""The options of ``fit`` that set no config key (the others: :data:`seqflow.options.FLAGS`)."""
+"""The argument and the options of ``fit`` that set no config key (the others:
+:data:`seqflow.options.FLAGS`)."""
 
 
 @app.command(epilog=_preset_help())
 @_user_errors
 def fit(
-    data: Annotated[
-        str | None,
-        typer.Argument(
-            help="FASTA, FASTQ, CSV or TSV (plain or .gz); - reads standard input. "
-            "Optional with --resume (the run remembers its file).",
-            show_default=False,
-        ),
-    ] = None,
+    data: Annotated[str | None, _OPTIONS["data"]] = None,
     preset: Annotated[str | None, _OPTIONS["preset"]] = None,
     config: Annotated[str | None, _OPTIONS["config"]] = None,
     overrides: Annotated[list[str] | None, _OPTIONS["overrides"]] = None,
@@ -207,14 +194,7 @@ def fit(
     cache: Annotated[str | None, option("data.cache")] = None,
     num_workers: Annotated[int | None, option("data.num_workers")] = None,
     threads: Annotated[int | None, option(THREADS)] = None,
-    strict: Annotated[
-        bool,
-        typer.Option(
-            "--strict",
-            help="Stop when --preset is made for another alphabet than the data's "
-            "(otherwise a warning).",
-        ),
-    ] = False,
+    strict: Annotated[bool, _OPTIONS["strict"]] = False,
 ) -> None:
     """Train a model on DATA and write a run folder (checkpoint, config, metrics.jsonl).
 
@@ -239,15 +219,13 @@ def fit(
     """
     given = locals()
     use_threads(threads)
-    view = _FitView()
-    scalars = ScalarLog(log) if log is not None else None
-    on_start, on_progress = _logged(view, scalars)
+    view = _FitView(ScalarLog(log) if log is not None else None)
     try:
         result = api.fit(
             data, preset=preset, config_file=config, overrides=overrides or [], out=out,
             resume=resume if resume is not None else False,
             allow_changed_data=allow_changed_data, **flag_keywords("fit", given),
-            strict=strict, on_start=on_start, on_progress=on_progress, on_step=view.step,
+            strict=strict, on_start=view.start, on_progress=view.progress, on_step=view.step,
         )  # fmt: skip
     except TrainingStopped as stop:
         view.stop()
@@ -264,8 +242,6 @@ def fit(
         raise typer.Exit(130) from None
     finally:
         view.stop()
-        if scalars is not None:
-            scalars.close()
     if not shard_from_env().main:  # under torchrun, rank 0 speaks for the run
         return
     loss = f"{result.loss:.4g}" if result.loss is not None else "-"
@@ -284,13 +260,8 @@ def presets() -> None:
     """List the presets: which hardware each is for and what it trains."""
     table = Table("preset", "for", "model", "steps", "batch", "description")
     for name, cfg in list_presets().items():
-        m = cfg.model
-        table.add_row(
-            name,
-            cfg.hardware.upper(),
-            f"{m.arch} {m.hidden}x{m.depth}",
-            str(cfg.train.steps),
-            str(cfg.train.batch_size),
-            cfg.description,
-        )
+        m, t = cfg.model, cfg.train
+        model = f"{m.arch} {m.hidden}x{m.depth}"
+        table.add_row(name, cfg.hardware.upper(), model, str(t.steps), str(t.batch_size),
+                      cfg.description)  # fmt: skip
     Console().print(table)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err, option, use_threads
+from seqflow.cli._app import _in, _user_errors, app, err, option, use_threads
 from seqflow.cli._help import Typer
 from seqflow.options import THREADS
 
@@ -16,6 +16,11 @@ oracle_app = Typer(
     no_args_is_help=True,
 )
 app.add_typer(oracle_app, name="oracle")
+_OPTIONS = {
+    "kind": _in(None, "auto (numbers -> regressor, else classifier), classifier or regressor."),
+    "split_col": _in(None, "Split column: the oracle trains on train (and valid) rows only, so "
+                     "test rows stay unseen."),
+}  # fmt: skip
 
 
 @oracle_app.command("fit")
@@ -24,17 +29,8 @@ def oracle_fit(
     data: Annotated[str, typer.Argument(help="Labelled sequences: CSV/TSV (any reader format).")],
     target: Annotated[str, typer.Option(help="Column to predict: classes or numbers.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Oracle file to write (.safetensors).")],
-    kind: Annotated[
-        str,
-        typer.Option(help="auto (numbers -> regressor, else classifier), classifier or regressor."),
-    ] = "auto",
-    split_col: Annotated[
-        str | None,
-        typer.Option(
-            help="Split column: the oracle trains on train (and valid) "
-            "rows only, so test rows stay unseen."
-        ),
-    ] = None,
+    kind: Annotated[str, _OPTIONS["kind"]] = "auto",
+    split_col: Annotated[str | None, _OPTIONS["split_col"]] = None,
     steps: Annotated[int, typer.Option(help="Training steps.")] = 1500,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     alphabet: Annotated[str, typer.Option(help="dna, rna, protein, auto or letters.")] = "auto",

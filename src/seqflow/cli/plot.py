@@ -8,19 +8,16 @@ import typer
 from rich.markup import escape
 
 from seqflow import api
-from seqflow.cli._app import _user_errors, app, err
+from seqflow.cli._app import _in, _user_errors, app, err
+
+_OUTPUT = _in(None, "PNG to write \\[default: RUN/loss.png].", "--output", "-o", show_default=False)
 
 
 @app.command()
 @_user_errors
 def plot(
     run: Annotated[str, typer.Argument(help="Run folder (holding metrics.jsonl).")],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output", "-o", help="PNG to write \\[default: RUN/loss.png].", show_default=False
-        ),
-    ] = None,
+    output: Annotated[str | None, _OUTPUT] = None,
 ) -> None:
     """Draw a run's training and validation loss against the step (needs matplotlib:
     pip install "seqflow\\[plots]").

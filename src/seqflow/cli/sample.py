@@ -136,34 +136,18 @@ def sample(
             )
         return
     to_file = output not in (None, "-")
-    bar = None
-    if to_file and err.is_terminal:
-        bar = Progress(
-            TextColumn("[bold]sample"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-        )
-        bar.start()
-    task = bar.add_task("sample", total=n) if bar is not None else None  # total set on progress
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None and task is not None:
-            bar.update(task, completed=done, total=total)
-
-    try:
+    columns = TextColumn("[bold]sample"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    with Progress(*columns, console=err, disable=not (to_file and err.is_terminal)) as bar:
+        task = bar.add_task("sample", total=n)  # the total is set on progress
         result = api.sample(
             checkpoint, n=n, label=label, value=value, signal=signal, seed=seed, output=output,
             device=device, id_prefix=id_prefix, **flag_keywords("sample", given),
             template=template, prefix=prefix, suffix=suffix, forbid=forbid or (),
             max_homopolymer=max_homopolymer, gc_min=gc_min, gc_max=gc_max,
             min_novelty=min_novelty, train=train, max_candidates=max_candidates,
-            oracle=oracle, score=score, top=top, fmt=fmt, on_progress=progress,
+            oracle=oracle, score=score, top=top, fmt=fmt,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
-    finally:
-        if bar is not None:
-            bar.stop()
     if result.candidates > len(result.sequences):
         why = ", ".join(
             f"{k} x{v}" for k, v in sorted(result.rejected.items(), key=lambda kv: -kv[1])
@@ -171,10 +155,8 @@ def sample(
         err.print(
             f"kept {len(result.sequences)} of {result.candidates} candidates; "
             f"{result.passed} passed every rule ({100 * result.acceptance:.1f}%)"
-            + (f"; rejected by {why}" if why else ""),
-            soft_wrap=True,
-            markup=False,
-        )
+            + (f"; rejected by {why}" if why else ""), soft_wrap=True, markup=False,
+        )  # fmt: skip
     err.print(
         f"seed {result.seed} (the same seed gives the same sequences; another --seed, a fresh "
         "set)", soft_wrap=True, markup=False,

@@ -107,6 +107,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "denoiser-bf16-tfocus": {
             "target": "denoiser", "train": {"precision": "bf16"}, "flow": {"t_early": 0.8},
         },
+        "denoiser-bf16-t0.9": {
+            "target": "denoiser", "train": {"precision": "bf16"}, "flow": {"t_early": 0.9},
+        },
     }.items()},
 }  # fmt: skip
 

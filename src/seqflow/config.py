@@ -133,7 +133,9 @@ class FlowConfig:
     the sphere the posterior of ``x_1`` is settled by ``t ~ 0.45`` (DHS: cross-entropy 0.06
     nats per position at 0.45, 1.3 at 0.05), so uniform times spend half the steps where there
     is nothing left to learn; the ``dna`` preset draws 80% of its times before 0.5
-    (``benchmarks/quality_budget_findings.md``).
+    (``benchmarks/quality_budget_findings.md``). Keep 0.5 for runs of less than ~100 steps:
+    they then see too few late times to learn to keep ``x_t``'s letters, and their samples
+    fill with homopolymers.
 
     ``cond_dropout`` is the probability that a training sequence's conditions (label, value,
     signal, all together) are hidden, which trains the unconditional field classifier-free

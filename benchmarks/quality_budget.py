@@ -374,7 +374,7 @@ def plot_budget(rows: list[dict[str, Any]], path: Path) -> None:
     for key, name, colour in (("kmer_auroc", "k-mer", "C0"), ("cnn_auroc", "CNN", "C1")):
         for candidate, (legend, style) in PLOTTED.items():
             points = sorted(
-                (r for r in rows if r["candidate"] == candidate
+                (r for r in rows if r["candidate"] == candidate and r.get("seed", 0) == 0
                  and r.get("sampler") == "midpoint:25:argmax" and r.get("guidance") == 1.0),
                 key=lambda r: r["train_cpu_min"],
             )  # fmt: skip
@@ -442,6 +442,7 @@ def main() -> None:
         row.update(dataclasses.asdict(judge.score(generated)))
         row["judge_cpu_s"] = time.process_time() - start
         row["n_per_label"] = args.n
+        row["seed"] = args.seed
         rows.append(row)
         print(json.dumps(row), flush=True)
         if args.json:

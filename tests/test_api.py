@@ -257,7 +257,8 @@ def test_sample_with_a_label_writes_labelled_headers(csv_run, tmp_path):
     assert result.label == "K562"
     records = list(SeqIO.parse(output, "fasta"))
     assert [r.id for r in records] == [f"sample_K562_{i}" for i in range(1, 13)]
-    assert all(r.description == f"{r.id} label=K562 seed=1" for r in records)
+    # the dna preset's sample.guidance (1.5) guides a labelled model, and the header says so
+    assert all(r.description == f"{r.id} label=K562 guidance=1.5 seed=1" for r in records)
     assert [str(r.seq) for r in records] == list(result.sequences)
     assert all(len(r.seq) == 24 and set(str(r.seq)) <= set("ACGT") for r in records)
     assert progress == [(5, 12), (10, 12), (12, 12)]

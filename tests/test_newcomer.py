@@ -159,7 +159,8 @@ def test_api_reports_every_step_and_logs_progress(tiny_csv, tmp_path, caplog, ti
     label = "K562"
     sampled = api.sample(result.run_dir, n=2, label=label, output=tmp_path / "k.fasta", seed=5)
     assert sampled.ids == ("sample_K562_1", "sample_K562_2") and sampled.seed == 5
-    assert ">sample_K562_1 label=K562 seed=5\n" in (tmp_path / "k.fasta").read_text()
+    # the dna preset guides labelled sampling (sample.guidance 1.5), and the header says so
+    assert ">sample_K562_1 label=K562 guidance=1.5 seed=5\n" in (tmp_path / "k.fasta").read_text()
 
 
 # --- 3. conventions -----------------------------------------------------------------------------

@@ -36,10 +36,10 @@ def _preset_help() -> str:
     lines = [f"{name} ({cfg.hardware.upper()}): {cfg.description}" for name, cfg in presets.items()]
     return (
         "Presets: " + "; ".join(lines) + ". The dna preset's defaults (flow.target denoiser, "
-        "flow.t_early 0.8, midpoint sampler, 25 steps, guidance 1.5 for labels) are what benchmarks/quality_budget.py "
-        "chose on real DNA per CPU-minute (README: quality per CPU-minute); the others keep "
-        "velocity. train.precision auto trains in bf16 on a GPU and on a CPU with AMX (2x the "
-        "steps per CPU-minute), in fp32 elsewhere."
+        "flow.t_early 0.8, midpoint sampler, 25 steps, guidance 1.5 for labels) are what "
+        "benchmarks/quality_budget.py chose on real DNA per CPU-minute (README: quality per "
+        "CPU-minute); the others keep velocity. train.precision auto trains in bf16 on a GPU "
+        "and on a CPU with AMX (2x the steps per CPU-minute), in fp32 elsewhere."
     )
 
 
